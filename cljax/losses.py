@@ -1,0 +1,728 @@
+"""Contrastive losses of the three papers, as pure functions.
+
+Every loss takes embeddings ``z: float[N, K, D]`` (N samples, K views of each)
+and, where it needs them, integer ``labels: int[N]``, and returns a scalar.
+Views are flattened sample-major: view ``a = i*K + l`` is view ``l`` of sample
+``i``. An *anchor* is one view; its logits against every view of the batch are
+``s_ab = <z_a, z_b> / temperature`` after the chosen ``normalize``:
+
+* ``"sphere"``: z/||z|| (cosine similarity; Luthra et al., Graf et al.),
+* ``"ball"``: z/max(1, ||z||) (Jiang et al.'s code),
+* ``"none"``: raw inner products.
+
+Common arguments:
+  temperature: Python float > 0 (or a traced scalar, then unchecked).
+  normalize: one of the three modes above.
+  axis_name: ``None`` for a call on the whole (possibly sharded) batch. Set it
+    when calling per device inside ``jax.shard_map`` or ``jax.pmap`` with the
+    batch split along that mapped axis: the keys are all-gathered, the
+    per-device result is the loss of the **global** batch, and ``jax.grad``
+    taken per device gives the device's slice of the global-batch gradient
+    (the all-gather transposes to a reduce-scatter). Sum, do not average,
+    parameter gradients across devices afterwards.
+  reduction: ``"mean"`` over valid anchors (default), ``"sum"`` over valid
+    anchors, ``"batch"`` (sum over valid anchors divided by all N·K anchors,
+    Graf et al.'s training reduction), or ``"none"`` (float[n, K] per-anchor
+    losses of the local views, 0 at invalid anchors).
+  return_counts: if True, return ``(loss, AnchorCounts)``.
+
+Anchors without a positive or without a negative (e.g. an NSCL anchor whose
+class fills the batch) are *invalid*: they are excluded from the mean and
+counted in ``AnchorCounts.num_valid`` / ``num_anchors``. If no anchor is valid,
+"mean" returns 0 with zero gradient and ``num_valid == 0``; the value is never
+NaN. Label ranges are not checked: any integers identify classes.
+
+All logits are float32 (bfloat16 inputs are normalised in float32 and
+multiplied with float32 accumulation); every log-sum-exp subtracts its max.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from cljax import _checks
+from cljax import _similarity as sim
+from cljax import theory
+
+ArrayLike = jax.typing.ArrayLike
+
+
+class AnchorCounts(NamedTuple):
+  """How many anchors entered a loss (global over devices)."""
+  num_valid: jax.Array
+  num_anchors: jax.Array
+
+
+def _check_common(temperature, reduction):
+  _checks.check_positive(temperature, "temperature")
+  _checks.check_choice(reduction, "reduction", sim.REDUCTIONS)
+
+
+def _finish(per_anchor, valid, views, reduction, return_counts, weight=None):
+  loss, num_valid, num_anchors = sim.reduce_anchors(
+      per_anchor, valid, reduction, views.axis_name, weight=weight)
+  if reduction == "none":
+    n, k = views.anchors.shape[:2]
+    loss = loss.reshape(n, k)
+  if return_counts:
+    return loss, AnchorCounts(num_valid, num_anchors)
+  return loss
+
+
+def _sample_positive_mean(views, temperature, include_self_pairs):
+  """float[A] mean logit over an anchor's positives among its own views."""
+  s_own = sim.own_sample_logits(views, temperature)      # [n, K, K]
+  k = views.num_views
+  if include_self_pairs:
+    mean = jnp.mean(s_own, axis=-1)
+  else:
+    off_diag = ~jnp.eye(k, dtype=bool)
+    mean = jnp.sum(jnp.where(off_diag, s_own, 0.0), axis=-1) / (k - 1)
+  return mean.reshape(-1), s_own
+
+
+def _masks(views):
+  """Boolean [A, V] masks, built by broadcasting (fused by XLA)."""
+  not_self = views.anchor_index[:, None] != views.key_index[None, :]
+  other_sample = views.anchor_sample[:, None] != views.key_sample[None, :]
+  if views.anchor_label is None:
+    return not_self, other_sample, None
+  diff_label = views.anchor_label[:, None] != views.key_label[None, :]
+  return not_self, other_sample, diff_label
+
+
+def ntxent(z: ArrayLike, *, temperature: float, normalize: str = "sphere",
+           axis_name: str | None = None, reduction: str = "mean",
+           return_counts: bool = False):
+  """SimCLR's NT-Xent (InfoNCE) loss; the positive is in the denominator.
+
+  For anchor view a of sample i with positives P(a) (the other K-1 views of
+  sample i) and denominator D(a) = every view b != a:
+
+    l_a = mean_{p in P(a)} [ -s_ap + log sum_{b in D(a)} exp(s_ab) ].
+
+  Args:
+    z: float[N, K, D] embeddings, K >= 2.
+    temperature: softmax temperature tau > 0.
+    normalize: "sphere" (default), "ball" or "none".
+    axis_name: see the module docstring.
+    reduction: "mean" | "sum" | "batch" | "none".
+    return_counts: also return ``AnchorCounts``.
+
+  Returns:
+    Scalar loss (float32), or per-anchor float[N, K] for reduction="none".
+
+  Raises:
+    ValueError: z not [N, K, D] float, K < 2, temperature <= 0.
+
+  References:
+    Chen et al. 2020 (SimCLR), Eq. 1; generalised to K views by averaging over
+    positives. Luthra et al. 2025's code calls this loss "DCL" (papers.md 2.2).
+
+  Examples:
+    >>> z = jax.random.normal(jax.random.key(0), (8, 2, 16))
+    >>> float(ntxent(z, temperature=0.5)) > 0
+    True
+  """
+  _check_common(temperature, reduction)
+  views = sim.prepare(z, None, normalize_mode=normalize, axis_name=axis_name,
+                      min_views=2)
+  pos_mean, _ = _sample_positive_mean(views, temperature, False)
+  s = sim.logits(views, temperature)
+  not_self, _, _ = _masks(views)
+  lse = sim.masked_logsumexp(s, not_self)
+  valid = jnp.isfinite(lse)
+  return _finish(lse - pos_mean, valid, views, reduction, return_counts)
+
+
+def dcl(z: ArrayLike, *, temperature: float = 1.0,
+        include_self_pairs: bool = False, normalize: str = "sphere",
+        axis_name: str | None = None, reduction: str = "mean",
+        return_counts: bool = False):
+  """The self-supervised (decoupled) contrastive loss of Luthra et al.
+
+  Positives and the denominator exclude every view of the anchor's sample:
+
+    l_a = mean_{p in P(a)} [ -s_ap + log sum_{b: sample(b) != sample(a)}
+                                       exp(s_ab) ],
+
+  with P(a) the other views of the anchor's sample, or all K of them
+  (including a itself) when ``include_self_pairs``; the mean over anchors then
+  equals the paper's -1/(K^2 N) sum_{i,l1,l2} form (with self pairs) or its
+  K(K-1)N form (without, the default, as in the authors' code and SimCLR).
+  Invalid anchors: none of another sample (N = 1).
+
+  Args:
+    z: float[N, K, D] embeddings; K >= 2 unless ``include_self_pairs``.
+    temperature: tau > 0; the theorem uses tau = 1 (default).
+    include_self_pairs: include the l1 = l2 terms of the paper's double sum.
+    normalize, axis_name, reduction, return_counts: see the module docstring.
+
+  Returns:
+    Scalar loss, or float[N, K] for reduction="none".
+
+  Raises:
+    ValueError: bad shape or dtype, K < 2 without self pairs, tau <= 0.
+
+  References:
+    Luthra, Yang, Galanti 2025, the definition of L^DCL before Theorem 1
+    (papers.md 2.1); Yeh et al. 2022 (decoupled contrastive learning).
+  """
+  _check_common(temperature, reduction)
+  views = sim.prepare(z, None, normalize_mode=normalize, axis_name=axis_name,
+                      min_views=1 if include_self_pairs else 2)
+  pos_mean, _ = _sample_positive_mean(views, temperature, include_self_pairs)
+  s = sim.logits(views, temperature)
+  _, other_sample, _ = _masks(views)
+  lse = sim.masked_logsumexp(s, other_sample)
+  valid = jnp.isfinite(lse)
+  return _finish(lse - pos_mean, valid, views, reduction, return_counts)
+
+
+def nscl(z: ArrayLike, labels: ArrayLike, *, temperature: float = 1.0,
+         positive_in_denominator: bool = False,
+         include_self_pairs: bool = False, normalize: str = "sphere",
+         axis_name: str | None = None, reduction: str = "mean",
+         return_counts: bool = False):
+  """Negatives-only supervised contrastive loss (NSCL) of Luthra et al.
+
+  Same positives as ``dcl`` (other views of the anchor's own sample: NSCL does
+  not pull same-class samples together); the denominator keeps only views of
+  samples of a different class:
+
+    paper form:  l_a = mean_p [ -s_ap + log sum_{b: y_b != y_a} exp(s_ab) ]
+    code form:   l_a = mean_p [ -s_ap + log(exp(s_ap)
+                                            + sum_{b: y_b != y_a} exp(s_ab)) ]
+
+  The code form (``positive_in_denominator=True``) is the authors'
+  ``WeakNTXentLoss``/``NegSupConLoss``. The paper form can be negative. An
+  anchor whose batch holds no view of another class is invalid (excluded and
+  counted), in both forms.
+
+  Args:
+    z: float[N, K, D] embeddings; K >= 2 unless ``include_self_pairs``.
+    labels: int[N] class ids.
+    temperature: tau > 0 (theorem: 1, the default).
+    positive_in_denominator: the code form instead of the paper form.
+    include_self_pairs: include the l1 = l2 terms of the paper's double sum.
+    normalize, axis_name, reduction, return_counts: see the module docstring.
+
+  Returns:
+    Scalar loss, or float[N, K] for reduction="none".
+
+  Raises:
+    ValueError: bad shapes or dtypes, K < 2 without self pairs, tau <= 0.
+
+  References:
+    Luthra, Yang, Galanti 2025, definition of L^NSCL (papers.md 2.1, 2.2).
+  """
+  _check_common(temperature, reduction)
+  views = sim.prepare(z, labels, normalize_mode=normalize,
+                      axis_name=axis_name,
+                      min_views=1 if include_self_pairs else 2)
+  s = sim.logits(views, temperature)
+  _, _, diff_label = _masks(views)
+  lse = sim.masked_logsumexp(s, diff_label)
+  valid = jnp.isfinite(lse)
+  if not positive_in_denominator:
+    pos_mean, _ = _sample_positive_mean(views, temperature,
+                                        include_self_pairs)
+    per_anchor = lse - pos_mean
+  else:
+    per_anchor = _code_form(views, temperature, include_self_pairs, lse,
+                            valid)
+  return _finish(per_anchor, valid, views, reduction, return_counts)
+
+
+def _code_form(views, temperature, include_self_pairs, lse, valid):
+  """mean_p [log(exp(s_ap) + exp(lse_a)) - s_ap] over own-sample positives."""
+  _, s_own = _sample_positive_mean(views, temperature, include_self_pairs)
+  n, k, _ = s_own.shape
+  lse_own = jnp.where(valid, lse, 0.0).reshape(n, k, 1)
+  # softplus(lse - s) = log(1 + exp(lse - s)) = log(exp(s) + exp(lse)) - s.
+  terms = jax.nn.softplus(lse_own - s_own)
+  if include_self_pairs:
+    return jnp.mean(terms, axis=-1).reshape(-1)
+  off_diag = ~jnp.eye(k, dtype=bool)
+  return (jnp.sum(jnp.where(off_diag, terms, 0.0), axis=-1) /
+          (k - 1)).reshape(-1)
+
+
+SUPCON_VARIANTS = ("out", "in")
+
+
+def supcon(z: ArrayLike, labels: ArrayLike, *, temperature: float = 0.1,
+           variant: str = "out", same_class_weight: float = 1.0,
+           normalize: str = "sphere", axis_name: str | None = None,
+           reduction: str = "mean", return_counts: bool = False):
+  """Supervised contrastive loss (Khosla et al.), as used by Graf et al.
+
+  Positives P(a) = every other view with the anchor's label (other views of
+  its sample and all views of same-class samples; duplicates of a sample in an
+  i.i.d. batch are positives). Denominator Z_a = sum_{b != a} w_b exp(s_ab),
+  w_b = ``same_class_weight`` for b in P(a) and 1 otherwise:
+
+    variant "out":  l_a = -mean_{p in P(a)} s_ap + log Z_a      (L_out)
+    variant "in":   l_a = -log mean_{p in P(a)} exp(s_ap) + log Z_a  (L_in)
+
+  L_out >= L_in by Jensen; they agree at class collapse. Anchors without a
+  positive (or with an empty denominator, possible when
+  ``same_class_weight=0``) are invalid. ``same_class_weight=0`` gives the
+  negatives-only denominator of the v2 "HybridSupCon" loss of Luthra et al.
+
+  Args:
+    z: float[N, K, D] embeddings; K = 1 is allowed.
+    labels: int[N] class ids.
+    temperature: tau > 0 (Graf et al.: 0.1).
+    variant: "out" or "in".
+    same_class_weight: w >= 0, Graf et al.'s ``SupConLossWeighted``.
+    normalize, axis_name, return_counts: see the module docstring.
+    reduction: "mean" over anchors with positives (training), "sum" (Graf et
+      al.'s theory: positive-less anchors contribute 0), "batch" (their
+      training code: divide by N·K including positive-less anchors), "none".
+
+  Returns:
+    Scalar loss, or float[N, K] for reduction="none".
+
+  Raises:
+    ValueError: bad shapes, unknown variant, tau <= 0, weight < 0.
+
+  References:
+    Khosla et al. 2020, Eq. 2 (L_out) and Eq. 3 (L_in); Graf et al. 2021,
+    the batch loss of Section 3 (papers.md 3.1).
+  """
+  _check_common(temperature, reduction)
+  _checks.check_choice(variant, "variant", SUPCON_VARIANTS)
+  _checks.check_positive(same_class_weight, "same_class_weight",
+                         allow_zero=True)
+  views = sim.prepare(z, labels, normalize_mode=normalize,
+                      axis_name=axis_name)
+  s = sim.logits(views, temperature)
+  not_self, _, diff_label = _masks(views)
+  positive = not_self & ~diff_label
+  lse_den = _supcon_denominator(s, not_self, positive, same_class_weight)
+  num_pos = jnp.sum(positive, axis=-1)
+  has_pos = num_pos > 0
+  safe_num = jnp.maximum(num_pos, 1).astype(jnp.float32)
+  if variant == "out":
+    pos_term = jnp.sum(jnp.where(positive, s, 0.0), axis=-1) / safe_num
+  else:
+    pos_term = sim.masked_logsumexp(s, positive) - jnp.log(safe_num)
+    pos_term = jnp.where(has_pos, pos_term, 0.0)
+  valid = has_pos & jnp.isfinite(lse_den)
+  return _finish(lse_den - pos_term, valid, views, reduction, return_counts)
+
+
+def _supcon_denominator(s, not_self, positive, weight):
+  if isinstance(weight, (int, float)) and weight == 1:
+    return sim.masked_logsumexp(s, not_self)
+  if isinstance(weight, (int, float)) and weight == 0:
+    return sim.masked_logsumexp(s, not_self & ~positive)
+  log_w = jnp.log(jnp.asarray(weight, jnp.float32))
+  return sim.masked_logsumexp(jnp.where(positive, s + log_w, s), not_self)
+
+
+HARD_NEGATIVES = ("different_class", "all")
+HARD_ESTIMATORS = ("expectation", "sampled", "debiased")
+
+
+def hard_contrastive(z: ArrayLike, labels: ArrayLike | None = None, *,
+                     beta: float = 0.0, negatives: str = "different_class",
+                     estimator: str = "expectation", num_negatives: int = 256,
+                     key: jax.Array | None = None, temperature: float = 1.0,
+                     normalize: str = "ball",
+                     include_self_positive: bool = True,
+                     tau_plus: float = 0.1, axis_name: str | None = None,
+                     reduction: str = "mean", return_counts: bool = False):
+  """Hard-negative SCL/HSCL and UCL/HUCL of Jiang et al. (and Robinson et al.).
+
+  Positives P(a): every view with the anchor's label, including a itself when
+  ``include_self_positive`` (Jiang et al.'s code); with ``labels=None`` the
+  other views of the anchor's sample. Negative pool Q(a): views of other
+  classes (``"different_class"``: SCL/HSCL) or every view (``"all"``:
+  UCL/HUCL, false negatives included). Negatives are drawn from the pool
+  tilted by hardness beta, q_a(b) ∝ exp(beta s_ab), with the tilt weights
+  under ``stop_gradient``. Each (anchor, positive) pair contributes
+
+    l_ap = log(1 + E_a / exp(s_ap)),   E_a ≈ E_{b ~ q_a} exp(s_ab),
+
+  and the loss is the mean over all pairs (anchors with more positives weigh
+  more, as in the reference code). beta = 0 recovers SCL/UCL.
+
+  Estimators of E_a:
+    "expectation": the exact tilted expectation sum_b q_a(b) exp(s_ab) (the
+      num_negatives -> infinity limit; deterministic).
+    "sampled": the mean of exp(s_ab) over ``num_negatives`` pool indices drawn
+      i.i.d. from q_a with replacement (needs ``key``). The draws are shared
+      by an anchor's positives, so each pair's estimator has the distribution
+      of the reference code's per-pair draws.
+    "debiased": Robinson et al. 2021's HCL estimator: sample positives,
+      negatives = views of other samples (M of them), importance weights
+      exp(beta s) not detached, N_g = max((M E_a - tau_plus M exp(s_ap)) /
+      (1 - tau_plus), M exp(-1/temperature)), l_ap = log(1 + N_g/exp(s_ap)).
+      Labels are ignored; use it with normalize="sphere".
+
+  Args:
+    z: float[N, K, D]; K = 1 allowed when labels are given.
+    labels: int[N] class ids, or None (UCL with sample positives, K >= 2).
+    beta: hardness >= 0.
+    negatives: "different_class" or "all".
+    estimator: "expectation", "sampled" or "debiased".
+    num_negatives: draws per anchor for "sampled" (reference code: 256).
+    key: PRNG key for "sampled".
+    temperature: tau > 0 (reference code: effectively 1).
+    normalize: "ball" (default, the reference code), "sphere" or "none".
+    include_self_positive: count the anchor itself as a positive.
+    tau_plus: class prior of Robinson et al.'s debiasing, in [0, 1).
+    axis_name, reduction, return_counts: see the module docstring; "mean" is
+      over (anchor, positive) pairs.
+
+  Returns:
+    Scalar loss, or float[N, K] per-anchor sums over pairs for "none".
+
+  Raises:
+    ValueError: bad shapes, beta < 0, unknown options, missing key, no labels
+      with "different_class", K < 2 where sample positives are needed.
+
+  References:
+    Jiang, Nguyen, Aeron, Ishwar 2024, the HSCL/HUCL objectives and their code
+    (papers.md 4.1); Robinson et al. 2021, Eq. 3 and its code (debiased).
+  """
+  _check_common(temperature, reduction)
+  _checks.check_positive(beta, "beta", allow_zero=True)
+  _checks.check_choice(negatives, "negatives", HARD_NEGATIVES)
+  _checks.check_choice(estimator, "estimator", HARD_ESTIMATORS)
+  if estimator == "debiased":
+    return _debiased(z, beta=beta, tau_plus=tau_plus, temperature=temperature,
+                     normalize=normalize, axis_name=axis_name,
+                     reduction=reduction, return_counts=return_counts)
+  if labels is None and negatives == "different_class":
+    raise ValueError(
+        "`negatives='different_class'` (SCL/HSCL) needs `labels`; pass labels "
+        "or use `negatives='all'` (UCL/HUCL).")
+  if estimator == "sampled":
+    if key is None:
+      raise ValueError("`estimator='sampled'` needs a PRNG `key=`, e.g. "
+                       "`jax.random.key(0)`.")
+    if not isinstance(num_negatives, int) or num_negatives < 1:
+      raise ValueError(
+          f"`num_negatives` must be an int >= 1; got {num_negatives!r}.")
+  views = sim.prepare(z, labels, normalize_mode=normalize,
+                      axis_name=axis_name,
+                      min_views=1 if labels is not None else 2)
+  s = sim.logits(views, temperature)
+  not_self, other_sample, diff_label = _masks(views)
+  pool = diff_label if negatives == "different_class" else None
+  if estimator == "expectation":
+    log_e = _tilted_log_expectation(s, pool, beta)
+  else:
+    log_e = _sampled_log_expectation(s, pool, beta, num_negatives, key, views)
+  has_neg = jnp.isfinite(log_e)
+  log_e = jnp.where(has_neg, log_e, 0.0)
+  if labels is None:
+    positive = ~other_sample
+    if not include_self_positive:
+      positive = positive & not_self
+  else:
+    positive = ~diff_label
+    if not include_self_positive:
+      positive = positive & not_self
+  pair = jax.nn.softplus(log_e[:, None] - s)
+  pair_sum = jnp.sum(jnp.where(positive, pair, 0.0), axis=-1)
+  num_pos = jnp.sum(positive, axis=-1).astype(jnp.float32)
+  valid = has_neg & (num_pos > 0)
+  return _finish(pair_sum, valid, views, reduction, return_counts,
+                 weight=num_pos)
+
+
+def _tilted_log_expectation(s, pool, beta):
+  """log sum_{b in pool} sg(q_b) exp(s_b), q ∝ exp(beta s) on the pool."""
+  if isinstance(beta, (int, float)) and beta == 0:
+    lse = sim.masked_logsumexp(s, pool)
+    count = (s.shape[-1] if pool is None else
+             jnp.sum(pool, axis=-1).astype(jnp.float32))
+    return lse - jnp.log(jnp.maximum(count, 1))
+  tilt = jax.lax.stop_gradient(beta * s)
+  return (sim.masked_logsumexp(s + tilt, pool) -
+          sim.masked_logsumexp(tilt, pool))
+
+
+def _sample_negatives(s, pool, beta, num_negatives, key, views):
+  """int[A, M] pool indices drawn i.i.d. from q_a ∝ exp(beta s_a) on the pool.
+
+  Inverse-CDF sampling needs O(A·V) memory, where Gumbel-max
+  (``jax.random.categorical``) would need O(A·V·M). The uniforms are drawn
+  for the global batch and sliced, so sharded and single-device calls draw
+  the same negatives. Rows with an empty pool return index 0 and
+  ``has_pool`` False.
+  """
+  tilt = jax.lax.stop_gradient(beta * s)
+  log_norm = sim.masked_logsumexp(tilt, pool)
+  has_pool = jnp.isfinite(log_norm)
+  prob = jnp.exp(tilt - jnp.where(has_pool, log_norm, 0.0)[:, None])
+  if pool is not None:
+    prob = jnp.where(pool, prob, 0.0)
+  cdf = jnp.cumsum(prob, axis=-1)
+  num_global = views.num_samples * views.num_views
+  u = jax.random.uniform(key, (num_global, num_negatives))
+  u = jnp.take(u, views.anchor_index, axis=0) * cdf[:, -1:]
+  idx = _first_greater(cdf, u)
+  # Round-off can put a uniform past the last cumulative mass.
+  last = jnp.where(pool, jnp.arange(s.shape[-1]), 0).max(axis=-1) if (
+      pool is not None) else jnp.full(s.shape[:1], s.shape[-1] - 1)
+  return jnp.minimum(idx, last[:, None]), has_pool
+
+
+def _first_greater(cdf, u):
+  """int[A, M]: per row, the first index i with cdf[a, i] > u[a, m].
+
+  A row-batched binary search written with gathers, because a vmapped
+  ``jnp.searchsorted`` fails on rows sharded over an Explicit mesh.
+  """
+  size = cdf.shape[-1]
+  # Derived from u so the carry has u's sharding and varying axes.
+  lo = jnp.zeros_like(u, dtype=jnp.int32)
+  hi = lo + (size - 1)
+
+  def step(_, bounds):
+    lo, hi = bounds
+    mid = (lo + hi) // 2
+    right = jnp.take_along_axis(cdf, mid, axis=-1) <= u
+    return jnp.where(right, mid + 1, lo), jnp.where(right, hi, mid)
+
+  lo, _ = jax.lax.fori_loop(0, max(1, size.bit_length()), step, (lo, hi))
+  return lo
+
+
+def _sampled_log_expectation(s, pool, beta, num_negatives, key, views):
+  """log mean_m exp(s[a, b_m]) over the drawn negatives (gradient through s)."""
+  idx, has_pool = _sample_negatives(s, pool, beta, num_negatives, key, views)
+  drawn = jnp.take_along_axis(s, idx, axis=-1)
+  log_e = jax.nn.logsumexp(drawn, axis=-1) - math.log(num_negatives)
+  return jnp.where(has_pool, log_e, -jnp.inf)
+
+
+def _debiased(z, *, beta, tau_plus, temperature, normalize, axis_name,
+              reduction, return_counts):
+  if not 0 <= float(tau_plus) < 1:
+    raise ValueError(f"`tau_plus` must lie in [0, 1); got {tau_plus}.")
+  views = sim.prepare(z, None, normalize_mode=normalize, axis_name=axis_name,
+                      min_views=2)
+  s = sim.logits(views, temperature)
+  _, other_sample, _ = _masks(views)
+  num_neg = (views.num_samples - 1) * views.num_views
+  # log E_q exp(s), q ∝ exp(beta s) over the other samples' views; Robinson
+  # et al. keep the gradient through the weights.
+  log_e = (sim.masked_logsumexp((1.0 + beta) * s, other_sample) -
+           sim.masked_logsumexp(beta * s, other_sample))
+  has_neg = jnp.isfinite(log_e)
+  log_e = jnp.where(has_neg, log_e, 0.0)
+  s_own = sim.own_sample_logits(views, temperature)        # [n, K, K]
+  n, k, _ = s_own.shape
+  log_e = log_e.reshape(n, k, 1)
+  # Everything relative to m = max(log E, s_ap) so no exp overflows.
+  m = jax.lax.stop_gradient(jnp.maximum(log_e, s_own))
+  ng = jnp.maximum(
+      (jnp.exp(log_e - m) - tau_plus * jnp.exp(s_own - m)) / (1.0 - tau_plus),
+      jnp.exp(-1.0 / temperature - m))
+  pair = m + jnp.log(jnp.exp(s_own - m) + num_neg * ng) - s_own
+  off_diag = ~jnp.eye(k, dtype=bool)
+  pair_sum = jnp.sum(jnp.where(off_diag, pair, 0.0), axis=-1).reshape(-1)
+  weight = jnp.full(pair_sum.shape, k - 1, jnp.float32)
+  return _finish(pair_sum, has_neg.reshape(-1), views, reduction,
+                 return_counts, weight=weight)
+
+
+def cross_entropy(logits: ArrayLike, labels: ArrayLike, *,
+                  reduction: str = "mean") -> jax.Array:
+  """Softmax cross-entropy with integer labels.
+
+  Args:
+    logits: float[N, C] classifier outputs (e.g. ``features @ W.T`` with a
+      bias-free head, as in Graf et al.).
+    labels: int[N] in [0, C) (checked when concrete).
+    reduction: "mean" or "sum" over samples, or "none" (float[N]).
+
+  Returns:
+    Scalar float32 loss, or float[N].
+
+  Raises:
+    ValueError: logits not [N, C] float, labels of the wrong shape or (when
+      concrete) outside [0, C).
+
+  References:
+    Graf et al. 2021, Section 3 (the CE baseline).
+  """
+  logits = jnp.asarray(logits)
+  _checks.check_rank(logits, 2, "logits", "[N, C]")
+  _checks.check_float(logits, "logits")
+  _checks.check_labels(labels, logits.shape[0], "labels",
+                       num_classes=logits.shape[1])
+  _checks.check_choice(reduction, "reduction", ("mean", "sum", "none"))
+  logits = logits.astype(jnp.float32)
+  lse = jax.nn.logsumexp(logits, axis=-1)
+  picked = jnp.take_along_axis(logits, jnp.asarray(labels)[:, None],
+                               axis=-1)[:, 0]
+  per_sample = lse - picked
+  if reduction == "none":
+    return per_sample
+  return jnp.sum(per_sample) if reduction == "sum" else jnp.mean(per_sample)
+
+
+def simplex_classifier(num_classes: int, dim: int,
+                       radius: float = 1.0) -> jax.Array:
+  """Fixed classifier weights on a regular simplex (Graf et al.'s CE-fix).
+
+  Closed form (rows of the simplex ETF of ``cljax.theory``), not the
+  reference code's Riesz-energy approximation.
+
+  Args:
+    num_classes: C >= 2.
+    dim: feature dimension >= C - 1.
+    radius: norm of each row.
+
+  Returns:
+    float32[C, dim] weights W; use logits = features @ W.T, and keep W out
+    of the optimiser (or under ``jax.lax.stop_gradient``).
+  """
+  return jnp.asarray(theory.simplex_etf(num_classes, dim, radius=radius),
+                     jnp.float32)
+
+
+def all_losses(z: ArrayLike, labels: ArrayLike, *, temperature: float,
+               beta: float | None = None, include_self_pairs: bool = False,
+               normalize: str = "sphere",
+               axis_name: str | None = None) -> dict[str, jax.Array]:
+  """Every loss of this module, and the CL-NSCL gap, from one similarity matrix.
+
+  The training loop logs these on each batch next to the optimised loss.
+  Values equal the individual functions called with the same arguments.
+
+  Args:
+    z: float[N, K, D], K >= 2.
+    labels: int[N].
+    temperature: tau > 0 for every loss.
+    beta: hardness for "hscl"/"hucl" (exact expectation, stop-gradient tilt);
+      None skips them (the two extra passes over the matrix they need).
+    include_self_pairs: for "dcl" and "nscl".
+    normalize: one normalisation for every loss (default "sphere").
+    axis_name: see the module docstring.
+
+  Returns:
+    dict with float32 scalars: "ntxent", "dcl", "nscl" (paper form),
+    "nscl_code" (positive in the denominator), "supcon_out", "supcon_in",
+    "scl", "ucl" (Jiang et al.'s estimators at beta = 0 with labelled
+    positives incl. self), "hscl" and "hucl" (if beta is given), "gap"
+    (dcl - nscl over anchors valid for both) and "gap_bound" (the per-batch
+    Theorem-1 bound, averaged over the same anchors), and "nscl_valid" (the
+    number of anchors with a negative).
+
+  References:
+    Luthra et al. 2025, Theorem 1 (gap and bound; papers.md 2.3).
+  """
+  _checks.check_positive(temperature, "temperature")
+  if beta is not None:
+    _checks.check_positive(beta, "beta", allow_zero=True)
+  views = sim.prepare(z, labels, normalize_mode=normalize,
+                      axis_name=axis_name,
+                      min_views=1 if include_self_pairs else 2)
+  s = sim.logits(views, temperature)
+  not_self, other_sample, diff_label = _masks(views)
+  same_label = ~diff_label
+  positive = not_self & same_label
+  axis = views.axis_name
+
+  def mean(per_anchor, valid, weight=None):
+    return sim.reduce_anchors(per_anchor, valid, "mean", axis,
+                              weight=weight)[0]
+
+  out = {}
+  lse_all = sim.masked_logsumexp(s, not_self)
+  lse_other = sim.masked_logsumexp(s, other_sample)
+  lse_diff = sim.masked_logsumexp(s, diff_label)
+  valid_all = jnp.isfinite(lse_all)
+  valid_other = jnp.isfinite(lse_other)
+  valid_diff = jnp.isfinite(lse_diff)
+
+  pos_pair, s_own = _sample_positive_mean(views, temperature, False)
+  pos_dn = pos_pair
+  if include_self_pairs:
+    pos_dn, _ = _sample_positive_mean(views, temperature, True)
+  if views.num_views >= 2:
+    out["ntxent"] = mean(lse_all - pos_pair, valid_all)
+  dcl_anchor = lse_other - pos_dn
+  nscl_anchor = lse_diff - pos_dn
+  out["dcl"] = mean(dcl_anchor, valid_other)
+  out["nscl"] = mean(nscl_anchor, valid_diff)
+  out["nscl_code"] = mean(
+      _code_form(views, temperature, include_self_pairs, lse_diff,
+                 valid_diff), valid_diff)
+
+  num_pos = jnp.sum(positive, axis=-1)
+  has_pos = num_pos > 0
+  safe_num = jnp.maximum(num_pos, 1).astype(jnp.float32)
+  pos_sum = jnp.sum(jnp.where(positive, s, 0.0), axis=-1)
+  lse_pos = sim.masked_logsumexp(s, positive)
+  sup_valid = has_pos & valid_all
+  out["supcon_out"] = mean(lse_all - pos_sum / safe_num, sup_valid)
+  out["supcon_in"] = mean(
+      lse_all - jnp.where(has_pos, lse_pos - jnp.log(safe_num), 0.0),
+      sup_valid)
+
+  # Jiang et al. at beta = 0: pool "different_class" reuses lse_diff; pool
+  # "all" adds the anchor itself to lse_all.
+  hard_pos = same_label
+  hard_num = jnp.sum(hard_pos, axis=-1).astype(jnp.float32)
+  num_views_total = s.shape[-1]
+  num_diff = num_views_total - hard_num
+  s_self = jnp.diagonal(s_own, axis1=1, axis2=2).reshape(-1)
+  log_e_scl = lse_diff - jnp.log(jnp.maximum(num_diff, 1.0))
+  log_e_ucl = jnp.logaddexp(lse_all, s_self) - math.log(num_views_total)
+
+  def pair_mean(log_e, valid):
+    log_e = jnp.where(valid, log_e, 0.0)
+    pair = jax.nn.softplus(log_e[:, None] - s)
+    pair_sum = jnp.sum(jnp.where(hard_pos, pair, 0.0), axis=-1)
+    return mean(pair_sum, valid, weight=hard_num)
+
+  out["scl"] = pair_mean(log_e_scl, valid_diff)
+  out["ucl"] = pair_mean(log_e_ucl, jnp.ones_like(valid_diff))
+  if beta is not None:
+    out["hscl"] = pair_mean(_tilted_log_expectation(s, diff_label, beta),
+                            valid_diff)
+    out["hucl"] = pair_mean(_tilted_log_expectation(s, None, beta),
+                            jnp.ones_like(valid_diff))
+
+  both = valid_other & valid_diff
+  out["gap"] = mean(dcl_anchor - nscl_anchor, both)
+  # Per-anchor Theorem-1 bound: log(1 + e^{2/tau} (b_y - 1) / (B - b_y)) with
+  # b_y the anchor's class count in the batch (papers.md 2.3, batch version).
+  b_y = hard_num / views.num_views
+  b_total = float(views.num_samples)
+  bound = jnp.log1p(jnp.exp(2.0 / temperature) * (b_y - 1.0) /
+                    jnp.maximum(b_total - b_y, 1.0))
+  out["gap_bound"] = mean(bound, both)
+  out["nscl_valid"] = sim.reduce_anchors(lse_diff, valid_diff, "sum",
+                                         axis)[1]
+  return out
+
+
+LOSSES = {
+    "ntxent": ntxent,
+    "dcl": dcl,
+    "nscl": nscl,
+    "supcon": supcon,
+    "hard_contrastive": hard_contrastive,
+}
+
+
+def get(name: str):
+  """Returns the loss function registered under ``name`` (see ``LOSSES``)."""
+  if name not in LOSSES:
+    raise ValueError(
+        f"Unknown loss {name!r}; choose one of {sorted(LOSSES)}.")
+  return LOSSES[name]
