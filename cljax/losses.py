@@ -96,6 +96,7 @@ def _masks(views):
 
 
 def ntxent(z: ArrayLike, *, temperature: float, normalize: str = "sphere",
+           double_count_positive: bool = False,
            axis_name: str | None = None, reduction: str = "mean",
            return_counts: bool = False):
   """SimCLR's NT-Xent (InfoNCE) loss; the positive is in the denominator.
@@ -105,10 +106,16 @@ def ntxent(z: ArrayLike, *, temperature: float, normalize: str = "sphere",
 
     l_a = mean_{p in P(a)} [ -s_ap + log sum_{b in D(a)} exp(s_ab) ].
 
+  With ``double_count_positive`` the positive enters the denominator twice,
+  log(exp(s_ap) + sum_{b != a} exp(s_ab)): the "ContrastiveLoss" that Luthra
+  et al.'s code logs as ``cl_loss`` (papers.md 2.2; its gap to NSCL obeys
+  ``theory.double_counted_gap_bound``, not Theorem 1).
+
   Args:
     z: float[N, K, D] embeddings, K >= 2.
     temperature: softmax temperature tau > 0.
     normalize: "sphere" (default), "ball" or "none".
+    double_count_positive: reproduce the authors' code's CL variant.
     axis_name: see the module docstring.
     reduction: "mean" | "sum" | "batch" | "none".
     return_counts: also return ``AnchorCounts``.
@@ -136,7 +143,11 @@ def ntxent(z: ArrayLike, *, temperature: float, normalize: str = "sphere",
   not_self, _, _ = _masks(views)
   lse = sim.masked_logsumexp(s, not_self)
   valid = jnp.isfinite(lse)
-  return _finish(lse - pos_mean, valid, views, reduction, return_counts)
+  if double_count_positive:
+    per_anchor = _code_form(views, temperature, False, lse, valid)
+  else:
+    per_anchor = lse - pos_mean
+  return _finish(per_anchor, valid, views, reduction, return_counts)
 
 
 def dcl(z: ArrayLike, *, temperature: float = 1.0,
@@ -613,7 +624,8 @@ def all_losses(z: ArrayLike, labels: ArrayLike, *, temperature: float,
     axis_name: see the module docstring.
 
   Returns:
-    dict with float32 scalars: "ntxent", "dcl", "nscl" (paper form),
+    dict with float32 scalars: "ntxent", "cl_code" (ntxent with the positive
+    counted twice, the authors' logged CL), "dcl", "nscl" (paper form),
     "nscl_code" (positive in the denominator), "supcon_out", "supcon_in",
     "scl", "ucl" (Jiang et al.'s estimators at beta = 0 with labelled
     positives incl. self), "hscl" and "hucl" (if beta is given), "gap"
@@ -654,6 +666,8 @@ def all_losses(z: ArrayLike, labels: ArrayLike, *, temperature: float,
     pos_dn, _ = _sample_positive_mean(views, temperature, True)
   if views.num_views >= 2:
     out["ntxent"] = mean(lse_all - pos_pair, valid_all)
+    out["cl_code"] = mean(
+        _code_form(views, temperature, False, lse_all, valid_all), valid_all)
   dcl_anchor = lse_other - pos_dn
   nscl_anchor = lse_diff - pos_dn
   out["dcl"] = mean(dcl_anchor, valid_other)
@@ -711,9 +725,18 @@ def all_losses(z: ArrayLike, labels: ArrayLike, *, temperature: float,
   return out
 
 
+def _without_labels(fn):
+  def call(z, labels=None, **kwargs):
+    del labels  # Self-supervised: positives are the views of each sample.
+    return fn(z, **kwargs)
+  call.__name__ = fn.__name__
+  call.__doc__ = fn.__doc__
+  return call
+
+
 LOSSES = {
-    "ntxent": ntxent,
-    "dcl": dcl,
+    "ntxent": _without_labels(ntxent),
+    "dcl": _without_labels(dcl),
     "nscl": nscl,
     "supcon": supcon,
     "hard_contrastive": hard_contrastive,
@@ -721,7 +744,14 @@ LOSSES = {
 
 
 def get(name: str):
-  """Returns the loss function registered under ``name`` (see ``LOSSES``)."""
+  """The loss registered as ``name``, callable as ``fn(z, labels, **kwargs)``.
+
+  Self-supervised losses (ntxent, dcl) accept and ignore ``labels``, so a
+  training loop can call every loss the same way.
+
+  Raises:
+    ValueError: unknown name (the message lists the valid ones).
+  """
   if name not in LOSSES:
     raise ValueError(
         f"Unknown loss {name!r}; choose one of {sorted(LOSSES)}.")

@@ -48,6 +48,13 @@ def test_ntxent_matches_naive(k, normalize):
   _close(_jit(losses.ntxent, temperature=0.5, normalize=normalize)(z), want)
 
 
+@pytest.mark.parametrize("k", [2, 3])
+def test_double_counted_cl_matches_naive(k):
+  z = _z(k)
+  want, _ = naive.cl_double_counted(z, 0.5)
+  _close(losses.ntxent(z, temperature=0.5, double_count_positive=True), want)
+
+
 def test_ntxent_matches_optax_two_views():
   z = _z(2)
   # optax wants [2N, D] rows with a shared label per positive pair and
@@ -234,6 +241,7 @@ def test_all_losses_equal_individual_losses():
   sphere = dict(temperature=tau, normalize="sphere")
   want = {
       "ntxent": losses.ntxent(z, **sphere),
+      "cl_code": losses.ntxent(z, double_count_positive=True, **sphere),
       "dcl": losses.dcl(z, **sphere),
       "nscl": losses.nscl(z, labels, **sphere),
       "nscl_code": losses.nscl(z, labels, positive_in_denominator=True,

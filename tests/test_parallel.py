@@ -83,15 +83,16 @@ def _assert_same(value, grad, ref):
                              rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("axis_type", [AxisType.Explicit, AxisType.Auto])
 @pytest.mark.parametrize("name", sorted(LOSS_FNS))
-def test_jit_on_sharded_explicit_mesh(name, data, reference):
+def test_jit_on_sharded_mesh(name, axis_type, data, reference):
   z, y = data
-  mesh = jax.make_mesh((NUM_DEVICES,), ("data",),
-                       axis_types=(AxisType.Explicit,))
+  mesh = jax.make_mesh((NUM_DEVICES,), ("data",), axis_types=(axis_type,))
   zs = jax.device_put(z, NamedSharding(mesh, P("data")))
   ys = jax.device_put(y, NamedSharding(mesh, P("data")))
   value, grad = jax.jit(jax.value_and_grad(LOSS_FNS[name]))(zs, ys)
-  assert grad.sharding.spec[0] == "data"
+  if axis_type == AxisType.Explicit:
+    assert grad.sharding.spec[0] == "data"
   _assert_same(value, grad, reference[name])
 
 
