@@ -11,6 +11,7 @@ sample ids and labels, which XLA fuses into the reductions over the logits.
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -118,6 +119,7 @@ class Views(NamedTuple):
   num_views: int
   num_samples: int          # global N
   axis_name: str | None
+  symmetric: bool           # anchors are the keys (one device, unsharded)
 
   @property
   def flat_anchors(self) -> jax.Array:
@@ -157,6 +159,7 @@ def prepare(z: jax.typing.ArrayLike, labels: jax.typing.ArrayLike | None, *,
   zn = normalize(z, normalize_mode)
   if axis_name is None:
     keys_3d = _replicate_if_sharded(zn)
+    symmetric = keys_3d is zn
     sample_label = labels
     if labels is not None:
       sample_label = _replicate_if_sharded(labels)
@@ -169,6 +172,7 @@ def prepare(z: jax.typing.ArrayLike, labels: jax.typing.ArrayLike | None, *,
       sample_label = jax.lax.all_gather(labels, axis_name, tiled=True)
     num_samples = keys_3d.shape[0]
     offset = jax.lax.axis_index(axis_name) * n
+    symmetric = False
   keys = keys_3d.reshape(num_samples * k, -1)
   anchor_index = offset * k + jnp.arange(n * k)
   anchor_label = key_label = None
@@ -176,14 +180,7 @@ def prepare(z: jax.typing.ArrayLike, labels: jax.typing.ArrayLike | None, *,
     anchor_label = jnp.repeat(labels, k)
     key_label = jnp.repeat(sample_label, k)
   return Views(zn, keys, anchor_index, anchor_label, key_label, sample_label,
-               k, num_samples, axis_name)
-
-
-def logits(views: Views, temperature) -> jax.Array:
-  """float32[A, V] similarity logits <q_a, k_b> / temperature."""
-  s = jnp.matmul(views.flat_anchors, views.keys.T,
-                 preferred_element_type=jnp.float32)
-  return s / temperature
+               k, num_samples, axis_name, symmetric)
 
 
 def own_sample_logits(views: Views, temperature) -> jax.Array:
@@ -197,25 +194,483 @@ def own_sample_logits(views: Views, temperature) -> jax.Array:
   return s / temperature
 
 
-def masked_logsumexp(s: jax.Array, mask: jax.Array | None,
-                     axis: int = -1) -> jax.Array:
-  """log sum_{mask} exp(s) along ``axis``, -inf for an empty row.
+def logit_bound(normalize_mode: str, temperature) -> float | None:
+  """A static bound on |s_ab|, or None when none is known at trace time.
 
-  The max is subtracted before the exponent; masked entries enter ``exp`` as
-  -inf so that neither the value nor the gradient can overflow (a masked
-  entry far above the row max would otherwise give inf * 0 = NaN in the
-  backward pass).
+  Unit-sphere and unit-ball features have |<q, k>| <= 1, so |s| <= 1/tau.
   """
-  if mask is None:
-    return jax.nn.logsumexp(s, axis=axis)
-  neg_inf = jnp.asarray(-jnp.inf, s.dtype)
-  m = jnp.max(jnp.where(mask, s, neg_inf), axis=axis, keepdims=True)
-  m = jax.lax.stop_gradient(jnp.where(jnp.isfinite(m), m, 0.0))
-  e = jnp.exp(jnp.where(mask, s - m, neg_inf))
-  total = jnp.sum(e, axis=axis, keepdims=True)
+  if normalize_mode == "none" or not isinstance(temperature, (int, float)):
+    return None
+  return 1.0 / float(temperature)
+
+
+# --- Row reductions over the [A, V] logits --------------------------------
+#
+# Every loss is a function of a few reductions over each anchor's row of the
+# logits s = <q_a, k_b>/tau, each restricted to a mask that is rebuilt from id
+# vectors by broadcasting (never stored). ``row_reductions`` computes them all
+# from one product with a hand-written VJP:
+#   * the residual is the logits matrix only (no exponentials or masks are
+#     written in the forward pass);
+#   * the backward builds the cotangent of s in one fused elementwise pass;
+#   * when the anchors are the keys (one device, unsharded batch), s is
+#     symmetric and so is every mask, so the transposed cotangent is also
+#     elementwise in s: d x = (G + G^T) x / tau is one pass and one
+#     row-major product, instead of the transposed product G^T q, which
+#     XLA:CPU runs at half speed.
+
+MASKS = ("all", "not_self", "other_sample", "same_sample", "other_views",
+         "diff_label", "same_label", "positive")
+
+# exp(-60) is far above float32's smallest normal number (~exp(-87)).
+_MAX_FIXED_SHIFT_RANGE = 60.0
+
+
+class MaskIds(NamedTuple):
+  """The id vectors that define every mask (a pytree of arrays)."""
+  row_view: jax.Array               # int[A] global view index of each anchor
+  row_label: jax.Array | None       # int[A]
+  col_label: jax.Array | None       # int[V]
+
+
+def mask_ids(views: Views) -> MaskIds:
+  return MaskIds(views.anchor_index, views.anchor_label, views.key_label)
+
+
+def build_mask(kind: str, num_views: int, ids: MaskIds,
+               num_cols: int) -> jax.Array | None:
+  """bool[A, V] mask of the given kind (None for "all"); each is symmetric."""
+  if kind == "all":
+    return None
+  col = jax.lax.broadcasted_iota(jnp.int32, (1, num_cols), 1)
+  row = ids.row_view[:, None]
+  if kind == "not_self":
+    return row != col
+  if kind == "other_sample":
+    return (row // num_views) != (col // num_views)
+  if kind == "same_sample":
+    return (row // num_views) == (col // num_views)
+  if kind == "other_views":
+    return ((row // num_views) == (col // num_views)) & (row != col)
+  same = ids.row_label[:, None] == ids.col_label[None, :]
+  if kind == "diff_label":
+    return ~same
+  if kind == "same_label":
+    return same
+  if kind == "positive":
+    return same & (row != col)
+  raise ValueError(f"unknown mask {kind!r}")
+
+
+class Term(NamedTuple):
+  """One row reduction (static).
+
+  kind "lse":      log sum_{b in mask} w_ab exp(alpha s_ab)   (-inf if empty)
+                   with d/ds = grad_scale * softmax; w_ab = weight on
+                   same-label entries, 1 elsewhere. ``bound`` (a static bound
+                   on |s|) shifts the exponent by a constant instead of the
+                   row max, saving a pass.
+  kind "sum":      sum_{b in mask} s_ab.
+  kind "softplus": sum_{b in mask} softplus(c_a - s_ab), with c_a produced by
+                   the ``combine`` function of ``row_reductions``.
+  """
+  kind: str
+  mask: str
+  alpha: float = 1.0
+  grad_scale: float | None = None
+  weight: float = 1.0
+  bound: float | None = None
+
+  def checked(self) -> "Term":
+    _checks.check_choice(self.kind, "kind", ("lse", "sum", "softplus"))
+    _checks.check_choice(self.mask, "mask", MASKS)
+    bound = self.bound
+    if bound is not None and 2 * abs(self.alpha) * bound > (
+        _MAX_FIXED_SHIFT_RANGE):
+      bound = None
+    grad_scale = self.alpha if self.grad_scale is None else self.grad_scale
+    return self._replace(alpha=float(self.alpha),
+                         grad_scale=float(grad_scale),
+                         weight=float(self.weight), bound=bound)
+
+
+class _Spec(NamedTuple):
+  terms: tuple
+  combine: object          # static callable or None
+  num_views: int
+  symmetric: bool
+  inv_temperature: float   # used by the symmetric path only
+  shared_bound: float | None  # every exponent shifted by a constant
+
+
+def _shared_bound(terms, bound):
+  """The common static bound if every exponential of the terms can use it.
+
+  Then each distinct alpha needs one exp(alpha s - |alpha| bound) per entry,
+  shared by every term (and softplus(c - s) = log1p(exp(c - bound) / E_1)),
+  """
+  if bound is None:
+    return None
+  for t in terms:
+    if t.kind == "lse" and t.bound != bound:
+      return None
+  if 2 * bound > _MAX_FIXED_SHIFT_RANGE:
+    return None
+  return bound
+
+
+def _row_sums(arrays):
+  """[A, V] arrays -> their row sums.
+
+  Separate reductions, not one variadic reduce: XLA:CPU runs a variadic
+  reduce over [V, V] operands about twice as slowly as the separate ones.
+  """
+  return [jnp.sum(a, axis=-1) for a in arrays]
+
+
+def _weighted(term, e, mask, same):
+  if mask is not None:
+    e = jnp.where(mask, e, 0.0)
+  if term.weight != 1.0:
+    e = jnp.where(same, term.weight * e, e)
+  return e
+
+
+def _lse_forward(term, s, mask, same):
+  a = term.alpha * s
+  if term.bound is not None:
+    shift = jnp.full((s.shape[0], 1), abs(term.alpha) * term.bound, s.dtype)
+  else:
+    masked = a if mask is None else jnp.where(mask, a, -jnp.inf)
+    shift = jnp.max(masked, axis=-1, keepdims=True)
+    shift = jnp.where(jnp.isfinite(shift), shift, 0.0)
+  arg = a - shift
+  if mask is not None:
+    arg = jnp.where(mask, arg, -jnp.inf)
+  e = _weighted(term, jnp.exp(arg), None, same)
+  total = jnp.sum(e, axis=-1)
   safe = jnp.where(total > 0, total, 1.0)
-  out = jnp.where(total > 0, jnp.log(safe) + m, neg_inf)
-  return jnp.squeeze(out, axis=axis)
+  return jnp.where(total > 0, jnp.log(safe) + shift[:, 0], -jnp.inf)
+
+
+def _masks_for(spec, ids, num_cols):
+  cache = {}
+
+  def get(kind):
+    if kind not in cache:
+      cache[kind] = build_mask(kind, spec.num_views, ids, num_cols)
+    return cache[kind]
+  return get
+
+
+def _split_terms(spec):
+  base = [i for i, t in enumerate(spec.terms) if t.kind != "softplus"]
+  soft = [i for i, t in enumerate(spec.terms) if t.kind == "softplus"]
+  return base, soft
+
+
+def _shared_exps(spec, s):
+  """exp(alpha s - |alpha| bound) per distinct alpha (1.0 always included)."""
+  alphas = {1.0} | {t.alpha for t in spec.terms if t.kind == "lse"}
+  return {a: jnp.exp(a * s - abs(a) * spec.shared_bound) for a in alphas}
+
+
+def _forward_shared(spec, s, aux, ids):
+  mask = _masks_for(spec, ids, s.shape[-1])
+  same = mask("same_label") if any(
+      t.weight != 1.0 for t in spec.terms) else None
+  base, soft = _split_terms(spec)
+  exps = _shared_exps(spec, s)
+  arrays = []
+  for i in base:
+    t = spec.terms[i]
+    m = mask(t.mask)
+    if t.kind == "lse":
+      arrays.append(_weighted(t, exps[t.alpha], m, same))
+    else:
+      arrays.append(s if m is None else jnp.where(m, s, 0.0))
+  outs = [None] * len(spec.terms)
+  for i, total in zip(base, _row_sums(arrays)):
+    t = spec.terms[i]
+    if t.kind == "lse":
+      safe = jnp.where(total > 0, total, 1.0)
+      outs[i] = jnp.where(total > 0,
+                          jnp.log(safe) + abs(t.alpha) * spec.shared_bound,
+                          -jnp.inf)
+    else:
+      outs[i] = total
+  if soft:
+    cs = spec.combine(tuple(outs[i] for i in base), aux)
+    arrays = []
+    for i, c in zip(soft, cs):
+      m = mask(spec.terms[i].mask)
+      # softplus(c - s) = log(1 + e^{c - bound} / e^{s - bound}).
+      r = jnp.exp(c - spec.shared_bound)[:, None]
+      terms = jnp.log1p(r / exps[1.0])
+      arrays.append(terms if m is None else jnp.where(m, terms, 0.0))
+    for i, total in zip(soft, _row_sums(arrays)):
+      outs[i] = total
+  return tuple(outs)
+
+
+def _forward(spec, s, aux, ids):
+  if spec.shared_bound is not None:
+    return _forward_shared(spec, s, aux, ids)
+  mask = _masks_for(spec, ids, s.shape[-1])
+  same = mask("same_label") if any(
+      t.weight != 1.0 for t in spec.terms) else None
+  base, soft = _split_terms(spec)
+  outs = [None] * len(spec.terms)
+  for i in base:
+    t = spec.terms[i]
+    if t.kind == "lse":
+      outs[i] = _lse_forward(t, s, mask(t.mask), same)
+    else:
+      m = mask(t.mask)
+      outs[i] = jnp.sum(s if m is None else jnp.where(m, s, 0.0), axis=-1)
+  if soft:
+    cs = spec.combine(tuple(outs[i] for i in base), aux)
+    for i, c in zip(soft, cs):
+      m = mask(spec.terms[i].mask)
+      terms = jax.nn.softplus(c[:, None] - s)
+      outs[i] = jnp.sum(terms if m is None else jnp.where(m, terms, 0.0),
+                        axis=-1)
+  return tuple(outs)
+
+
+def _cotangent_shared(spec, s, outs, cs, g, mask, same, exps):
+  """``_cotangent`` on the shared-exponential path (one exp per alpha).
+
+  Coefficients of each shared exponential are summed first (cheap row
+  vectors and masks), so every exponential is multiplied in once and XLA can
+  emit the whole cotangent as one loop.
+  """
+  axes = ((lambda v: v[:, None]), (lambda v: v[None, :]))
+  if not spec.symmetric:
+    axes = axes[:1]
+  base, soft = _split_terms(spec)
+  coef = {}          # alpha -> coefficient of exps[alpha]
+  linear = 0.0
+  for i in base:
+    t = spec.terms[i]
+    finite = jnp.isfinite(outs[i])
+    gi = jnp.where(finite, g[i], 0.0)
+    m = mask(t.mask)
+    if t.kind == "sum":
+      c = sum(stat(gi) for stat in axes)
+      linear = linear + (c if m is None else jnp.where(m, c, 0.0))
+      continue
+    if t.grad_scale == 0.0:
+      continue
+    lse = jnp.where(finite, outs[i], 0.0)
+    scale = gi * t.grad_scale * jnp.exp(abs(t.alpha) * spec.shared_bound - lse)
+    c = sum(stat(scale) for stat in axes)
+    c = _weighted(t, jnp.broadcast_to(c, s.shape), m, same)
+    coef[t.alpha] = coef.get(t.alpha, 0.0) + c
+  total = jnp.broadcast_to(jnp.asarray(linear, s.dtype), s.shape)
+  for alpha, c in coef.items():
+    total = total + c * exps[alpha]
+  for i, c in zip(soft, cs):
+    m = mask(spec.terms[i].mask)
+    r = jnp.exp(c - spec.shared_bound)
+    # sigmoid(c - s) = r / (r + e^{s - bound}).
+    sig = sum(stat(g[i] * r) / (stat(r) + exps[1.0]) for stat in axes)
+    total = total - (sig if m is None else jnp.where(m, sig, 0.0))
+  return total
+
+
+def _cotangent(spec, s, outs, cs, g, mask, same):
+  """d loss / d s as an elementwise function of s.
+
+  On the symmetric path this is G + G^T: every mask is symmetric, so the
+  transpose only swaps which row statistics (rows or columns) each term
+  uses. Log-sum-exp terms with a static bound share one exponential per
+  distinct alpha, exp(alpha s - |alpha| bound), scaled per row by
+  exp(|alpha| bound - lse), so the pass costs one exp per alpha however many
+  terms the loss has.
+  """
+  axes = ((lambda v: v[:, None]), (lambda v: v[None, :]))
+  if not spec.symmetric:
+    axes = axes[:1]
+  base, soft = _split_terms(spec)
+  total = jnp.zeros(s.shape, s.dtype)
+  shared = {}
+
+  def shared_exp(alpha, bound):
+    if alpha not in shared:
+      shared[alpha] = jnp.exp(alpha * s - abs(alpha) * bound)
+    return shared[alpha]
+
+  for i in base:
+    t = spec.terms[i]
+    finite = jnp.isfinite(outs[i])
+    gi = jnp.where(finite, g[i], 0.0)
+    m = mask(t.mask)
+    if t.kind == "sum":
+      coef = sum(stat(gi) for stat in axes)
+      contrib = jnp.broadcast_to(coef, s.shape)
+      total = total + (contrib if m is None else jnp.where(m, contrib, 0.0))
+      continue
+    if t.grad_scale == 0.0:
+      continue
+    lse = jnp.where(finite, outs[i], 0.0)
+    if t.bound is not None:
+      scale = gi * t.grad_scale * jnp.exp(abs(t.alpha) * t.bound - lse)
+      e = shared_exp(t.alpha, t.bound) * sum(stat(scale) for stat in axes)
+    else:
+      e = sum(stat(gi * t.grad_scale) * jnp.exp(t.alpha * s - stat(lse))
+              for stat in axes)
+    total = total + _weighted(t, e, m, same)
+  for i, c in zip(soft, cs):
+    m = mask(spec.terms[i].mask)
+    sig = 0.0
+    for stat in axes:
+      sig = sig + stat(g[i]) * jax.nn.sigmoid(stat(c) - s)
+    total = total - (sig if m is None else jnp.where(m, sig, 0.0))
+  return total
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _reductions(spec, q, k, aux, ids):
+  s = _product(spec, q, k)
+  return _forward(spec, s, aux, ids)
+
+
+def _product(spec, q, k):
+  if spec.symmetric:
+    q = (q.astype(jnp.float32) * spec.inv_temperature).astype(q.dtype)
+  return jnp.matmul(q, k.T, preferred_element_type=jnp.float32)
+
+
+def _reductions_fwd(spec, q, k, aux, ids):
+  s = _product(spec, q, k)
+  outs = _forward(spec, s, aux, ids)
+  return outs, (q, k, s, outs, aux, ids)
+
+
+def _reductions_bwd(spec, residuals, g):
+  q, k, s, outs, aux, ids = residuals
+  mask = _masks_for(spec, ids, s.shape[-1])
+  same = mask("same_label") if any(
+      t.weight != 1.0 for t in spec.terms) else None
+  base, soft = _split_terms(spec)
+  g = list(g)
+  cs = ()
+  d_aux = jax.tree.map(jnp.zeros_like, aux)
+  exps = _shared_exps(spec, s) if spec.shared_bound is not None else None
+  if soft:
+    base_outs = tuple(outs[i] for i in base)
+    cs, combine_vjp = jax.vjp(spec.combine, base_outs, aux)
+    sigs = []
+    for i, c in zip(soft, cs):
+      m = mask(spec.terms[i].mask)
+      if exps is not None:
+        r = jnp.exp(c - spec.shared_bound)[:, None]
+        sig = r / (r + exps[1.0])
+      else:
+        sig = jax.nn.sigmoid(c[:, None] - s)
+      sigs.append(sig if m is None else jnp.where(m, sig, 0.0))
+    g_cs = [g[i] * total for i, total in zip(soft, _row_sums(sigs))]
+    d_base, d_aux = combine_vjp(tuple(g_cs))
+    for j, i in enumerate(base):
+      g[i] = g[i] + d_base[j]
+  if exps is not None:
+    ds = _cotangent_shared(spec, s, outs, cs, g, mask, same, exps)
+  else:
+    ds = _cotangent(spec, s, outs, cs, g, mask, same)
+  no_ids = jax.tree.map(lambda x: None, ids)
+  if spec.symmetric:
+    # q is the anchors x themselves: dx = (G + G^T) x / tau.
+    dx = jnp.matmul(ds.astype(k.dtype), k,
+                    preferred_element_type=jnp.float32) * spec.inv_temperature
+    return dx.astype(q.dtype), jnp.zeros_like(k), d_aux, no_ids
+  dq = jnp.matmul(ds.astype(k.dtype), k, preferred_element_type=jnp.float32)
+  # On an Explicit mesh the anchors are sharded and the keys replicated: the
+  # contraction over anchors is a sum over devices, whose result takes the
+  # keys' (replicated) sharding.
+  k_sharding = jax.typeof(k).sharding
+  out_sharding = None
+  if not getattr(getattr(k_sharding, "mesh", None), "empty", True):
+    out_sharding = k_sharding
+  dk = jnp.matmul(ds.T.astype(q.dtype), q, preferred_element_type=jnp.float32,
+                  out_sharding=out_sharding)
+  return dq.astype(q.dtype), dk.astype(k.dtype), d_aux, no_ids
+
+
+_reductions.defvjp(_reductions_fwd, _reductions_bwd)
+
+
+def _symmetric_pays(terms) -> bool:
+  """Whether recomputing the transposed cotangent beats the transposed product.
+
+  The symmetric path evaluates every term's cotangent twice (row and column
+  statistics); that is cheaper than XLA:CPU's transposed product only for a
+  couple of exponential terms (measured at 8192 views: NT-Xent 0.7x the
+  plain floor symmetric; all_losses 2x faster on the general path).
+  """
+  return len(terms) <= 2 and all(t.kind != "softplus" for t in terms)
+
+
+def row_reductions(views: Views, temperature, terms, *, combine=None,
+                   aux=()) -> tuple[jax.Array, ...]:
+  """The row reductions ``terms`` of the logits s = <q_a, k_b>/tau.
+
+  Args:
+    views: from ``prepare``.
+    temperature: tau (a Python float enables the symmetric fast path).
+    terms: sequence of ``Term``; softplus terms come last in the result's
+      data flow: their c_a are ``combine(base_outputs, aux)``, a tuple with
+      one float[A] per softplus term, where base_outputs are the outputs of
+      the other terms in order.
+    combine: a function (hashable, e.g. a module-level function or a
+      ``functools.partial`` of one) used when there are softplus terms.
+    aux: a pytree of float[A] arrays passed to ``combine`` (differentiable).
+
+  Returns:
+    One float32[A] array per term, in order.
+  """
+  terms = tuple(Term(*t).checked() if not isinstance(t, Term) else t.checked()
+                for t in terms)
+  symmetric = (views.symmetric and isinstance(temperature, (int, float)) and
+               _symmetric_pays(terms))
+  bound = next((t.bound for t in terms if t.kind == "lse"), None)
+  spec = _Spec(terms, combine, views.num_views, symmetric,
+               1.0 / float(temperature) if symmetric else 1.0,
+               _shared_bound(terms, bound))
+  if symmetric:
+    q = views.keys
+  else:
+    q = views.flat_anchors
+    q = (q.astype(jnp.float32) / temperature).astype(q.dtype)
+  return _reductions(spec, q, views.keys, aux, mask_ids(views))
+
+
+def row_count(views: Views, mask: str) -> jax.Array:
+  """float32[A]: the number of entries of each anchor's mask.
+
+  Computed against the N sample labels (an [A, N] comparison, K times
+  smaller than the mask and never stored).
+  """
+  _checks.check_choice(mask, "mask", MASKS)
+  k = views.num_views
+  num_cols = views.keys.shape[0]
+  ones = jnp.ones(views.anchor_index.shape, jnp.float32)
+  fixed = {"all": num_cols, "not_self": num_cols - 1,
+           "other_sample": num_cols - k, "same_sample": k,
+           "other_views": k - 1}
+  if mask in fixed:
+    return ones * fixed[mask]
+  same = k * jnp.sum(views.anchor_label[:, None] == views.sample_label[None, :],
+                     axis=-1, dtype=jnp.float32)
+  return {"same_label": same, "positive": same - 1,
+          "diff_label": num_cols - same}[mask]
+
+
+def logits(views: Views, temperature) -> jax.Array:
+  """float32[A, V] logits <q_a, k_b>/tau by plain autodiff (for sampling)."""
+  q = views.flat_anchors
+  q = (q.astype(jnp.float32) / temperature).astype(q.dtype)
+  return jnp.matmul(q, views.keys.T, preferred_element_type=jnp.float32)
 
 
 def reduce_anchors(per_anchor: jax.Array, valid: jax.Array, reduction: str,

@@ -38,6 +38,7 @@ multiplied with float32 accumulation); every log-sum-exp subtracts its max.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import NamedTuple
 
@@ -85,14 +86,6 @@ def _sample_positive_mean(views, temperature, include_self_pairs):
   return mean.reshape(-1), s_own
 
 
-def _masks(views):
-  """Boolean [A, V] masks, built by broadcasting (fused by XLA)."""
-  not_self = views.anchor_index[:, None] != views.key_index[None, :]
-  other_sample = views.anchor_sample[:, None] != views.key_sample[None, :]
-  if views.anchor_label is None:
-    return not_self, other_sample, None
-  diff_label = views.anchor_label[:, None] != views.key_label[None, :]
-  return not_self, other_sample, diff_label
 
 
 def ntxent(z: ArrayLike, *, temperature: float, normalize: str = "sphere",
@@ -139,9 +132,9 @@ def ntxent(z: ArrayLike, *, temperature: float, normalize: str = "sphere",
   views = sim.prepare(z, None, normalize_mode=normalize, axis_name=axis_name,
                       min_views=2)
   pos_mean, _ = _sample_positive_mean(views, temperature, False)
-  s = sim.logits(views, temperature)
-  not_self, _, _ = _masks(views)
-  lse = sim.masked_logsumexp(s, not_self)
+  (lse,) = sim.row_reductions(views, temperature, [
+      sim.Term("lse", "not_self",
+               bound=sim.logit_bound(normalize, temperature))])
   valid = jnp.isfinite(lse)
   if double_count_positive:
     per_anchor = _code_form(views, temperature, False, lse, valid)
@@ -187,9 +180,9 @@ def dcl(z: ArrayLike, *, temperature: float = 1.0,
   views = sim.prepare(z, None, normalize_mode=normalize, axis_name=axis_name,
                       min_views=1 if include_self_pairs else 2)
   pos_mean, _ = _sample_positive_mean(views, temperature, include_self_pairs)
-  s = sim.logits(views, temperature)
-  _, other_sample, _ = _masks(views)
-  lse = sim.masked_logsumexp(s, other_sample)
+  (lse,) = sim.row_reductions(views, temperature, [
+      sim.Term("lse", "other_sample",
+               bound=sim.logit_bound(normalize, temperature))])
   valid = jnp.isfinite(lse)
   return _finish(lse - pos_mean, valid, views, reduction, return_counts)
 
@@ -235,9 +228,9 @@ def nscl(z: ArrayLike, labels: ArrayLike, *, temperature: float = 1.0,
   views = sim.prepare(z, labels, normalize_mode=normalize,
                       axis_name=axis_name,
                       min_views=1 if include_self_pairs else 2)
-  s = sim.logits(views, temperature)
-  _, _, diff_label = _masks(views)
-  lse = sim.masked_logsumexp(s, diff_label)
+  (lse,) = sim.row_reductions(views, temperature, [
+      sim.Term("lse", "diff_label",
+               bound=sim.logit_bound(normalize, temperature))])
   valid = jnp.isfinite(lse)
   if not positive_in_denominator:
     pos_mean, _ = _sample_positive_mean(views, temperature,
@@ -312,29 +305,21 @@ def supcon(z: ArrayLike, labels: ArrayLike, *, temperature: float = 0.1,
                          allow_zero=True)
   views = sim.prepare(z, labels, normalize_mode=normalize,
                       axis_name=axis_name)
-  s = sim.logits(views, temperature)
-  not_self, _, diff_label = _masks(views)
-  positive = not_self & ~diff_label
-  lse_den = _supcon_denominator(s, not_self, positive, same_class_weight)
-  num_pos = jnp.sum(positive, axis=-1)
+  bound = sim.logit_bound(normalize, temperature)
+  positive_term = (sim.Term("sum", "positive") if variant == "out" else
+                   sim.Term("lse", "positive", bound=bound))
+  lse_den, pos = sim.row_reductions(views, temperature, [
+      sim.Term("lse", "not_self", bound=bound, weight=same_class_weight),
+      positive_term])
+  num_pos = sim.row_count(views, "positive")
   has_pos = num_pos > 0
   safe_num = jnp.maximum(num_pos, 1).astype(jnp.float32)
   if variant == "out":
-    pos_term = jnp.sum(jnp.where(positive, s, 0.0), axis=-1) / safe_num
+    pos_term = pos / safe_num
   else:
-    pos_term = sim.masked_logsumexp(s, positive) - jnp.log(safe_num)
-    pos_term = jnp.where(has_pos, pos_term, 0.0)
+    pos_term = jnp.where(has_pos, pos - jnp.log(safe_num), 0.0)
   valid = has_pos & jnp.isfinite(lse_den)
   return _finish(lse_den - pos_term, valid, views, reduction, return_counts)
-
-
-def _supcon_denominator(s, not_self, positive, weight):
-  if isinstance(weight, (int, float)) and weight == 1:
-    return sim.masked_logsumexp(s, not_self)
-  if isinstance(weight, (int, float)) and weight == 0:
-    return sim.masked_logsumexp(s, not_self & ~positive)
-  log_w = jnp.log(jnp.asarray(weight, jnp.float32))
-  return sim.masked_logsumexp(jnp.where(positive, s + log_w, s), not_self)
 
 
 HARD_NEGATIVES = ("different_class", "all")
@@ -425,44 +410,66 @@ def hard_contrastive(z: ArrayLike, labels: ArrayLike | None = None, *,
   views = sim.prepare(z, labels, normalize_mode=normalize,
                       axis_name=axis_name,
                       min_views=1 if labels is not None else 2)
-  s = sim.logits(views, temperature)
-  not_self, other_sample, diff_label = _masks(views)
-  pool = diff_label if negatives == "different_class" else None
-  if estimator == "expectation":
-    log_e = _tilted_log_expectation(s, pool, beta)
-  else:
-    log_e = _sampled_log_expectation(s, pool, beta, num_negatives, key, views)
-  has_neg = jnp.isfinite(log_e)
-  log_e = jnp.where(has_neg, log_e, 0.0)
+  bound = sim.logit_bound(normalize, temperature)
+  pool = "diff_label" if negatives == "different_class" else "all"
   if labels is None:
-    positive = ~other_sample
-    if not include_self_positive:
-      positive = positive & not_self
+    positive = "same_sample" if include_self_positive else "other_views"
   else:
-    positive = ~diff_label
-    if not include_self_positive:
-      positive = positive & not_self
-  pair = jax.nn.softplus(log_e[:, None] - s)
-  pair_sum = jnp.sum(jnp.where(positive, pair, 0.0), axis=-1)
-  num_pos = jnp.sum(positive, axis=-1).astype(jnp.float32)
-  valid = has_neg & (num_pos > 0)
+    positive = "same_label" if include_self_positive else "positive"
+  num_pos = sim.row_count(views, positive).astype(jnp.float32)
+  if estimator == "expectation":
+    terms, combine, aux = _tilted_terms(views, pool, beta, bound)
+    *base, pair_sum = sim.row_reductions(
+        views, temperature, terms + [sim.Term("softplus", positive)],
+        combine=combine, aux=aux)
+    log_e = combine(tuple(base), aux, finite=False)[0]
+  else:
+    s = sim.logits(views, temperature)
+    log_e = _sampled_log_expectation(s, views, pool, beta, num_negatives, key)
+    mask = sim.build_mask(positive, views.num_views, sim.mask_ids(views),
+                          s.shape[-1])
+    pairs = jax.nn.softplus(jnp.where(jnp.isfinite(log_e), log_e, 0.0)[:, None]
+                            - s)
+    pair_sum = jnp.sum(jnp.where(mask, pairs, 0.0), axis=-1)
+  valid = jnp.isfinite(log_e) & (num_pos > 0)
   return _finish(pair_sum, valid, views, reduction, return_counts,
                  weight=num_pos)
 
 
-def _tilted_log_expectation(s, pool, beta):
-  """log sum_{b in pool} sg(q_b) exp(s_b), q ∝ exp(beta s) on the pool."""
+def _finite(x, finite=True):
+  return jnp.where(jnp.isfinite(x), x, 0.0) if finite else x
+
+
+def _uniform_log_expectation(outs, aux, finite=True):
+  """log mean_{b in pool} exp(s_b) = lse - log |pool|."""
+  (lse,), (count,) = outs, aux
+  return (_finite(lse - jnp.log(jnp.maximum(count, 1.0)), finite),)
+
+
+def _tilted_log_expectation(outs, aux, finite=True):
+  """log sum_b q_b exp(s_b), q ∝ exp(beta s) = lse((1+beta) s) - lse(beta s).
+
+  The row_reductions terms give the first a gradient scale of 1 (the tilt
+  weights are detached) and the second a gradient scale of 0.
+  """
+  del aux
+  tilted, norm = outs
+  return (_finite(tilted - norm, finite),)
+
+
+def _tilted_terms(views, pool, beta, bound):
+  """Terms, combine function and aux for E_a of Jiang et al.'s estimator."""
   if isinstance(beta, (int, float)) and beta == 0:
-    lse = sim.masked_logsumexp(s, pool)
-    count = (s.shape[-1] if pool is None else
-             jnp.sum(pool, axis=-1).astype(jnp.float32))
-    return lse - jnp.log(jnp.maximum(count, 1))
-  tilt = jax.lax.stop_gradient(beta * s)
-  return (sim.masked_logsumexp(s + tilt, pool) -
-          sim.masked_logsumexp(tilt, pool))
+    count = sim.row_count(views, pool).astype(jnp.float32)
+    return ([sim.Term("lse", pool, bound=bound)], _uniform_log_expectation,
+            (count,))
+  return ([sim.Term("lse", pool, alpha=1.0 + beta, grad_scale=1.0,
+                    bound=bound),
+           sim.Term("lse", pool, alpha=beta, grad_scale=0.0, bound=bound)],
+          _tilted_log_expectation, ())
 
 
-def _sample_negatives(s, pool, beta, num_negatives, key, views):
+def _sample_negatives(s, views, pool, beta, num_negatives, key):
   """int[A, M] pool indices drawn i.i.d. from q_a ∝ exp(beta s_a) on the pool.
 
   Inverse-CDF sampling needs O(A·V) memory, where Gumbel-max
@@ -471,12 +478,16 @@ def _sample_negatives(s, pool, beta, num_negatives, key, views):
   the same negatives. Rows with an empty pool return index 0 and
   ``has_pool`` False.
   """
-  tilt = jax.lax.stop_gradient(beta * s)
-  log_norm = sim.masked_logsumexp(tilt, pool)
+  s = jax.lax.stop_gradient(s)
+  pool_mask = sim.build_mask(pool, views.num_views, sim.mask_ids(views),
+                             s.shape[-1])
+  tilt = beta * s
+  if pool_mask is not None:
+    tilt = jnp.where(pool_mask, tilt, -jnp.inf)
+  log_norm = jax.nn.logsumexp(tilt, axis=-1)
   has_pool = jnp.isfinite(log_norm)
   prob = jnp.exp(tilt - jnp.where(has_pool, log_norm, 0.0)[:, None])
-  if pool is not None:
-    prob = jnp.where(pool, prob, 0.0)
+  pool = pool_mask
   cdf = jnp.cumsum(prob, axis=-1)
   num_global = views.num_samples * views.num_views
   u = jax.random.uniform(key, (num_global, num_negatives))
@@ -509,9 +520,9 @@ def _first_greater(cdf, u):
   return lo
 
 
-def _sampled_log_expectation(s, pool, beta, num_negatives, key, views):
+def _sampled_log_expectation(s, views, pool, beta, num_negatives, key):
   """log mean_m exp(s[a, b_m]) over the drawn negatives (gradient through s)."""
-  idx, has_pool = _sample_negatives(s, pool, beta, num_negatives, key, views)
+  idx, has_pool = _sample_negatives(s, views, pool, beta, num_negatives, key)
   drawn = jnp.take_along_axis(s, idx, axis=-1)
   log_e = jax.nn.logsumexp(drawn, axis=-1) - math.log(num_negatives)
   return jnp.where(has_pool, log_e, -jnp.inf)
@@ -523,13 +534,14 @@ def _debiased(z, *, beta, tau_plus, temperature, normalize, axis_name,
     raise ValueError(f"`tau_plus` must lie in [0, 1); got {tau_plus}.")
   views = sim.prepare(z, None, normalize_mode=normalize, axis_name=axis_name,
                       min_views=2)
-  s = sim.logits(views, temperature)
-  _, other_sample, _ = _masks(views)
+  bound = sim.logit_bound(normalize, temperature)
   num_neg = (views.num_samples - 1) * views.num_views
   # log E_q exp(s), q ∝ exp(beta s) over the other samples' views; Robinson
   # et al. keep the gradient through the weights.
-  log_e = (sim.masked_logsumexp((1.0 + beta) * s, other_sample) -
-           sim.masked_logsumexp(beta * s, other_sample))
+  tilted, norm = sim.row_reductions(views, temperature, [
+      sim.Term("lse", "other_sample", alpha=1.0 + beta, bound=bound),
+      sim.Term("lse", "other_sample", alpha=beta, bound=bound)])
+  log_e = tilted - norm
   has_neg = jnp.isfinite(log_e)
   log_e = jnp.where(has_neg, log_e, 0.0)
   s_own = sim.own_sample_logits(views, temperature)        # [n, K, K]
@@ -642,25 +654,43 @@ def all_losses(z: ArrayLike, labels: ArrayLike, *, temperature: float,
   views = sim.prepare(z, labels, normalize_mode=normalize,
                       axis_name=axis_name,
                       min_views=1 if include_self_pairs else 2)
-  s = sim.logits(views, temperature)
-  not_self, other_sample, diff_label = _masks(views)
-  same_label = ~diff_label
-  positive = not_self & same_label
+  lse_bound = sim.logit_bound(normalize, temperature)
   axis = views.axis_name
 
   def mean(per_anchor, valid, weight=None):
     return sim.reduce_anchors(per_anchor, valid, "mean", axis,
                               weight=weight)[0]
 
-  out = {}
-  lse_all = sim.masked_logsumexp(s, not_self)
-  lse_other = sim.masked_logsumexp(s, other_sample)
-  lse_diff = sim.masked_logsumexp(s, diff_label)
+  pos_pair, s_own = _sample_positive_mean(views, temperature, False)
+  s_self = jnp.diagonal(s_own, axis1=1, axis2=2).reshape(-1)
+  # Label counts per anchor: same-label views (incl. itself) and positives.
+  hard_num = sim.row_count(views, "same_label").astype(jnp.float32)
+  num_cols = views.keys.shape[0]
+
+  terms = [sim.Term("lse", "not_self", bound=lse_bound),
+           sim.Term("lse", "other_sample", bound=lse_bound),
+           sim.Term("lse", "diff_label", bound=lse_bound),
+           sim.Term("sum", "positive"),
+           sim.Term("lse", "positive", bound=lse_bound)]
+  if beta is not None:
+    for pool in ("diff_label", "all"):
+      terms += [sim.Term("lse", pool, alpha=1.0 + beta, grad_scale=1.0,
+                         bound=lse_bound),
+                sim.Term("lse", pool, alpha=beta, grad_scale=0.0,
+                         bound=lse_bound)]
+  num_hard = 2 if beta is None else 4
+  terms += [sim.Term("softplus", "same_label")] * num_hard
+  combine = functools.partial(_all_log_expectations, num_cols=num_cols)
+  aux = (hard_num, s_self)
+  outs = sim.row_reductions(views, temperature, terms, combine=combine,
+                            aux=aux)
+  lse_all, lse_other, lse_diff, pos_sum, lse_pos = outs[:5]
+  pair_sums = outs[-num_hard:]
   valid_all = jnp.isfinite(lse_all)
   valid_other = jnp.isfinite(lse_other)
   valid_diff = jnp.isfinite(lse_diff)
 
-  pos_pair, s_own = _sample_positive_mean(views, temperature, False)
+  out = {}
   pos_dn = pos_pair
   if include_self_pairs:
     pos_dn, _ = _sample_positive_mean(views, temperature, True)
@@ -676,40 +706,20 @@ def all_losses(z: ArrayLike, labels: ArrayLike, *, temperature: float,
       _code_form(views, temperature, include_self_pairs, lse_diff,
                  valid_diff), valid_diff)
 
-  num_pos = jnp.sum(positive, axis=-1)
+  num_pos = hard_num - 1.0
   has_pos = num_pos > 0
-  safe_num = jnp.maximum(num_pos, 1).astype(jnp.float32)
-  pos_sum = jnp.sum(jnp.where(positive, s, 0.0), axis=-1)
-  lse_pos = sim.masked_logsumexp(s, positive)
+  safe_num = jnp.maximum(num_pos, 1.0)
   sup_valid = has_pos & valid_all
   out["supcon_out"] = mean(lse_all - pos_sum / safe_num, sup_valid)
   out["supcon_in"] = mean(
       lse_all - jnp.where(has_pos, lse_pos - jnp.log(safe_num), 0.0),
       sup_valid)
 
-  # Jiang et al. at beta = 0: pool "different_class" reuses lse_diff; pool
-  # "all" adds the anchor itself to lse_all.
-  hard_pos = same_label
-  hard_num = jnp.sum(hard_pos, axis=-1).astype(jnp.float32)
-  num_views_total = s.shape[-1]
-  num_diff = num_views_total - hard_num
-  s_self = jnp.diagonal(s_own, axis1=1, axis2=2).reshape(-1)
-  log_e_scl = lse_diff - jnp.log(jnp.maximum(num_diff, 1.0))
-  log_e_ucl = jnp.logaddexp(lse_all, s_self) - math.log(num_views_total)
-
-  def pair_mean(log_e, valid):
-    log_e = jnp.where(valid, log_e, 0.0)
-    pair = jax.nn.softplus(log_e[:, None] - s)
-    pair_sum = jnp.sum(jnp.where(hard_pos, pair, 0.0), axis=-1)
-    return mean(pair_sum, valid, weight=hard_num)
-
-  out["scl"] = pair_mean(log_e_scl, valid_diff)
-  out["ucl"] = pair_mean(log_e_ucl, jnp.ones_like(valid_diff))
-  if beta is not None:
-    out["hscl"] = pair_mean(_tilted_log_expectation(s, diff_label, beta),
-                            valid_diff)
-    out["hucl"] = pair_mean(_tilted_log_expectation(s, None, beta),
-                            jnp.ones_like(valid_diff))
+  always = jnp.ones_like(valid_diff)
+  names = ["scl", "ucl"] + (["hscl", "hucl"] if beta is not None else [])
+  valids = [valid_diff, always, valid_diff, always]
+  for name, pair_sum, valid in zip(names, pair_sums, valids):
+    out[name] = mean(pair_sum, valid, weight=hard_num)
 
   both = valid_other & valid_diff
   out["gap"] = mean(dcl_anchor - nscl_anchor, both)
@@ -723,6 +733,21 @@ def all_losses(z: ArrayLike, labels: ArrayLike, *, temperature: float,
   out["nscl_valid"] = sim.reduce_anchors(lse_diff, valid_diff, "sum",
                                          axis)[1]
   return out
+
+
+def _all_log_expectations(outs, aux, *, num_cols):
+  """log E_a of SCL, UCL (and HSCL, HUCL) for ``all_losses``.
+
+  SCL's uniform pool reuses the different-label log-sum-exp; UCL's pool of
+  all views adds the anchor itself to the not-self one.
+  """
+  lse_all, _, lse_diff, _, _, *tilted = outs
+  hard_num, s_self = aux
+  cs = [lse_diff - jnp.log(jnp.maximum(num_cols - hard_num, 1.0)),
+        jnp.logaddexp(lse_all, s_self) - math.log(num_cols)]
+  for i in range(0, len(tilted), 2):
+    cs.append(tilted[i] - tilted[i + 1])
+  return tuple(_finite(c) for c in cs)
 
 
 def _without_labels(fn):

@@ -165,9 +165,8 @@ def _sampled_indices(z, labels, beta, negatives, m, key):
   from cljax import _similarity as sim
   views = sim.prepare(z, labels, normalize_mode="ball", axis_name=None)
   s = sim.logits(views, 1.0)
-  _, _, diff = losses._masks(views)
-  pool = diff if negatives == "different_class" else None
-  idx, _ = losses._sample_negatives(s, pool, beta, m, key, views)
+  pool = "diff_label" if negatives == "different_class" else "all"
+  idx, _ = losses._sample_negatives(s, views, pool, beta, m, key)
   return np.asarray(idx)
 
 
