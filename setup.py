@@ -20,6 +20,8 @@ _INSTALL_REQUIRES = [
     "tensorflow-datasets>=4.9.10",
     "numpy>=2.0",
     "absl-py>=2.1",
+    # Its bundled 8x8 digits are one of the embedded default datasets.
+    "scikit-learn>=1.5",
 ]
 
 _EXTRAS = {

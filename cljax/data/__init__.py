@@ -1,0 +1,70 @@
+"""cljax data layer: TFDS datasets by name, host batches, on-device views.
+
+Datasets come only through TFDS builders, read with ``tfds.data_source``
+(no TensorFlow):
+
+* embedded, prepared offline on first use into the TFDS data dir:
+  ``cljax_gaussian_mixture/<config>`` (the Gaussian-mixture data model;
+  named configs ``vectors_c10``, ``vectors_c100``, ``images_c10``,
+  ``images_c100``, or any :func:`gaussian_mixture_config` name) and
+  ``cljax_digits`` (scikit-learn's 8x8 digits);
+* stock TFDS image datasets (``cifar10``, ``cifar100``, ``stl10``, ...),
+  prepared once elsewhere as array_record (never downloaded here).
+
+Typical use in the train loop::
+
+  data = cljax.data.build(config.data, seed=config.seed,
+                          process_index=jax.process_index(),
+                          process_count=jax.process_count())
+  state, data_state = ckpt.restore_or_init(state, data.state())
+  data.restore(data_state)
+  batch = next(data)                       # host numpy, this process's slice
+  x = jax.make_array_from_process_local_data(sharding, batch["x"])
+  # inside the jitted step:
+  views = data.make_views(jax.random.fold_in(aug_key, step), x)  # [B, K, ...]
+  x_eval, y_eval = cljax.data.load_split(config.data, "test")    # numpy
+
+Modules: :mod:`~cljax.data.config` (schema), :mod:`~cljax.data.sources`
+(names -> arrays), :mod:`~cljax.data.transforms` (class subsets, label noise),
+:mod:`~cljax.data.samplers`, :mod:`~cljax.data.pipeline` (the iterator),
+:mod:`~cljax.data.augment` (JAX views), and the builders
+:mod:`~cljax.data.gaussian_mixture` and :mod:`~cljax.data.digits`.
+"""
+
+from cljax.data import augment
+from cljax.data import samplers
+from cljax.data import sources
+from cljax.data import transforms
+from cljax.data.augment import make_views
+from cljax.data.augment import normalize
+from cljax.data.config import default_config
+from cljax.data.digits import Digits
+from cljax.data.gaussian_mixture import GaussianMixture
+from cljax.data.gaussian_mixture import GaussianMixtureConfig
+from cljax.data.gaussian_mixture import gaussian_mixture_config
+from cljax.data.pipeline import build
+from cljax.data.pipeline import load_split
+from cljax.data.pipeline import Pipeline
+from cljax.data.sources import DatasetNotPreparedError
+from cljax.data.sources import EMBEDDED
+from cljax.data.sources import get_builder
+
+__all__ = [
+    "DatasetNotPreparedError",
+    "Digits",
+    "EMBEDDED",
+    "GaussianMixture",
+    "GaussianMixtureConfig",
+    "Pipeline",
+    "augment",
+    "build",
+    "default_config",
+    "gaussian_mixture_config",
+    "get_builder",
+    "load_split",
+    "make_views",
+    "normalize",
+    "samplers",
+    "sources",
+    "transforms",
+]

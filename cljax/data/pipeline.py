@@ -1,0 +1,366 @@
+"""The training-batch iterator: dataset + transforms + sampler + process slice.
+
+:class:`Pipeline` holds the (transformed) training split in host memory and
+yields this process's slice of each global batch as NumPy arrays. The global
+batch sequence depends only on the data config and the run seed, never on the
+number of processes: process ``p`` of ``P`` takes rows ``[p*b, (p+1)*b)`` with
+``b = batch_size // P``, so the slices concatenated in process order are the
+single-process batch and ``jax.make_array_from_process_local_data`` assembles
+it. Its position is ``(epoch, step)``; :meth:`Pipeline.state` and
+:meth:`Pipeline.restore` save and reload it for a bit-exact resume (also on a
+different number of processes).
+
+Images are yielded as float32 in ``[0, 1]``, *not* normalised: colour
+augmentation needs that range, so normalisation happens on device after
+augmenting, in :meth:`Pipeline.make_views` (or :meth:`Pipeline.normalize` when
+no views are made).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import numpy as np
+
+from cljax.data import augment as augment_lib
+from cljax.data import config as config_lib
+from cljax.data import samplers
+from cljax.data import sources
+from cljax.data import transforms
+
+_STATE_VERSION = 1
+
+
+def _check_seed(seed: Any, name: str) -> int:
+  if isinstance(seed, bool) or int(seed) != seed or seed < 0:
+    raise ValueError(f"`{name}` must be a non-negative int; got {seed!r}.")
+  return int(seed)
+
+
+class Pipeline:
+  """Host-side iterator of training batches (build it with :func:`build`).
+
+  Each ``next()`` returns this process's part of the next global batch::
+
+    {"x": float32[b, ...],        # images in [0, 1] or vectors
+     "label": int32[b],           # training labels (after any label noise)
+     "clean_label": int32[b],     # labels before label noise
+     "index": int32[b]}           # example index in the original split
+
+  with ``b = batch_size // process_count``. The iterator is infinite; epochs
+  roll over on their own. Transforms apply in the order class subset, then
+  label noise, and the ``"balanced"`` sampler balances the training labels
+  (after noise), which are the labels the loss sees.
+
+  Attributes:
+    config: the resolved data config (a plain dict).
+    seed: the run seed driving the sampler (and, by default, label noise).
+    num_classes: classes after any class subset.
+    num_examples: training examples after any class subset.
+    batch_size: the global batch size.
+    local_batch_size: the per-process batch size.
+    steps_per_epoch: global batches per epoch.
+    mean, std: ``float32[C]`` normalisation statistics, or None (vectors or
+      ``normalize=False``).
+    labels, clean_labels: ``int64[num_examples]`` training labels with and
+      without label noise.
+  """
+
+  def __init__(self, data_config: Any, *, seed: int, process_index: int = 0,
+               process_count: int = 1):
+    cfg = config_lib.resolve(data_config)
+    self.config = cfg
+    self.seed = _check_seed(seed, "seed")
+    if int(process_count) != process_count or process_count < 1:
+      raise ValueError(
+          f"`process_count` must be a positive int; got {process_count}.")
+    if not 0 <= process_index < process_count:
+      raise ValueError(
+          f"`process_index` must lie in [0, {process_count}); got "
+          f"{process_index}.")
+    if cfg["batch_size"] % process_count:
+      raise ValueError(
+          f"The global `batch_size` ({cfg['batch_size']}) must be divisible "
+          f"by the number of processes ({process_count}); each process loads "
+          f"batch_size // process_count examples. Change "
+          f"`config.data.batch_size`.")
+    self.process_index = int(process_index)
+    self.process_count = int(process_count)
+    self.batch_size = int(cfg["batch_size"])
+    self.local_batch_size = self.batch_size // self.process_count
+
+    split = sources.load(cfg["name"], cfg["split"], data_dir=cfg["data_dir"],
+                         label_key=cfg["label_key"],
+                         input_key=cfg["input_key"])
+    self.input_key = split.input_key
+    self._check_augment(split)
+    classes = transforms.class_list(cfg["classes"], split.num_classes)
+    if classes is None:
+      self._x, labels = split.x, split.labels
+      self._index = np.arange(split.labels.size, dtype=np.int64)
+      self.num_classes = split.num_classes
+    else:
+      self._index, labels = transforms.select_classes(split.labels, classes)
+      self._x = split.x[self._index]
+      self.num_classes = len(classes)
+      if not self._index.size:
+        raise ValueError(
+            f"`classes` {classes} has no example in split {cfg['split']!r}.")
+    self.clean_labels = labels
+    if cfg["label_noise"] > 0:
+      noise_seed = (self.seed if cfg["label_noise_seed"] is None else
+                    _check_seed(cfg["label_noise_seed"], "label_noise_seed"))
+      self.labels = transforms.add_label_noise(
+          labels, cfg["label_noise"], self.num_classes, seed=noise_seed,
+          mode=cfg["label_noise_mode"])
+    else:
+      self.labels = labels
+    self.num_examples = int(labels.size)
+
+    stats = (sources.normalization_stats(
+        cfg["name"], cfg["data_dir"], input_key=cfg["input_key"])
+             if cfg["normalize"] else None)
+    self.mean, self.std = stats if stats is not None else (None, None)
+
+    self.sampler = cfg["sampler"]
+    self.steps_per_epoch = samplers.steps_per_epoch(
+        self.sampler, self.labels, self.batch_size)
+    if self.steps_per_epoch < 1:
+      raise ValueError(
+          f"`batch_size` ({self.batch_size}) exceeds the "
+          f"{samplers.epoch_length(self.sampler, self.labels)} examples of "
+          f"one epoch; lower `config.data.batch_size`.")
+    self._epoch, self._step = 0, 0
+    self._table_epoch, self._table = None, None
+
+  def _check_augment(self, split: sources.Split) -> None:
+    mode = self.config["augment"]["mode"]
+    if mode in ("simclr", "crop_flip") and not split.is_image:
+      raise ValueError(
+          f"Augmentation mode {mode!r} needs images, but "
+          f"{self.config['name']!r} has examples of shape {split.x.shape[1:]}. "
+          f"Use "
+          f"`augment.mode='noise'` or `'identity'` for vectors.")
+
+  # -- iteration --------------------------------------------------------------
+
+  @property
+  def input_shape(self) -> tuple[int, ...]:
+    """Shape of one example, e.g. ``(32, 32, 3)`` or ``(D,)``."""
+    return tuple(self._x.shape[1:])
+
+  @property
+  def epoch(self) -> int:
+    return self._epoch
+
+  @property
+  def step(self) -> int:
+    """Global batches already yielded (over all epochs)."""
+    return self._epoch * self.steps_per_epoch + self._step
+
+  def _epoch_table(self, epoch: int) -> np.ndarray:
+    if self._table_epoch != epoch:
+      self._table = samplers.epoch_indices(
+          self.sampler, self.labels, seed=self.seed, epoch=epoch,
+          batch_size=self.batch_size)
+      self._table_epoch = epoch
+    return self._table
+
+  def global_indices(self, epoch: int, step: int) -> np.ndarray:
+    """``int64[batch_size]`` row indices of one global batch (all processes)."""
+    return self._epoch_table(epoch)[step]
+
+  def __iter__(self) -> "Pipeline":
+    return self
+
+  def __next__(self) -> dict[str, np.ndarray]:
+    rows = self.global_indices(self._epoch, self._step)
+    b = self.local_batch_size
+    rows = rows[self.process_index * b:(self.process_index + 1) * b]
+    batch = {
+        "x": sources.to_float(self._x[rows]),
+        "label": self.labels[rows].astype(np.int32),
+        "clean_label": self.clean_labels[rows].astype(np.int32),
+        "index": self._index[rows].astype(np.int32),
+    }
+    self._step += 1
+    if self._step == self.steps_per_epoch:
+      self._epoch, self._step = self._epoch + 1, 0
+    return batch
+
+  # -- checkpointing -----------------------------------------------------------
+
+  def state(self) -> dict[str, Any]:
+    """JSON-serialisable position of the iterator (for orbax ``JsonSave``).
+
+    The fields after ``epoch`` and ``step`` identify the batch sequence; a
+    restore checks them so a changed data config cannot resume silently.
+    The process count is not part of the state: a run may resume on another
+    topology.
+    """
+    return {
+        "version": _STATE_VERSION,
+        "epoch": int(self._epoch),
+        "step": int(self._step),
+        "seed": int(self.seed),
+        "sampler": self.sampler,
+        "batch_size": int(self.batch_size),
+        "num_examples": int(self.num_examples),
+        "steps_per_epoch": int(self.steps_per_epoch),
+    }
+
+  def restore(self, state: dict[str, Any]) -> None:
+    """Continues from a :meth:`state`; the next batches are the same.
+
+    Raises:
+      ValueError: the state comes from a different seed, sampler, batch size
+        or dataset (after transforms), or is malformed.
+    """
+    expected = self.state()
+    if not isinstance(state, dict) or set(state) != set(expected):
+      raise ValueError(
+          f"`state` must be a dict with keys {sorted(expected)} as returned "
+          f"by Pipeline.state(); got {state!r}.")
+    for key in ("version", "seed", "sampler", "batch_size", "num_examples",
+                "steps_per_epoch"):
+      if state[key] != expected[key]:
+        raise ValueError(
+            f"Cannot restore the data iterator: saved {key}={state[key]!r} "
+            f"but this pipeline has {key}={expected[key]!r}. Resume with the "
+            f"data config and seed of the saved run.")
+    if not (0 <= state["step"] < self.steps_per_epoch and state["epoch"] >= 0):
+      raise ValueError(f"`state` has an out-of-range position: {state}.")
+    self._epoch, self._step = int(state["epoch"]), int(state["step"])
+
+  # -- device-side helpers (jittable) ------------------------------------------
+
+  def normalize(self, x: jax.typing.ArrayLike) -> jax.Array:
+    """Per-channel normalisation (identity for vectors or normalize=False)."""
+    if self.mean is None:
+      return jax.numpy.asarray(x)
+    return augment_lib.normalize(x, self.mean, self.std)
+
+  def make_views(self, key: jax.Array, x: jax.typing.ArrayLike) -> jax.Array:
+    """``config.num_views`` augmented, normalised views ``[B, K, ...]``.
+
+    Jittable; call it inside the train step on the (global, sharded) batch
+    with a key such as ``fold_in(base_key, step)``.
+    """
+    views = augment_lib.make_views(key, x, self.config["num_views"],
+                                   self.config["augment"])
+    return self.normalize(views)
+
+  # -- whole arrays ------------------------------------------------------------
+
+  def train_arrays(self, *, normalize: bool = True
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The whole transformed training split, for probes and train accuracy.
+
+    Returns:
+      ``(x, labels, clean_labels)``: ``float32[N, ...]`` (normalised when
+      ``normalize`` and the pipeline normalises), ``int32[N]`` training labels
+      (with label noise) and ``int32[N]`` clean labels.
+    """
+    x = sources.to_float(self._x)
+    if normalize and self.mean is not None:
+      x = (x - self.mean) / self.std
+    return (x, self.labels.astype(np.int32),
+            self.clean_labels.astype(np.int32))
+
+  def eval_split(self, split: str | None = None, *, normalize: bool = True
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """An evaluation split with this pipeline's dataset, classes and labels.
+
+    Args:
+      split: defaults to ``config.eval_split``.
+      normalize: apply this pipeline's normalisation.
+
+    Returns:
+      ``(x, y)`` as from :func:`load_split` (clean labels).
+    """
+    return load_split(self.config, split,
+                      normalize=normalize and self.config["normalize"])
+
+
+def load_split(data: str | Any, split: str | None = None, *,
+               data_dir: str | None = None, label_key: str | None = None,
+               input_key: str | None = None, classes: Any = None,
+               normalize: bool | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+  """A whole split as NumPy arrays, for evaluation and probes.
+
+  Label noise is never applied here: evaluation uses clean labels.
+
+  Args:
+    data: a dataset name, or a data config whose ``name``, ``data_dir``,
+      ``label_key``, ``input_key``, ``classes`` and ``normalize`` are used
+      (keyword arguments that are not None override them).
+    split: TFDS split (slicing allowed); defaults to the config's
+      ``eval_split``, or ``"test"`` with a bare name.
+    data_dir: TFDS data dir.
+    label_key: label feature (default ``"label"``).
+    input_key: input feature (default: ``"image"``, else ``"x"``).
+    classes: class subset, as in the data config (remapped the same way).
+    normalize: per-channel normalisation of images (default True).
+
+  Returns:
+    ``(x, y)``: ``float32[N, ...]`` inputs and ``int32[N]`` labels.
+
+  Raises:
+    ValueError: unknown dataset, split, feature or class.
+    DatasetNotPreparedError: a stock dataset is not prepared.
+  """
+  if isinstance(data, str):
+    cfg = config_lib.resolve({"name": data})
+    cfg["eval_split"] = "test"
+  else:
+    cfg = config_lib.resolve(data)
+  overrides = dict(data_dir=data_dir, label_key=label_key,
+                   input_key=input_key, classes=classes, normalize=normalize)
+  cfg.update({k: v for k, v in overrides.items() if v is not None})
+  split = cfg["eval_split"] if split is None else split
+  loaded = sources.load(cfg["name"], split, data_dir=cfg["data_dir"],
+                        label_key=cfg["label_key"], input_key=cfg["input_key"])
+  x, y = loaded.x, loaded.labels
+  kept = transforms.class_list(cfg["classes"], loaded.num_classes)
+  if kept is not None:
+    rows, y = transforms.select_classes(y, kept)
+    x = x[rows]
+  x = sources.to_float(x)
+  if cfg["normalize"]:
+    stats = sources.normalization_stats(cfg["name"], cfg["data_dir"],
+                                        input_key=cfg["input_key"])
+    if stats is not None:
+      x = (x - stats[0]) / stats[1]
+  return x, y.astype(np.int32)
+
+
+def build(data_config: Any, *, seed: int, process_index: int = 0,
+          process_count: int = 1) -> Pipeline:
+  """Builds the training-batch iterator of a data config.
+
+  Args:
+    data_config: ``config.data`` (see :mod:`cljax.data.config`).
+    seed: non-negative run seed (``config.seed``); with the config it fixes
+      the whole batch sequence.
+    process_index: ``jax.process_index()``.
+    process_count: ``jax.process_count()``.
+
+  Returns:
+    A :class:`Pipeline`.
+
+  Raises:
+    ValueError: bad config, unknown dataset/sampler/augmentation, global batch
+      not divisible by ``process_count``, class out of range, noise rate
+      outside ``[0, 1]``.
+    DatasetNotPreparedError: a stock dataset is not prepared in ``data_dir``.
+
+  Examples:
+    >>> it = build({"name": "cljax_digits", "batch_size": 64}, seed=0)
+    >>> batch = next(it)
+    >>> batch["x"].shape, batch["label"].shape
+    ((64, 8, 8, 1), (64,))
+  """
+  return Pipeline(data_config, seed=seed, process_index=process_index,
+                  process_count=process_count)

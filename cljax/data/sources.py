@@ -1,0 +1,285 @@
+"""Dataset names -> TFDS builders -> whole splits as host NumPy arrays.
+
+Two kinds of names are accepted:
+
+* the embedded datasets of this package, ``cljax_gaussian_mixture[/config]``
+  and ``cljax_digits``, which are prepared offline into the TFDS data dir the
+  first time they are used;
+* any stock TFDS dataset with an image and an integer label (``cifar10``,
+  ``cifar100``, ``stl10``, ``svhn_cropped``, ...). These are never downloaded
+  here: they must have been prepared once, in ``array_record`` format, by a
+  machine with internet access (see :class:`DatasetNotPreparedError`).
+
+Everything is read with ``tfds`` random-access data sources, which need no
+TensorFlow. A split is held in host memory in its stored dtype (uint8 for
+stock images: CIFAR-10's train split is 150 MB) and converted to float32 one
+batch at a time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+# Importing the builder modules registers them with TFDS.
+from cljax.data import digits as _digits
+from cljax.data import gaussian_mixture as _gaussian_mixture
+
+EMBEDDED = (_gaussian_mixture.NAME, _digits.NAME)
+# Stock names mentioned in error messages; any TFDS image dataset works.
+STOCK_EXAMPLES = ("cifar10", "cifar100", "stl10", "svhn_cropped", "mnist",
+                  "fashion_mnist")
+
+# Per-channel mean and standard deviation of each training split, in [0, 1]
+# pixel units, over all pixels (not the average of per-image standard
+# deviations, a common mistake that gives ~0.20 for CIFAR). Datasets not listed
+# here get their statistics computed from their own "train" split.
+STATS = {
+    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+    "stl10": ((0.4467, 0.4398, 0.4066), (0.2603, 0.2566, 0.2713)),
+    "svhn_cropped": ((0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970)),
+    "mnist": ((0.1307,), (0.3081,)),
+    "fashion_mnist": ((0.2860,), (0.3530,)),
+}
+
+_READ_CHUNK = 1024
+
+
+class DatasetNotPreparedError(FileNotFoundError):
+  """A stock TFDS dataset has not been prepared in the data dir."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Split:
+  """One split of a dataset, in host memory.
+
+  Attributes:
+    x: inputs as stored, ``uint8[N, H, W, C]`` (stock images),
+      ``float32[N, H, W, C]`` (embedded images) or ``float32[N, D]``.
+    labels: ``int64[N]`` class ids under the chosen ``label_key``.
+    num_classes: number of classes of ``label_key`` in the dataset.
+    input_key: the feature that ``x`` came from (``"image"`` or ``"x"``).
+  """
+
+  x: np.ndarray
+  labels: np.ndarray
+  num_classes: int
+  input_key: str
+
+  @property
+  def is_image(self) -> bool:
+    """Whether examples are ``[H, W, C]`` images (normalised per channel)."""
+    return self.x.ndim == 4
+
+
+def base_name(name: str) -> str:
+  """The dataset part of a name: ``"cifar100:3.0.2"`` -> ``"cifar100"``."""
+  return name.split("/")[0].split(":")[0]
+
+
+def _check_known(name: str) -> None:
+  base = base_name(name)
+  if base in EMBEDDED:
+    return
+  try:
+    tfds.builder_cls(base)
+  except tfds.core.registered.DatasetNotFoundError:
+    raise ValueError(
+        f"Unknown dataset {name!r}. Known names: the embedded datasets "
+        f"{', '.join(EMBEDDED)} (for example 'cljax_gaussian_mixture/"
+        f"vectors_c10', 'cljax_gaussian_mixture/images_c10' or a custom "
+        f"`gaussian_mixture_config(...).name`), or any stock TFDS dataset "
+        f"with an image and a label, e.g. {', '.join(STOCK_EXAMPLES)}."
+    ) from None
+
+
+def get_builder(name: str, data_dir: str | None = None
+                ) -> tfds.core.DatasetBuilder:
+  """The TFDS builder for ``name``; embedded datasets are prepared if needed.
+
+  Args:
+    name: a dataset name, optionally with ``/config`` and ``:version``.
+    data_dir: TFDS data dir; ``None`` means TFDS's default
+      (``$TFDS_DATA_DIR`` or ``~/tensorflow_datasets``).
+
+  Returns:
+    The builder. For embedded datasets it is prepared (offline) on return.
+
+  Raises:
+    ValueError: the name is neither embedded nor a TFDS dataset, or names an
+      unknown builder config.
+  """
+  _check_known(name)
+  if base_name(name) not in EMBEDDED:
+    return tfds.builder(name, data_dir=data_dir)
+  builder = tfds.builder(name, data_dir=data_dir, file_format="array_record")
+  if not builder.is_prepared():
+    try:
+      builder.download_and_prepare()
+    except OSError:
+      # Another process (multi-host, same shared data dir) may have finished
+      # the same preparation first; its result is identical by construction.
+      builder = tfds.builder(name, data_dir=data_dir,
+                             file_format="array_record")
+      if not builder.is_prepared():
+        raise
+  return builder
+
+
+def _not_prepared(name: str, builder: tfds.core.DatasetBuilder
+                  ) -> DatasetNotPreparedError:
+  base = base_name(name)
+  return DatasetNotPreparedError(
+      f"Dataset {name!r} is not prepared as array_record in "
+      f"{builder.data_dir!s}. cljax reads stock datasets with "
+      f"`tfds.data_source` and never downloads them. Prepare it once on a "
+      f"machine with internet (TensorFlow is needed to encode its images):\n"
+      f"  pip install tensorflow-cpu\n"
+      f"  tfds build {base} --file_format=array_record"
+      f" --data_dir={builder.data_dir_root!s}\n"
+      f"then copy that data dir here and pass it as `data_dir` (or set "
+      f"$TFDS_DATA_DIR).")
+
+
+def open_split(name: str, split: str, data_dir: str | None = None):
+  """The builder and a random-access data source of one split (no TF).
+
+  Returns:
+    ``(builder, source)``; ``source[i]`` is the ``i``-th example as a dict of
+    NumPy values.
+
+  Raises:
+    ValueError: unknown dataset or split.
+    DatasetNotPreparedError: a stock dataset is not prepared in ``data_dir``.
+  """
+  builder = get_builder(name, data_dir)
+  try:
+    return builder, builder.as_data_source(split=split)
+  except NotImplementedError as e:
+    # Prepared, but as TFRecord, which needs TensorFlow to read.
+    raise _not_prepared(name, builder) from e
+  except (KeyError, ValueError, AssertionError) as e:
+    available = list(builder.info.splits.keys())
+    if not available:
+      raise _not_prepared(name, builder) from e
+    raise ValueError(
+        f"Split {split!r} of {name!r} could not be read ({e}). Available "
+        f"splits: {available}; slicing such as 'train[:90%]' also works."
+    ) from e
+
+
+def _input_key(features, name: str, input_key: str | None) -> str:
+  candidates = [input_key] if input_key else ["image", "x"]
+  for key in candidates:
+    if key in features:
+      return key
+  raise ValueError(
+      f"Dataset {name!r} has no input feature {candidates}; its features are "
+      f"{sorted(features.keys())}. Set `input_key` to the image feature.")
+
+
+def _num_classes(features, name: str, label_key: str) -> int | None:
+  if label_key not in features:
+    labels = [k for k, f in features.items()
+              if isinstance(f, tfds.features.ClassLabel)]
+    raise ValueError(
+        f"Dataset {name!r} has no label feature {label_key!r}; its class-label "
+        f"features are {labels}. Set `label_key` to one of them (e.g. "
+        f"'coarse_label' for CIFAR-100's 20 super-classes).")
+  feature = features[label_key]
+  if isinstance(feature, tfds.features.ClassLabel):
+    return feature.num_classes
+  return None
+
+
+def _records(source, start: int, stop: int) -> list:
+  keys = list(range(start, stop))
+  try:
+    return source.__getitems__(keys)
+  except TypeError:
+    # `tfds.testing.mock_data` sources lack the batched read.
+    return [source[k] for k in keys]
+
+
+def load(name: str, split: str, *, data_dir: str | None = None,
+         label_key: str = "label", input_key: str | None = None) -> Split:
+  """Reads a whole split into host memory.
+
+  Args:
+    name: dataset name (see module docstring).
+    split: TFDS split, slicing allowed (``"train[:10%]"``).
+    data_dir: TFDS data dir (``None``: TFDS default).
+    label_key: the label feature (``"coarse_label"`` for CIFAR-100's
+      super-classes).
+    input_key: the input feature; ``None`` picks ``"image"`` then ``"x"``.
+
+  Returns:
+    A :class:`Split` with ``x`` in its stored dtype and ``int64`` labels.
+
+  Raises:
+    ValueError: unknown dataset, split or feature.
+    DatasetNotPreparedError: a stock dataset is not prepared.
+  """
+  builder, source = open_split(name, split, data_dir)
+  features = builder.info.features
+  key = _input_key(features, name, input_key)
+  num_classes = _num_classes(features, name, label_key)
+  n = len(source)
+  if n == 0:
+    raise ValueError(f"Split {split!r} of {name!r} is empty.")
+  x, labels = None, np.empty((n,), np.int64)
+  for start in range(0, n, _READ_CHUNK):
+    records = _records(source, start, min(n, start + _READ_CHUNK))
+    batch = np.stack([np.asarray(r[key]) for r in records])
+    if x is None:
+      x = np.empty((n,) + batch.shape[1:], batch.dtype)
+    x[start:start + len(records)] = batch
+    labels[start:start + len(records)] = [int(r[label_key]) for r in records]
+  if num_classes is None:
+    num_classes = int(labels.max()) + 1
+  return Split(x=x, labels=labels, num_classes=num_classes, input_key=key)
+
+
+def to_float(x: np.ndarray) -> np.ndarray:
+  """Stored inputs -> float32; uint8 images are scaled to ``[0, 1]``."""
+  if x.dtype == np.uint8:
+    return x.astype(np.float32) / np.float32(255.0)
+  return x.astype(np.float32, copy=False)
+
+
+@functools.lru_cache(maxsize=32)
+def _computed_stats(name: str, data_dir: str | None, input_key: str | None
+                    ) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+  train = load(name, "train", data_dir=data_dir, input_key=input_key)
+  if not train.is_image:
+    return None
+  # float64 sums: 50k x 32 x 32 values in float32 lose digits.
+  x = to_float(train.x).astype(np.float64)
+  return (tuple(x.mean(axis=(0, 1, 2))), tuple(x.std(axis=(0, 1, 2))))
+
+
+def normalization_stats(name: str, data_dir: str | None = None, *,
+                        input_key: str | None = None
+                        ) -> tuple[np.ndarray, np.ndarray] | None:
+  """Per-channel ``(mean, std)`` as ``float32[C]``, or None for vectors.
+
+  Known stock datasets use the constants in :data:`STATS`; other image
+  datasets (the embedded ones included) use the per-channel statistics of
+  their full ``"train"`` split, before any class subset or label noise.
+  Vector datasets are never normalised (the Gaussian-mixture geometry is the
+  object of study).
+  """
+  base = base_name(name)
+  if base in STATS:
+    mean, std = STATS[base]
+  else:
+    stats = _computed_stats(name, None if data_dir is None else str(data_dir),
+                            input_key)
+    if stats is None:
+      return None
+    mean, std = stats
+  return np.asarray(mean, np.float32), np.asarray(std, np.float32)
