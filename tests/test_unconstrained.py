@@ -9,7 +9,7 @@ import pytest
 
 from cljax import theory
 from cljax import unconstrained
-from experiments import default
+from experiments import unconstrained as default
 
 
 def test_nscl_free_features_reach_the_theorem_2_minimum(tmp_path):
@@ -54,14 +54,14 @@ def _main(*args, cwd):
 
 def test_main_command_smoke_preset_and_override(tmp_path):
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  out = _main("--config=experiments/default.py:smoke",
+  out = _main("--config=experiments/unconstrained.py:smoke",
               f"--workdir={tmp_path}", "--config.loss.kwargs.temperature=0.2",
               cwd=root)
   assert out.returncode == 0, out.stderr
   summary = json.load(open(tmp_path / "summary.json"))
   assert summary["closed_form_minimum"] == pytest.approx(
       theory.nscl_at_etf(4, 3, 2, temperature=0.2))
-  bad = _main("--config=experiments/default.py:smoke",
+  bad = _main("--config=experiments/unconstrained.py:smoke",
               f"--workdir={tmp_path}", "--config.loss.temprature=0.2",
               cwd=root)
   assert bad.returncode != 0

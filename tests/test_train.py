@@ -1,0 +1,211 @@
+"""The train loop end to end: learning, every loss, devices, resume, faults."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from cljax import checkpoint
+from cljax import train
+from experiments import default
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _config(**overrides):
+  config = default.get_config("smoke")
+  config.eval.linear_probe_steps = 0
+  for path, value in overrides.items():
+    node = config
+    *parents, leaf = path.split(".")
+    for p in parents:
+      node = node[p]
+    node[leaf] = value
+  return config
+
+
+def _params(workdir):
+  run = checkpoint.load(str(workdir))
+  return run, jax.tree.leaves(run.variables)
+
+
+def test_default_config_learns(tmp_path):
+  config = _config(steps=40, log_every=5, eval_every=10)
+  summary = train.train_and_evaluate(config, str(tmp_path), verbose=False)
+  rows = [json.loads(l) for l in open(tmp_path / "metrics.jsonl")]
+  losses = [r["train/loss"] for r in rows]
+  assert np.mean(losses[-2:]) < np.mean(losses[:2])
+  nc1 = [r["eval/z/nc1"] for r in rows if "eval/z/nc1" in r]
+  assert len(nc1) == 4 and nc1[-1] < nc1[0]
+  assert summary["step"] == 40
+  for r in rows:   # The gap and its bound are logged every logged step.
+    assert -1e-5 <= r["train/gap"] <= r["train/gap_bound"] + 1e-5
+  assert os.path.exists(tmp_path / "training_curves.png")
+  assert os.path.exists(tmp_path / "config.json")
+
+
+@pytest.mark.parametrize("name,kwargs", [
+    ("ntxent", {"temperature": 0.5}),
+    ("dcl", {}),
+    ("supcon", {"temperature": 0.1}),
+    ("hard_contrastive", {"beta": 2.0}),
+])
+def test_every_loss_trains_through_the_loop(tmp_path, name, kwargs):
+  config = _config(steps=2, log_every=1, eval_every=2)
+  config.loss.name = name
+  config.loss.kwargs = kwargs
+  summary = train.train_and_evaluate(config, str(tmp_path), verbose=False)
+  assert np.isfinite(summary["train/loss"])
+
+
+def test_eight_devices_equal_one_device(tmp_path):
+  assert jax.device_count() == 8
+  results = []
+  for n in (1, 8):
+    config = _config(steps=3, log_every=3, eval_every=3, num_devices=n)
+    train.train_and_evaluate(config, str(tmp_path / str(n)), verbose=False)
+    results.append(_params(tmp_path / str(n))[1])
+  for a, b in zip(*results):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=2e-5,
+                               atol=2e-6)
+
+
+def _launch(workdir, *overrides):
+  env = dict(os.environ, PYTHONUNBUFFERED="1")
+  return subprocess.Popen(
+      [sys.executable, "-m", "cljax.main",
+       "--config=experiments/default.py:smoke", f"--workdir={workdir}",
+       "--config.optim.schedule=constant", "--config.optim.warmup_steps=0",
+       "--config.eval.linear_probe_steps=0", *overrides],
+      cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+      text=True)
+
+
+def _wait_for_checkpoint(workdir, proc, timeout=240):
+  directory = os.path.join(workdir, "checkpoints")
+  t_end = time.time() + timeout
+  while time.time() < t_end:
+    if proc.poll() is not None:
+      raise AssertionError(f"run ended early:\n{proc.stdout.read()}")
+    if os.path.isdir(directory) and any(
+        d.isdigit() for d in os.listdir(directory)):
+      return
+    time.sleep(0.02)
+  proc.kill()
+  raise AssertionError("no checkpoint appeared")
+
+
+def test_sigkill_then_resume_is_bit_exact(tmp_path):
+  reference = _config(steps=16, eval_every=16, log_every=4)
+  reference.optim.schedule = "constant"
+  reference.optim.warmup_steps = 0
+  reference.checkpoint.every = 4
+  train.train_and_evaluate(reference, str(tmp_path / "ref"), verbose=False)
+
+  killed = str(tmp_path / "killed")
+  proc = _launch(killed, "--config.steps=100000",
+                 "--config.checkpoint.every=4", "--config.eval_every=100000",
+                 "--config.log_every=4")
+  _wait_for_checkpoint(killed, proc)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait(timeout=60)
+  manager = checkpoint.Manager(killed, every=4)
+  first = manager.latest_step()
+  manager.close()
+  assert first is not None and first < 16
+
+  resumed = _config(steps=16, eval_every=16, log_every=4)
+  resumed.optim.schedule = "constant"
+  resumed.optim.warmup_steps = 0
+  resumed.checkpoint.every = 4
+  train.train_and_evaluate(resumed, killed, verbose=False)
+  for a, b in zip(_params(tmp_path / "ref")[1], _params(killed)[1]):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  steps = [json.loads(l)["step"] for l in open(os.path.join(killed,
+                                                            "metrics.jsonl"))]
+  assert steps == sorted(set(steps))   # Replayed rows are not duplicated.
+
+
+def test_resume_on_a_different_device_count(tmp_path):
+  config = _config(steps=4, log_every=2, eval_every=4, num_devices=8)
+  config.checkpoint.every = 2
+  train.train_and_evaluate(config, str(tmp_path), verbose=False)
+  config = _config(steps=6, log_every=2, eval_every=6, num_devices=1)
+  config.checkpoint.every = 2
+  summary = train.train_and_evaluate(config, str(tmp_path), verbose=False)
+  assert summary["step"] == 6
+  assert checkpoint.load(str(tmp_path)).step == 6
+
+
+def test_sigterm_saves_and_exits_cleanly(tmp_path):
+  workdir = str(tmp_path)
+  proc = _launch(workdir, "--config.steps=100000",
+                 "--config.checkpoint.every=1000", "--config.eval_every=100000")
+  # Wait for the first logged row, i.e. training is under way.
+  t_end = time.time() + 240
+  while not os.path.exists(os.path.join(workdir, "metrics.jsonl")) or (
+      os.path.getsize(os.path.join(workdir, "metrics.jsonl")) == 0):
+    assert time.time() < t_end and proc.poll() is None
+    time.sleep(0.05)
+  proc.send_signal(signal.SIGTERM)
+  out, _ = proc.communicate(timeout=120)
+  assert proc.returncode == 0, out
+  assert "SIGTERM" in out
+  manager = checkpoint.Manager(workdir, every=1000)
+  assert manager.latest_step() is not None and manager.latest_step() > 0
+  manager.close()
+
+
+def test_checkpoint_from_eight_devices_loads_on_one(tmp_path):
+  config = _config(steps=2, log_every=2, eval_every=2)
+  train.train_and_evaluate(config, str(tmp_path), verbose=False)
+  run, _ = _params(tmp_path)
+  x = np.random.default_rng(0).uniform(
+      size=(5,) + run.input_shape).astype(np.float32)
+  h, z = run.features(x)
+  np.save(tmp_path / "x.npy", x)
+  script = (
+      "import numpy as np, jax; from cljax import checkpoint;"
+      f"run = checkpoint.load({str(tmp_path)!r});"
+      "assert jax.device_count() == 1;"
+      f"h, z = run.features(np.load({str(tmp_path / 'x.npy')!r}));"
+      f"np.save({str(tmp_path / 'h1.npy')!r}, h)")
+  env = dict(os.environ, JAX_NUM_CPU_DEVICES="1")
+  out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=300)
+  assert out.returncode == 0, out.stderr
+  np.testing.assert_allclose(np.load(tmp_path / "h1.npy"), h, rtol=1e-5,
+                             atol=1e-6)
+  assert run.step == 2 and run.config.loss.name == "nscl"
+  assert run.metrics[-1]["step"] == 2
+
+
+def test_non_finite_loss_stops_with_the_step_and_keeps_checkpoints(tmp_path):
+  config = _config(steps=12, log_every=1, eval_every=100)
+  config.checkpoint.every = 1
+  config.optim.learning_rate = 1e30
+  with pytest.raises(train.NonFiniteError, match=r"at step \d+.*Last good "
+                     r"checkpoint: step \d+"):
+    train.train_and_evaluate(config, str(tmp_path), verbose=False)
+  manager = checkpoint.Manager(str(tmp_path), every=1)
+  assert manager.latest_step() is not None
+  manager.close()
+
+
+@pytest.mark.parametrize("override,match", [
+    ({"data.name": "imagenet_does_not_exist"}, r"imagenet_does_not_exist"),
+    ({"loss.name": "simclr"}, r"Unknown config.loss.name 'simclr'"),
+    ({"model.encoder": "vit"}, r"vit"),
+    ({"data.batch_size": 30}, r"not divisible by the 8 devices"),
+    ({"data.num_views": 1}, r"num_views >= 2"),
+])
+def test_bad_config_fails_at_start(tmp_path, override, match):
+  config = _config(**override)
+  with pytest.raises(ValueError, match=match):
+    train.train_and_evaluate(config, str(tmp_path), verbose=False)
