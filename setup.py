@@ -22,6 +22,11 @@ _INSTALL_REQUIRES = [
     "absl-py>=2.1",
     # Its bundled 8x8 digits are one of the embedded default datasets.
     "scikit-learn>=1.5",
+    # The train loop's progress bar, training-curve plot and TensorBoard
+    # event files (tensorboardX needs no TensorFlow).
+    "tqdm>=4.66",
+    "matplotlib>=3.8",
+    "tensorboardX>=2.6",
 ]
 
 _EXTRAS = {

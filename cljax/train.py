@@ -462,9 +462,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
                                          config.data.batch_size)
         t_last, n_last = now, 0
         if step % config.eval_every == 0 or is_last:
-          row.update(evaluate(model, {"params": state["params"],
-                                      "batch_stats": state["batch_stats"]},
-                              eval_data, config, final=is_last))
+          # Host copies: replicated global arrays are fully addressable on
+          # every process, and the eval runs locally on each.
+          variables = jax.tree.map(np.asarray, {
+              "params": state["params"], "batch_stats": state["batch_stats"]})
+          row.update(evaluate(model, variables, eval_data, config,
+                              final=is_last))
         writer.write(step, row)
         last = row
       save(step, force=is_last or stop["signal"] is not None, metrics=last)

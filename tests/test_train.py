@@ -48,6 +48,7 @@ def test_default_config_learns(tmp_path):
     assert -1e-5 <= r["train/gap"] <= r["train/gap_bound"] + 1e-5
   assert os.path.exists(tmp_path / "training_curves.png")
   assert os.path.exists(tmp_path / "config.json")
+  assert any(f.startswith("events") for f in os.listdir(tmp_path / "tb"))
 
 
 @pytest.mark.parametrize("name,kwargs", [
@@ -160,6 +161,42 @@ def test_sigterm_saves_and_exits_cleanly(tmp_path):
   manager = checkpoint.Manager(workdir, every=1000)
   assert manager.latest_step() is not None and manager.latest_step() > 0
   manager.close()
+
+
+def _free_port():
+  import socket
+  with socket.socket() as sock:
+    sock.bind(("127.0.0.1", 0))
+    return sock.getsockname()[1]
+
+
+def test_two_processes_match_one_process(tmp_path):
+  # Two jax.distributed processes on localhost, 4 CPU devices each, against
+  # one process with 8 devices and the same global batch.
+  flags = ["--config=experiments/default.py:smoke", "--config.steps=3",
+           "--config.log_every=3", "--config.eval_every=3",
+           "--config.eval.linear_probe_steps=0"]
+  reference = _config(steps=3, log_every=3, eval_every=3)
+  train.train_and_evaluate(reference, str(tmp_path / "one"), verbose=False)
+  port = _free_port()
+  env = dict(os.environ, JAX_NUM_CPU_DEVICES="4",
+             JAX_COORDINATOR_BIND_ADDRESS=f"127.0.0.1:{port}")
+  procs = [subprocess.Popen(
+      [sys.executable, "-m", "cljax.main", *flags,
+       f"--workdir={tmp_path / 'two'}", "--distributed",
+       f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2",
+       f"--process_id={i}"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+      stderr=subprocess.STDOUT, text=True) for i in range(2)]
+  outs = []
+  for proc in procs:
+    try:
+      outs.append(proc.communicate(timeout=300)[0])
+    finally:
+      proc.kill()
+  assert all(p.returncode == 0 for p in procs), outs
+  for a, b in zip(_params(tmp_path / "one")[1], _params(tmp_path / "two")[1]):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=2e-5,
+                               atol=2e-6)
 
 
 def test_checkpoint_from_eight_devices_loads_on_one(tmp_path):
