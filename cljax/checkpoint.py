@@ -198,7 +198,8 @@ def load(workdir: str, step: int | None = None) -> Run:
   config = read_config(workdir)
   directory = os.path.join(os.path.abspath(workdir), "checkpoints")
   manager = ocp.CheckpointManager(
-      directory, options=ocp.CheckpointManagerOptions(read_only=True),
+      directory, options=ocp.CheckpointManagerOptions(
+          read_only=True, create=False, save_interval_steps=0),
       item_names=_ITEMS)
   try:
     if step is None:

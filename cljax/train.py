@@ -67,8 +67,19 @@ def _check_config(config, num_devices: int) -> None:
     raise ValueError(
         f"config.data.batch_size={config.data.batch_size} is not divisible by "
         f"the {num_devices} devices; use a multiple of {num_devices}.")
-  if config.steps < 1:
+  epochs = config.get("epochs", None)
+  if epochs is None and config.steps < 1:
     raise ValueError(f"config.steps must be >= 1; got {config.steps}.")
+  if epochs is not None and epochs <= 0:
+    raise ValueError(f"config.epochs must be > 0; got {epochs}.")
+
+
+def total_steps(config, data) -> int:
+  """``config.steps``, or ``config.epochs`` passes over the training data."""
+  epochs = config.get("epochs", None)
+  if epochs is None:
+    return int(config.steps)
+  return max(1, int(round(epochs * data.steps_per_epoch)))
 
 
 def make_mesh(num_devices: int | None = None) -> jax.sharding.Mesh:
@@ -366,7 +377,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
                         process_index=jax.process_index(),
                         process_count=jax.process_count())
   model = models.build(config.model)
-  tx, schedule = make_optimizer(config.optim, config.steps)
+  num_steps = total_steps(config, data)
+  tx, schedule = make_optimizer(config.optim, num_steps)
   init_key, base_key = jax.random.split(jax.random.key(config.seed))
   replicated = NamedSharding(mesh, P())
   batch_sharding = NamedSharding(mesh, P("data"))
@@ -429,13 +441,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   progress = None
   if verbose and jax.process_index() == 0:
     from tqdm import auto as tqdm
-    progress = tqdm.tqdm(total=config.steps, initial=start, unit="step",
+    progress = tqdm.tqdm(total=num_steps, initial=start, unit="step",
                          dynamic_ncols=True)
   last = {}
   t_last, n_last = time.time(), 0
   try:
     step = start
-    while step < config.steps:
+    while step < num_steps:
       batch = next(data)
       global_batch = {
           "x": jax.make_array_from_process_local_data(
@@ -453,7 +465,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
             f"grad_norm={grad_norm}. Last good checkpoint: step "
             f"{manager.latest_step()} in {manager.directory} (kept).")
       n_last += 1
-      is_last = step == config.steps
+      is_last = step == num_steps
       if step % config.log_every == 0 or is_last:
         now = time.time()
         row = {k: float(v) for k, v in metrics.items()}

@@ -28,6 +28,8 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
   config.seed = 0
   config.num_devices = ml_collections.config_dict.placeholder(int)
   config.steps = 400
+  # Set epochs to train for that many passes over the data instead of steps.
+  config.epochs = ml_collections.config_dict.placeholder(float)
   config.log_every = 10
   config.eval_every = 100
 

@@ -65,6 +65,16 @@ def test_every_loss_trains_through_the_loop(tmp_path, name, kwargs):
   assert np.isfinite(summary["train/loss"])
 
 
+def test_epochs_set_the_number_of_steps(tmp_path):
+  config = _config(log_every=100, eval_every=100)
+  config.epochs = 0.02
+  config.eval.num_train = 100
+  from cljax import data
+  per_epoch = data.build(config.data, seed=config.seed).steps_per_epoch
+  summary = train.train_and_evaluate(config, str(tmp_path), verbose=False)
+  assert per_epoch > 50 and summary["step"] == round(0.02 * per_epoch)
+
+
 def test_eight_devices_equal_one_device(tmp_path):
   assert jax.device_count() == 8
   results = []
