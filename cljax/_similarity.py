@@ -438,6 +438,14 @@ def _forward(spec, s, aux, ids):
   return tuple(outs)
 
 
+def _axes(spec):
+  """Broadcasts of a row statistic: along rows, and on the symmetric path
+  also along columns (the transposed cotangent)."""
+  rows = lambda v: v[:, None]  # noqa: E731
+  cols = lambda v: v[None, :]  # noqa: E731
+  return (rows, cols) if spec.symmetric else (rows,)
+
+
 def _cotangent_shared(spec, s, outs, cs, g, mask, same, exps):
   """``_cotangent`` on the shared-exponential path (one exp per alpha).
 
@@ -445,9 +453,7 @@ def _cotangent_shared(spec, s, outs, cs, g, mask, same, exps):
   vectors and masks), so every exponential is multiplied in once and XLA can
   emit the whole cotangent as one loop.
   """
-  axes = ((lambda v: v[:, None]), (lambda v: v[None, :]))
-  if not spec.symmetric:
-    axes = axes[:1]
+  axes = _axes(spec)
   base, soft = _split_terms(spec)
   coef = {}          # alpha -> coefficient of exps[alpha]
   linear = 0.0
@@ -480,52 +486,34 @@ def _cotangent_shared(spec, s, outs, cs, g, mask, same, exps):
 
 
 def _cotangent(spec, s, outs, cs, g, mask, same):
-  """d loss / d s as an elementwise function of s.
+  """d loss / d s as an elementwise function of s (one exp per term).
 
   On the symmetric path this is G + G^T: every mask is symmetric, so the
   transpose only swaps which row statistics (rows or columns) each term
-  uses. Log-sum-exp terms with a static bound share one exponential per
-  distinct alpha, exp(alpha s - |alpha| bound), scaled per row by
-  exp(|alpha| bound - lse), so the pass costs one exp per alpha however many
-  terms the loss has.
+  uses. ``_cotangent_shared`` is the faster form when all exponents share a
+  static shift.
   """
-  axes = ((lambda v: v[:, None]), (lambda v: v[None, :]))
-  if not spec.symmetric:
-    axes = axes[:1]
+  axes = _axes(spec)
   base, soft = _split_terms(spec)
   total = jnp.zeros(s.shape, s.dtype)
-  shared = {}
-
-  def shared_exp(alpha, bound):
-    if alpha not in shared:
-      shared[alpha] = jnp.exp(alpha * s - abs(alpha) * bound)
-    return shared[alpha]
-
   for i in base:
     t = spec.terms[i]
     finite = jnp.isfinite(outs[i])
     gi = jnp.where(finite, g[i], 0.0)
     m = mask(t.mask)
     if t.kind == "sum":
-      coef = sum(stat(gi) for stat in axes)
-      contrib = jnp.broadcast_to(coef, s.shape)
-      total = total + (contrib if m is None else jnp.where(m, contrib, 0.0))
+      contrib = jnp.broadcast_to(sum(stat(gi) for stat in axes), s.shape)
+    elif t.grad_scale == 0.0:
       continue
-    if t.grad_scale == 0.0:
-      continue
-    lse = jnp.where(finite, outs[i], 0.0)
-    if t.bound is not None:
-      scale = gi * t.grad_scale * jnp.exp(abs(t.alpha) * t.bound - lse)
-      e = shared_exp(t.alpha, t.bound) * sum(stat(scale) for stat in axes)
     else:
-      e = sum(stat(gi * t.grad_scale) * jnp.exp(t.alpha * s - stat(lse))
-              for stat in axes)
-    total = total + _weighted(t, e, m, same)
+      lse = jnp.where(finite, outs[i], 0.0)
+      contrib = _weighted(
+          t, sum(stat(gi * t.grad_scale) * jnp.exp(t.alpha * s - stat(lse))
+                 for stat in axes), None, same)
+    total = total + (contrib if m is None else jnp.where(m, contrib, 0.0))
   for i, c in zip(soft, cs):
     m = mask(spec.terms[i].mask)
-    sig = 0.0
-    for stat in axes:
-      sig = sig + stat(g[i]) * jax.nn.sigmoid(stat(c) - s)
+    sig = sum(stat(g[i]) * jax.nn.sigmoid(stat(c) - s) for stat in axes)
     total = total - (sig if m is None else jnp.where(m, sig, 0.0))
   return total
 

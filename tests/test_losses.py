@@ -151,6 +151,22 @@ def test_hard_contrastive_expectation_matches_naive(negatives, beta, k,
   assert int(counts.num_valid) == nvalid
 
 
+@pytest.mark.parametrize("negatives", ["different_class", "all"])
+def test_hard_contrastive_unnormalized_generic_path(negatives):
+  # normalize="none" has no static logit bound: the engine's general path.
+  z = _z(2, scale=0.4)
+  want, nvalid = naive.hard_contrastive(z, LABELS, beta=3.0,
+                                        negatives=negatives, normalize="none")
+  got, counts = losses.hard_contrastive(z, LABELS, beta=3.0,
+                                        negatives=negatives, normalize="none",
+                                        return_counts=True)
+  _close(got, want)
+  assert int(counts.num_valid) == nvalid
+  grad = jax.grad(lambda x: losses.hard_contrastive(
+      x, LABELS, beta=3.0, negatives=negatives, normalize="none"))(z)
+  assert np.all(np.isfinite(np.asarray(grad)))
+
+
 def test_hard_contrastive_without_labels_uses_sample_positives():
   z = _z(2, scale=0.6)
   want, _ = naive.hard_contrastive(z, None, beta=1.0, negatives="all",
