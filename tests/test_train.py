@@ -75,6 +75,15 @@ def test_epochs_set_the_number_of_steps(tmp_path):
   assert per_epoch > 50 and summary["step"] == round(0.02 * per_epoch)
 
 
+def test_bfloat16_compute_trains(tmp_path):
+  config = _config(steps=2, log_every=1, eval_every=2)
+  config.model.dtype = "bfloat16"
+  summary = train.train_and_evaluate(config, str(tmp_path), verbose=False)
+  assert np.isfinite(summary["train/loss"])
+  assert all(np.asarray(leaf).dtype == np.float32
+             for leaf in _params(tmp_path)[1])   # params stay float32
+
+
 def test_eight_devices_equal_one_device(tmp_path):
   assert jax.device_count() == 8
   results = []
