@@ -780,6 +780,21 @@ def _probe_steps(n: int, batch_size: int, steps: int,
   return batch_size, int(epochs) * (-(-n // batch_size))
 
 
+def _check_test_set(features, features_name, test_features, test_labels,
+                    num_classes):
+  """Validates an optional (test_features, test_labels) pair."""
+  if (test_features is None) != (test_labels is None):
+    raise ValueError(
+        "`test_features` and `test_labels` must be given together (or both "
+        "left as None).")
+  if test_features is not None:
+    _check_features(test_features, "test_features")
+    _check_nonempty(test_features, "test_features")
+    _check_same_dim(features, test_features, features_name, "test_features")
+    _checks.check_labels(test_labels, np.shape(test_features)[0],
+                         "test_labels", num_classes)
+
+
 def linear_probe(train_features: ArrayLike, train_labels: ArrayLike,
                  test_features: Optional[ArrayLike] = None,
                  test_labels: Optional[ArrayLike] = None, *,
@@ -844,17 +859,8 @@ def linear_probe(train_features: ArrayLike, train_labels: ArrayLike,
   num_classes = _checks.infer_num_classes(train_labels, num_classes,
                                           "train_labels")
   _checks.check_labels(train_labels, n, "train_labels", num_classes)
-  if (test_features is None) != (test_labels is None):
-    raise ValueError(
-        "`test_features` and `test_labels` must be given together (or both "
-        "left as None).")
-  if test_features is not None:
-    _check_features(test_features, "test_features")
-    _check_nonempty(test_features, "test_features")
-    _check_same_dim(train_features, test_features, "train_features",
-                    "test_features")
-    _checks.check_labels(test_labels, np.shape(test_features)[0],
-                         "test_labels", num_classes)
+  _check_test_set(train_features, "train_features", test_features,
+                  test_labels, num_classes)
   _check_probe_hparams(steps, epochs, learning_rate, batch_size, weight_decay,
                        momentum, decay_power, optimizer)
   batch_size, total_steps = _probe_steps(n, batch_size, steps, epochs)
@@ -1108,15 +1114,8 @@ def fewshot_episodes(features: ArrayLike, labels: ArrayLike, *, shots: int,
         "episode shapes depend on the class sizes.")
   num_classes = _checks.infer_num_classes(labels, num_classes)
   _checks.check_labels(labels, n, "labels", num_classes)
-  if (test_features is None) != (test_labels is None):
-    raise ValueError(
-        "`test_features` and `test_labels` must be given together (or both "
-        "left as None).")
-  if test_features is not None:
-    _check_features(test_features, "test_features")
-    _check_same_dim(features, test_features, "features", "test_features")
-    _checks.check_labels(test_labels, np.shape(test_features)[0],
-                         "test_labels", num_classes)
+  _check_test_set(features, "features", test_features, test_labels,
+                  num_classes)
   _check_probe_hparams(linear_probe_steps, linear_probe_epochs,
                        linear_probe_learning_rate, linear_probe_batch_size,
                        linear_probe_weight_decay, 0.0, 0.0,
