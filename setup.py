@@ -30,11 +30,13 @@ _INSTALL_REQUIRES = [
 ]
 
 _EXTRAS = {
-    "test": ["pytest>=8", "pytest-xdist>=3.6", "scipy>=1.13"],
+    # nbclient + ipykernel execute the colabs in the tests.
+    "test": ["pytest>=8", "pytest-xdist>=3.6", "scipy>=1.13",
+             "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29"],
     # Peer benchmarks. torch must be the CPU build: install it as
     # `pip install "torch==2.13.0+cpu"` first (see benchmarks/README.md).
     "bench": ["pytorch-metric-learning>=2.8", "psutil>=5.9"],
-    "colabs": ["matplotlib>=3.8", "jupyter", "nbclient>=0.10"],
+    "colabs": ["jupyter", "nbclient>=0.10"],
 }
 
 setuptools.setup(
