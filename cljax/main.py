@@ -25,7 +25,7 @@ from ml_collections import config_flags
 from cljax import train
 from cljax import unconstrained
 
-_CONFIG = config_flags.DEFINE_config_file(
+CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Path to an ml_collections config file (file.py[:preset]).",
     lock_config=True)
 _WORKDIR = flags.DEFINE_string(
@@ -44,7 +44,7 @@ _NUM_PROCESSES = flags.DEFINE_integer(
 _PROCESS_ID = flags.DEFINE_integer(
     "process_id", None, "This process's index for --distributed.")
 
-_MODES = {"train": train.train_and_evaluate,
+MODES = {"train": train.train_and_evaluate,
           "unconstrained": unconstrained.run}
 
 
@@ -58,17 +58,17 @@ def main(argv):
     jax.distributed.initialize(coordinator_address=_COORDINATOR.value,
                                num_processes=_NUM_PROCESSES.value,
                                process_id=_PROCESS_ID.value)
-  config = _CONFIG.value
+  config = CONFIG.value
   if config is None:
     raise app.UsageError("--config is required, e.g. "
                          "--config=experiments/default.py")
   if not _WORKDIR.value:
     raise app.UsageError("--workdir is required.")
   mode = config.get("mode", "train")
-  if mode not in _MODES:
+  if mode not in MODES:
     raise app.UsageError(f"Unknown config.mode {mode!r}; choose one of "
-                         f"{sorted(_MODES)}.")
-  _MODES[mode](config, _WORKDIR.value)
+                         f"{sorted(MODES)}.")
+  MODES[mode](config, _WORKDIR.value)
 
 
 if __name__ == "__main__":
