@@ -39,11 +39,6 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
   config.data.sampler = "balanced"
   config.data.num_views = 2
   config.data.augment.mode = "simclr"
-  # Typed placeholders, so that these None defaults can be overridden from
-  # the command line (e.g. --config.data.classes=5 for the first 5 classes).
-  config.data.classes = ml_collections.config_dict.placeholder(object)
-  config.data.data_dir = ml_collections.config_dict.placeholder(str)
-  config.data.label_noise_seed = ml_collections.config_dict.placeholder(int)
 
   config.model = ml_collections.ConfigDict({
       "encoder": "convnet",

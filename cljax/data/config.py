@@ -62,7 +62,15 @@ def default_config():
     fields (``config.data.name = "cifar10"``).
   """
   import ml_collections  # pylint: disable=g-import-not-at-top
-  return ml_collections.ConfigDict(copy.deepcopy(DEFAULTS))
+  config = ml_collections.ConfigDict(copy.deepcopy(DEFAULTS))
+  # Typed placeholders instead of plain None, so that these fields can be
+  # overridden from the command line (--config.data.classes=5).
+  placeholder = ml_collections.config_dict.placeholder
+  config.data_dir = placeholder(str)
+  config.input_key = placeholder(str)
+  config.classes = placeholder(object)
+  config.label_noise_seed = placeholder(int)
+  return config
 
 
 def _as_dict(config: Any) -> dict[str, Any]:
