@@ -126,18 +126,6 @@ class Views(NamedTuple):
     n, k, d = self.anchors.shape
     return self.anchors.reshape(n * k, d)
 
-  @property
-  def anchor_sample(self) -> jax.Array:
-    return self.anchor_index // self.num_views
-
-  @property
-  def key_sample(self) -> jax.Array:
-    return jnp.arange(self.keys.shape[0]) // self.num_views
-
-  @property
-  def key_index(self) -> jax.Array:
-    return jnp.arange(self.keys.shape[0])
-
 
 def prepare(z: jax.typing.ArrayLike, labels: jax.typing.ArrayLike | None, *,
             normalize_mode: str, axis_name: str | None,

@@ -74,16 +74,15 @@ def _finish(per_anchor, valid, views, reduction, return_counts, weight=None):
   return loss
 
 
-def _sample_positive_mean(views, temperature, include_self_pairs):
-  """float[A] mean logit over an anchor's positives among its own views."""
-  s_own = sim.own_sample_logits(views, temperature)      # [n, K, K]
-  k = views.num_views
+def _own_mean(values, include_self_pairs):
+  """float[A]: mean over an anchor's own-sample positives of values[n, K, K]
+  (all K views with self pairs, the other K - 1 without)."""
+  k = values.shape[-1]
   if include_self_pairs:
-    mean = jnp.mean(s_own, axis=-1)
-  else:
-    off_diag = ~jnp.eye(k, dtype=bool)
-    mean = jnp.sum(jnp.where(off_diag, s_own, 0.0), axis=-1) / (k - 1)
-  return mean.reshape(-1), s_own
+    return jnp.mean(values, axis=-1).reshape(-1)
+  off_diag = ~jnp.eye(k, dtype=bool)
+  return (jnp.sum(jnp.where(off_diag, values, 0.0), axis=-1) /
+          (k - 1)).reshape(-1)
 
 
 
@@ -131,15 +130,15 @@ def ntxent(z: ArrayLike, *, temperature: float, normalize: str = "sphere",
   _check_common(temperature, reduction)
   views = sim.prepare(z, None, normalize_mode=normalize, axis_name=axis_name,
                       min_views=2)
-  pos_mean, _ = _sample_positive_mean(views, temperature, False)
+  s_own = sim.own_sample_logits(views, temperature)
   (lse,) = sim.row_reductions(views, temperature, [
       sim.Term("lse", "not_self",
                bound=sim.logit_bound(normalize, temperature))])
   valid = jnp.isfinite(lse)
   if double_count_positive:
-    per_anchor = _code_form(views, temperature, False, lse, valid)
+    per_anchor = _code_form(s_own, False, lse, valid)
   else:
-    per_anchor = lse - pos_mean
+    per_anchor = lse - _own_mean(s_own, False)
   return _finish(per_anchor, valid, views, reduction, return_counts)
 
 
@@ -179,7 +178,8 @@ def dcl(z: ArrayLike, *, temperature: float = 1.0,
   _check_common(temperature, reduction)
   views = sim.prepare(z, None, normalize_mode=normalize, axis_name=axis_name,
                       min_views=1 if include_self_pairs else 2)
-  pos_mean, _ = _sample_positive_mean(views, temperature, include_self_pairs)
+  pos_mean = _own_mean(sim.own_sample_logits(views, temperature),
+                       include_self_pairs)
   (lse,) = sim.row_reductions(views, temperature, [
       sim.Term("lse", "other_sample",
                bound=sim.logit_bound(normalize, temperature))])
@@ -232,28 +232,20 @@ def nscl(z: ArrayLike, labels: ArrayLike, *, temperature: float = 1.0,
       sim.Term("lse", "diff_label",
                bound=sim.logit_bound(normalize, temperature))])
   valid = jnp.isfinite(lse)
+  s_own = sim.own_sample_logits(views, temperature)
   if not positive_in_denominator:
-    pos_mean, _ = _sample_positive_mean(views, temperature,
-                                        include_self_pairs)
-    per_anchor = lse - pos_mean
+    per_anchor = lse - _own_mean(s_own, include_self_pairs)
   else:
-    per_anchor = _code_form(views, temperature, include_self_pairs, lse,
-                            valid)
+    per_anchor = _code_form(s_own, include_self_pairs, lse, valid)
   return _finish(per_anchor, valid, views, reduction, return_counts)
 
 
-def _code_form(views, temperature, include_self_pairs, lse, valid):
+def _code_form(s_own, include_self_pairs, lse, valid):
   """mean_p [log(exp(s_ap) + exp(lse_a)) - s_ap] over own-sample positives."""
-  _, s_own = _sample_positive_mean(views, temperature, include_self_pairs)
   n, k, _ = s_own.shape
   lse_own = jnp.where(valid, lse, 0.0).reshape(n, k, 1)
   # softplus(lse - s) = log(1 + exp(lse - s)) = log(exp(s) + exp(lse)) - s.
-  terms = jax.nn.softplus(lse_own - s_own)
-  if include_self_pairs:
-    return jnp.mean(terms, axis=-1).reshape(-1)
-  off_diag = ~jnp.eye(k, dtype=bool)
-  return (jnp.sum(jnp.where(off_diag, terms, 0.0), axis=-1) /
-          (k - 1)).reshape(-1)
+  return _own_mean(jax.nn.softplus(lse_own - s_own), include_self_pairs)
 
 
 SUPCON_VARIANTS = ("out", "in")
@@ -661,7 +653,8 @@ def all_losses(z: ArrayLike, labels: ArrayLike, *, temperature: float,
     return sim.reduce_anchors(per_anchor, valid, "mean", axis,
                               weight=weight)[0]
 
-  pos_pair, s_own = _sample_positive_mean(views, temperature, False)
+  s_own = sim.own_sample_logits(views, temperature)
+  pos_pair = _own_mean(s_own, False)
   s_self = jnp.diagonal(s_own, axis1=1, axis2=2).reshape(-1)
   # Label counts per anchor: same-label views (incl. itself) and positives.
   hard_num = sim.row_count(views, "same_label").astype(jnp.float32)
@@ -691,20 +684,18 @@ def all_losses(z: ArrayLike, labels: ArrayLike, *, temperature: float,
   valid_diff = jnp.isfinite(lse_diff)
 
   out = {}
-  pos_dn = pos_pair
-  if include_self_pairs:
-    pos_dn, _ = _sample_positive_mean(views, temperature, True)
+  pos_dn = _own_mean(s_own, True) if include_self_pairs else pos_pair
   if views.num_views >= 2:
     out["ntxent"] = mean(lse_all - pos_pair, valid_all)
     out["cl_code"] = mean(
-        _code_form(views, temperature, False, lse_all, valid_all), valid_all)
+        _code_form(s_own, False, lse_all, valid_all), valid_all)
   dcl_anchor = lse_other - pos_dn
   nscl_anchor = lse_diff - pos_dn
   out["dcl"] = mean(dcl_anchor, valid_other)
   out["nscl"] = mean(nscl_anchor, valid_diff)
   out["nscl_code"] = mean(
-      _code_form(views, temperature, include_self_pairs, lse_diff,
-                 valid_diff), valid_diff)
+      _code_form(s_own, include_self_pairs, lse_diff, valid_diff),
+      valid_diff)
 
   num_pos = hard_num - 1.0
   has_pos = num_pos > 0
