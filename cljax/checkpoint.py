@@ -152,13 +152,8 @@ class Run:
     x = np.asarray(inputs, np.float32)
     if not normalized_inputs and self.input_mean is not None:
       x = (x - self.input_mean) / self.input_std
-    apply = jax.jit(lambda v, b: self.model.apply(v, b, train=False))
-    hs, zs = [], []
-    for start in range(0, x.shape[0], batch_size):
-      h, z = apply(self.variables, x[start:start + batch_size])
-      hs.append(np.asarray(h))
-      zs.append(np.asarray(z))
-    return np.concatenate(hs), np.concatenate(zs)
+    from cljax import models  # Only the analysis path needs the model zoo.
+    return models.embed(self.model, self.variables, x, batch_size=batch_size)
 
 
 def read_metrics(workdir: str) -> list[dict]:

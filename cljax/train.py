@@ -195,22 +195,12 @@ def train_step(state, batch, *, model, tx, schedule, config, data, base_key):
 
 # --- evaluation -----------------------------------------------------------------
 
-def _embed(model, variables, x, batch_size=512):
-  apply = jax.jit(lambda v, inputs: model.apply(v, inputs, train=False))
-  hs, zs = [], []
-  for start in range(0, x.shape[0], batch_size):
-    h, z = apply(variables, jnp.asarray(x[start:start + batch_size]))
-    hs.append(np.asarray(h))
-    zs.append(np.asarray(z))
-  return np.concatenate(hs), np.concatenate(zs)
-
-
 def evaluate(model, variables, eval_data, config, *, final: bool = False
              ) -> dict[str, float]:
   """Geometry metrics and probe accuracies on clean train and test inputs."""
   (x_tr, y_tr), (x_te, y_te), num_classes = eval_data
-  h_tr, z_tr = _embed(model, variables, x_tr)
-  h_te, z_te = _embed(model, variables, x_te)
+  h_tr, z_tr = models.embed(model, variables, x_tr)
+  h_te, z_te = models.embed(model, variables, x_te)
   out = {}
   key = jax.random.key(config.seed)
   for name, f_tr, f_te in (("h", h_tr, h_te), ("z", z_tr, z_te)):

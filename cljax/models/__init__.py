@@ -50,6 +50,7 @@ field              default      meaning
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, Mapping, Sequence
 
 import flax.linen as nn
@@ -78,6 +79,7 @@ __all__ = [
     "ResNet50",
     "build",
     "default_config",
+    "embed",
     "describe",
     "param_count",
 ]
@@ -252,6 +254,34 @@ def _tuplify(value: Any) -> Any:
   if isinstance(value, (list, tuple)):
     return tuple(_tuplify(v) for v in value)
   return value
+
+
+@functools.lru_cache(maxsize=16)
+def _eval_apply(model: nn.Module):
+  # Cached per (hashable) module so repeated evaluations reuse one compile.
+  return jax.jit(lambda variables, x: model.apply(variables, x, train=False))
+
+
+def embed(model: nn.Module, variables: Any, inputs: Any, *,
+          batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
+  """Eval-mode features of many inputs, in batches.
+
+  Args:
+    model: a ``ContrastiveModel``.
+    variables: ``{"params", "batch_stats"}``.
+    inputs: float[N, ...] model inputs (already normalised).
+    batch_size: forward-pass batch size.
+
+  Returns:
+    (h: float32[N, D_enc], z: float32[N, D_head]) NumPy arrays.
+  """
+  apply = _eval_apply(model)
+  hs, zs = [], []
+  for start in range(0, np.shape(inputs)[0], batch_size):
+    h, z = apply(variables, jnp.asarray(inputs[start:start + batch_size]))
+    hs.append(np.asarray(h))
+    zs.append(np.asarray(z))
+  return np.concatenate(hs), np.concatenate(zs)
 
 
 def param_count(tree: Any) -> int:
