@@ -1,35 +1,35 @@
-r"""Unconstrained features: NSCL minimisers collapse to a simplex ETF.
+r"""P1 Theorem 2 on free features: NSCL minimisers collapse to a simplex ETF.
 
 Luthra et al. 2025, Theorem 2: with balanced classes and dim >= C - 1, the
-minimisers of the negatives-only supervised contrastive loss show augmentation
-collapse, within-class collapse and class means on a simplex ETF, with the
-minimum value log(K(N - n)) - C / ((C - 1) tau).
+minimisers of the negatives-only supervised contrastive loss (on the unit
+sphere) show augmentation collapse, within-class collapse and class means on
+a simplex ETF, with the minimum value log(K(N - n)) - C / ((C - 1) tau)
+(``cljax.theory.nscl_at_etf``). Here the N x K embeddings are the parameters.
 
-  python -m cljax.main --config=experiments/unconstrained.py --workdir=runs/default
+  python -m cljax.main --config=experiments/unconstrained.py --workdir=runs/nscl_free
   python -m cljax.main --config=experiments/unconstrained.py:smoke --workdir=/tmp/s
 
-Expected (default preset, a few seconds on 2 CPU cores): final loss within
-1e-3 of the closed-form minimum, NC1 and ETF distance near 0.
+Over several (C, n, K, tau, dim >= C - 1), one work dir per point:
+
+  python -m cljax.sweep --config=experiments/unconstrained.py \
+      --sweep_dir=runs/unconstrained/luthra_thm2 \
+      --grid='num_classes=[3,10]' --grid='samples_per_class=[2,8]' \
+      --grid='num_views=[2,4]' --grid='loss.kwargs.temperature=[0.2,1.0]' \
+      --grid='dim=[9,32]'
+
+Presets: '' (C=10, n=8, K=2, dim=16, tau=0.5; a few seconds on 2 CPU
+cores), 'smoke' (C=4, n=3; under a second after compilation).
+Expected: final loss equal to the closed form within ~1e-5, NC1, ETF distance
+and the view variance ~0, effective rank of the class means C - 1.
 """
 
 import ml_collections
 
+from cljax import unconstrained
+
 
 def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
-  config = ml_collections.ConfigDict()
-  config.mode = "unconstrained"
-  config.seed = 0
-  config.num_classes = 10
-  config.samples_per_class = 8
-  config.num_views = 2
-  config.dim = 16
-  config.steps = 2000
-  config.learning_rate = 0.05
-  config.log_every = 200
-  config.loss = ml_collections.ConfigDict()
-  config.loss.name = "nscl"
-  config.loss.kwargs = ml_collections.ConfigDict(
-      {"temperature": 0.5, "normalize": "sphere"})
+  config = unconstrained.default_config()
   if preset == "smoke":
     config.num_classes = 4
     config.samples_per_class = 3

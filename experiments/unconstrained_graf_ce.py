@@ -1,0 +1,47 @@
+r"""P2: cross-entropy with a free classifier on free features reaches the simplex.
+
+Graf et al. 2021: with features on the sphere of radius rho, classifier rows
+of norm at most r_W and dim >= C - 1, cross-entropy is minimised when the
+classes collapse onto a regular simplex with the rows aligned to it, at
+log(1 + (C - 1) exp(-rho r_W C / (C - 1)))
+(``cljax.theory.cross_entropy_at_simplex``). Here both the features (on the
+unit circle) and the bias-free classifier W (rows in the r_W ball) are free
+parameters of projected gradient descent, in P2's toy setting: 3 classes x 2
+points, dim 2.
+
+  python -m cljax.main --config=experiments/unconstrained_graf_ce.py \
+      --workdir=runs/unconstrained/graf_ce
+  python -m cljax.main --config=experiments/unconstrained_graf_ce.py:smoke \
+      --workdir=/tmp/s
+
+Presets: '' (500 steps, a few seconds on 2 CPU cores), 'smoke' (50 steps).
+Expected: final loss equal to the closed form to ~1e-6, class means and the
+rows of W on the same equilateral triangle (ETF distance and NC3 ~0).
+"""
+
+import ml_collections
+
+from cljax import unconstrained
+
+
+def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
+  config = unconstrained.default_config()
+  config.num_classes = 3
+  config.samples_per_class = 2
+  config.num_views = 1
+  config.dim = 2
+  config.optimizer = "sgd"
+  config.momentum = 0.5
+  config.learning_rate = 0.5
+  config.project = True
+  config.weight_radius = 1.0
+  config.steps = 500
+  config.log_every = 50
+  config.loss.name = "cross_entropy"
+  config.loss.kwargs = ml_collections.ConfigDict({"normalize": "sphere"})
+  if preset == "smoke":
+    config.steps = 50
+    config.log_every = 25
+  elif preset not in (None, ""):
+    raise ValueError(f"Unknown preset {preset!r}; use '' or 'smoke'.")
+  return config
