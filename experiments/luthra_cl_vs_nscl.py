@@ -1,0 +1,207 @@
+r"""Luthra et al. 2025: CL (DCL) vs NSCL under shared randomness.
+
+P1 claims that self-supervised contrastive learning (DCL) approximately
+minimises the negatives-only supervised loss (NSCL): their gap is at most
+log(1 + e^{2/tau} / (C - 1)) for any encoder (Theorem 1), the two losses are
+highly correlated over training (figure a), and minimising DCL brings NSCL
+close to the value that minimising NSCL directly reaches (figure c). This
+config trains one model per loss from the same initialisation on the same
+batches and views: the loss is the only difference between the runs of a
+sweep over ``loss.name`` (``cljax.train`` derives the initial parameters, the
+batch order and the augmentation keys from ``config.seed`` and
+``config.data`` alone; ``tests/test_luthra.py`` checks it). Every step logs
+DCL, NSCL, SupCon, their gap and its per-batch bound at
+``config.monitor.temperature`` (tau = 1, as the paper evaluates the gap). The
+same checkpoints feed the few-shot analysis (figures e, f) of
+``colabs/luthra.ipynb``.
+
+Paper scale (GPU/TPU; CIFAR-100 prepared as TFDS array_record):
+
+  python -m cljax.sweep --config=experiments/luthra_cl_vs_nscl.py \
+      --sweep_dir=runs/luthra/cl_vs_nscl_cifar100 \
+      --grid='loss.name=["dcl","nscl","supcon"]'
+
+CPU scale (embedded Gaussian-mixture images, a few minutes on 2 cores):
+
+  python -m cljax.sweep --config=experiments/luthra_cl_vs_nscl.py:cpu \
+      --sweep_dir=runs/luthra/cl_vs_nscl \
+      --grid='loss.name=["dcl","nscl","supcon"]'
+
+Presets: '' (CIFAR-100: ResNet-50x2 with the CIFAR stem, 2048-128 projector
+with a final BN, global batch 1024, LARS at 0.3 x B/256 with 10 warm-up
+epochs and cosine decay, weight decay 1e-6, gradient clipping at 1, tau = 0.5,
+2500 epochs), 'cifar10' (the same at batch 512 and projector dim 64), 'cpu'
+(10-class 16x16 Gaussian-mixture images with strong pixel noise, a small
+ConvNet, batch 100, 400 steps), 'tiny' (seconds; CI).
+
+Expected ('cpu'): the logged gap stays below its bound at every step (about
+0.6 at C = 10, B = 100, tau = 1), the DCL and NSCL curves move together
+(Pearson r close to 1 in the DCL run), and the DCL run ends with an NSCL
+value close to the NSCL run's.
+
+Both losses are sampled with class-balanced batches (the paper uses them for
+NSCL only and plain shuffling for CL): the sampler's random stream depends
+on its name, so pairing needs one sampler, and balanced batches make the
+per-batch bound the balanced one, log(1 + e^{2/tau} (B/C - 1) / (B - B/C)).
+"""
+
+import ml_collections
+
+from cljax import data
+
+# CIFAR-100 train split size; the warm-up is 10 epochs of it.
+_CIFAR_TRAIN = 50_000
+PRESETS = ("", "cifar10", "cpu", "tiny")
+
+
+def _paper(config, *, dataset: str, batch_size: int, projection_dim: int):
+  """P1's GPU recipe (papers.md 2.7) on a stock TFDS dataset."""
+  config.data.name = dataset
+  config.data.batch_size = batch_size
+  config.data.augment.mode = "simclr"
+  # torchvision ColorJitter(0.4, 0.4, 0.4, 0.1) with p = 0.8, grayscale 0.2.
+  config.data.augment.color_jitter = (0.4, 0.4, 0.4, 0.1)
+  config.data.augment.jitter_prob = 0.8
+  config.data.augment.grayscale_prob = 0.2
+  config.data.augment.crop_scale = (0.08, 1.0)
+  config.model.encoder = "resnet50"
+  config.model.encoder_kwargs = {"stem": "cifar", "width_multiplier": 2}
+  config.model.head_kwargs = {"hidden_dims": 2048,
+                              "output_dim": projection_dim, "final_bn": True}
+  config.model.dtype = "bfloat16"
+  config.loss.kwargs = {"temperature": 0.5}
+  config.epochs = 2500.0
+  steps_per_epoch = _CIFAR_TRAIN // batch_size
+  config.optim = ml_collections.ConfigDict({
+      "name": "lars",
+      # 0.3 x B / 256 (the authors' extra world-size factor is not copied).
+      "learning_rate": 0.3 * batch_size / 256,
+      "warmup_steps": 10 * steps_per_epoch,
+      "schedule": "cosine",
+      "weight_decay": 1e-6,
+      "momentum": 0.9,
+      "clip_norm": 1.0,
+  })
+  config.log_every = 50
+  config.eval_every = 50 * steps_per_epoch
+  config.checkpoint.every = 10 * steps_per_epoch
+  config.checkpoint.keep = 1000  # Keep every checkpoint for the gap curves.
+  config.eval.num_train = 10_000
+  config.eval.fewshot.episodes = 200
+  config.eval.linear_probe_steps = 2000
+  config.seed = 123
+
+
+def cpu_dataset(num_classes: int = 10, train_per_class: int = 500,
+                test_per_class: int = 100) -> str:
+  """The embedded images of the 'cpu' presets: noisy 16x16 class templates.
+
+  Pixel noise 1.6 (before clipping) makes single images ambiguous, so the
+  encoder has to learn class structure rather than read off a template.
+  """
+  cfg = data.gaussian_mixture_config(
+      kind="images", num_classes=num_classes, image_size=16, channels=3,
+      template_size=4, train_per_class=train_per_class,
+      test_per_class=test_per_class, noise=1.6, seed=0)
+  return f"cljax_gaussian_mixture/{cfg.name}"
+
+
+def _cpu(config):
+  config.data.name = cpu_dataset()
+  config.data.batch_size = 100
+  config.model.encoder = "convnet"
+  config.model.encoder_kwargs = {"widths": (16, 32, 64)}
+  config.model.head_kwargs = {"hidden_dims": 128, "output_dim": 32}
+  config.loss.kwargs = {"temperature": 0.5}
+  config.steps = 400
+  config.log_every = 5
+  config.eval_every = 200
+  config.optim.learning_rate = 2e-3
+  config.optim.warmup_steps = 20
+  config.checkpoint.every = 200
+  config.checkpoint.keep = 3
+  config.eval.num_train = 2000
+  config.eval.fewshot.episodes = 100
+  config.eval.linear_probe_steps = 300
+
+
+def _tiny(config):
+  _cpu(config)
+  config.data.batch_size = 40
+  config.model.encoder_kwargs = {"widths": (8, 16)}
+  config.model.head_kwargs = {"hidden_dims": 32, "output_dim": 16}
+  config.steps = 6
+  config.log_every = 2
+  config.eval_every = 6
+  config.checkpoint.every = 6
+  config.eval.num_train = 300
+  config.eval.fewshot.episodes = 10
+  config.eval.linear_probe_steps = 0
+
+
+def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
+  """The paired CL/NSCL config; ``preset`` in :data:`PRESETS` (see above)."""
+  preset = preset or ""
+  if preset not in PRESETS:
+    raise ValueError(f"Unknown preset {preset!r}; use one of {PRESETS} "
+                     f"(e.g. --config=experiments/luthra_cl_vs_nscl.py:cpu).")
+  config = ml_collections.ConfigDict()
+  config.mode = "train"
+  config.seed = 0
+  config.num_devices = ml_collections.config_dict.placeholder(int)
+  config.steps = 400
+  config.epochs = ml_collections.config_dict.placeholder(float)
+  config.log_every = 10
+  config.eval_every = 100
+
+  config.data = data.default_config()
+  # One sampler for every loss, so paired runs see the same batches.
+  config.data.sampler = "balanced"
+  config.data.num_views = 2
+  config.data.augment.mode = "simclr"
+
+  config.model = ml_collections.ConfigDict({
+      "encoder": "convnet",
+      "encoder_kwargs": {},
+      "head": "mlp",
+      "head_kwargs": {},
+      "dtype": "float32",
+      "bn_axis_name": ml_collections.config_dict.placeholder(str),
+  })
+  # The swept field: "dcl" (the paper's CL), "nscl", "supcon".
+  config.loss = ml_collections.ConfigDict({
+      "name": "dcl",
+      "kwargs": {"temperature": 0.5},
+  })
+  # P1 evaluates the gap at tau = 1.
+  config.monitor = ml_collections.ConfigDict({
+      "temperature": 1.0,
+      "beta": ml_collections.config_dict.placeholder(float),
+      "normalize": "sphere",
+  })
+  config.optim = ml_collections.ConfigDict({
+      "name": "adam",
+      "learning_rate": 2e-3,
+      "warmup_steps": 20,
+      "schedule": "cosine",
+      "weight_decay": 0.0,
+      "momentum": 0.9,
+      "clip_norm": 0.0,
+  })
+  config.eval = ml_collections.ConfigDict({
+      "num_train": 2000,
+      "fewshot": {"shots": 5, "ways": 2, "episodes": 100},
+      "linear_probe_steps": 300,
+      "linear_probe_learning_rate": 1e-2,
+  })
+  config.checkpoint = ml_collections.ConfigDict({"every": 100, "keep": 3})
+
+  if preset == "":
+    _paper(config, dataset="cifar100", batch_size=1024, projection_dim=128)
+  elif preset == "cifar10":
+    _paper(config, dataset="cifar10", batch_size=512, projection_dim=64)
+  elif preset == "cpu":
+    _cpu(config)
+  else:
+    _tiny(config)
+  return config

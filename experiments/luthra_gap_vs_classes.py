@@ -1,0 +1,61 @@
+r"""Luthra et al. 2025: the CL-NSCL gap against the number of classes C.
+
+Theorem 1 bounds the DCL-NSCL gap by log(1 + e^{2/tau} / (C - 1)) = O(1/C),
+and P1 reports that the gap measured on trained CL models also decays like
+1/C (figure b). This config trains the CL (DCL) model of
+``luthra_cl_vs_nscl.py`` on the first C classes of one dataset; a sweep over
+``data.classes`` gives one run per C, and ``colabs/luthra.ipynb`` plots the
+gap logged at tau = 1 (mean over the last quarter of training) with its
+bound and fits ``gap = a + s / C``.
+
+Paper scale (CIFAR-100 class subsets, GPU/TPU):
+
+  python -m cljax.sweep --config=experiments/luthra_gap_vs_classes.py \
+      --sweep_dir=runs/luthra/gap_vs_classes_cifar100 \
+      --grid='data.classes=[2,5,10,20,50,100]'
+
+CPU scale (a 50-class embedded image mixture, about a minute per C):
+
+  python -m cljax.sweep --config=experiments/luthra_gap_vs_classes.py:cpu \
+      --sweep_dir=runs/luthra/gap_vs_classes \
+      --grid='data.classes=[2,5,10,20,50]'
+
+Presets: '' (CIFAR-100, the recipe of ``luthra_cl_vs_nscl.py``), 'cpu'
+(50-class 16x16 Gaussian-mixture images, 100 training images per class,
+balanced batches of 100 so every C in {2, 5, 10, 20, 50} divides the batch,
+300 steps), 'tiny' (seconds; CI).
+
+Expected ('cpu'): the gap falls with C, stays below the bound at every C
+(about 2.1 at C = 2 down to 0.07 at C = 50 for B = 100) and is close to
+linear in 1/C.
+"""
+
+import ml_collections
+
+from experiments import luthra_cl_vs_nscl
+
+PRESETS = ("", "cpu", "tiny")
+
+
+def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
+  """The per-C CL run; sweep ``data.classes``. ``preset`` in PRESETS."""
+  preset = preset or ""
+  if preset not in PRESETS:
+    raise ValueError(f"Unknown preset {preset!r}; use one of {PRESETS} "
+                     f"(e.g. --config=experiments/luthra_gap_vs_classes.py:cpu).")
+  config = luthra_cl_vs_nscl.get_config(preset)
+  config.loss.name = "dcl"
+  config.data.classes = 10
+  if preset == "":
+    config.data.classes = 100
+  else:
+    config.data.name = luthra_cl_vs_nscl.cpu_dataset(
+        num_classes=50, train_per_class=100, test_per_class=20)
+    # Divisible by every C of the sweep, so all batches are exactly balanced.
+    config.data.batch_size = 100
+    config.eval.linear_probe_steps = 0
+  if preset == "cpu":
+    config.steps = 300
+    config.eval_every = 300
+    config.checkpoint.every = 300
+  return config
