@@ -36,7 +36,8 @@ field              default      meaning
                                 ``"resnet50"`` (keys of ``ENCODERS``)
 ``encoder_kwargs`` ``{}``       fields of the encoder class, e.g.
                                 ``{"stem": "cifar", "width_multiplier": 2}``
-``head``           ``"none"``   ``"none"``, ``"linear"``, ``"mlp"`` (``HEADS``)
+``head``           ``"none"``   ``"none"``, ``"linear"``, ``"mlp"``,
+                                ``"classifier"`` (logits, ``HEADS``)
 ``head_kwargs``    ``{}``       fields of the head class, e.g.
                                 ``{"hidden_dims": 2048, "output_dim": 128,
                                 "final_bn": True}``
@@ -61,13 +62,15 @@ import numpy as np
 
 from cljax.models import _layers
 from cljax.models.convnet import ConvNet
-from cljax.models.heads import IdentityHead, LinearHead, MLPHead
+from cljax.models.heads import (ClassifierHead, IdentityHead, LinearHead,
+                                MLPHead)
 from cljax.models.mlp import MLPEncoder
 from cljax.models.resnet import ResNet, ResNet18, ResNet50
 
 __all__ = [
     "ENCODERS",
     "HEADS",
+    "ClassifierHead",
     "ContrastiveModel",
     "ConvNet",
     "IdentityHead",
@@ -95,6 +98,7 @@ HEADS: dict[str, type[nn.Module]] = {
     "none": IdentityHead,
     "linear": LinearHead,
     "mlp": MLPHead,
+    "classifier": ClassifierHead,
 }
 
 _CONFIG_FIELDS = ("encoder", "encoder_kwargs", "head", "head_kwargs", "dtype",

@@ -5,6 +5,9 @@ ball), so one head serves every normalisation option.
 
 * ``"none"`` (``IdentityHead``): the loss uses ``h`` itself (P2).
 * ``"linear"`` (``LinearHead``): one Dense layer.
+* ``"classifier"`` (``ClassifierHead``): a bias-free linear classifier
+  producing logits, for cross-entropy training (P2's CE, CE on the sphere
+  and CE-fix); ``h`` stays the feature the geometry is measured on.
 * ``"mlp"`` (``MLPHead``): ``(Dense no-bias -> BN -> act) x (num_layers - 1)
   -> Dense [-> BN]``. The two paper heads:
 
@@ -30,6 +33,7 @@ from typing import Any, Optional, Sequence, Union
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from cljax.models import _layers
 
@@ -162,3 +166,99 @@ class MLPHead(nn.Module):
       # use_bias=False: scale only, shift fixed at 0 (P1).
       x = bn("output_bn", use_bias=False)(x)
     return x
+
+
+# ClassifierHead.fixed: a learned W, or W frozen at a regular simplex.
+CLASSIFIER_KINDS = ("none", "simplex")
+
+
+class ClassifierHead(nn.Module):
+  """Bias-free linear classifier ``[B, D] -> [B, num_classes]`` logits.
+
+  The cross-entropy models of Graf et al. (P2): no projection head, logits
+  ``W phi(x)``. ``head="classifier"`` with ``loss.name="cross_entropy"`` in
+  the train loop. Three variants:
+
+  * CE: ``W`` learned (``fixed="none"``, ``normalize=False``).
+  * CE on the sphere: the features are projected to the unit sphere before
+    the classifier (``normalize=True``).
+  * CE-fix: ``W`` frozen at a regular simplex with rows of norm ``radius``
+    (``fixed="simplex"``). The weights are a constant of the module, not a
+    parameter, so no optimiser, weight decay or checkpoint ever touches them.
+    The closed-form simplex (``losses.simplex_classifier``) lives in the
+    first ``C - 1`` coordinates; it is turned by a fixed random rotation
+    (``rotation_seed``), because features after a final ReLU lie in the
+    positive orthant, where some of the axis-aligned vertices can never win
+    the argmax (P2's Riesz-energy simplex has a random orientation too).
+
+  Attributes:
+    num_classes: C >= 2 logits.
+    normalize: project the features to the unit sphere first.
+    fixed: ``"none"`` (learned ``W``) or ``"simplex"`` (CE-fix).
+    radius: row norm of the fixed simplex.
+    rotation_seed: seed of the fixed simplex's rotation; None keeps the
+      closed form's axes.
+    dtype: compute dtype; parameters stay float32.
+  """
+  num_classes: int = 10
+  normalize: bool = False
+  fixed: str = "none"
+  radius: float = 1.0
+  rotation_seed: Optional[int] = 0
+  dtype: Any = jnp.float32
+
+  def __post_init__(self):
+    _layers.check_positive_ints((self.num_classes,), "num_classes",
+                                "ClassifierHead")
+    if self.num_classes < 2:
+      raise ValueError(
+          f"ClassifierHead: `num_classes` must be >= 2; got "
+          f"{self.num_classes}.")
+    if self.fixed not in CLASSIFIER_KINDS:
+      raise ValueError(
+          f"ClassifierHead: `fixed` must be one of {CLASSIFIER_KINDS}; got "
+          f"{self.fixed!r}.")
+    if not self.radius > 0:
+      raise ValueError(
+          f"ClassifierHead: `radius` must be > 0; got {self.radius}.")
+    super().__post_init__()
+
+  def weights(self, dim: int) -> jax.Array:
+    """The frozen simplex ``float32[num_classes, dim]`` of CE-fix."""
+    from cljax import losses  # The pure core; imported lazily, no cycle.
+    w = losses.simplex_classifier(self.num_classes, dim, radius=self.radius)
+    if self.rotation_seed is None:
+      return w
+    rng = np.random.default_rng(self.rotation_seed)
+    q, r = np.linalg.qr(rng.standard_normal((dim, dim)))
+    q = q * np.sign(np.diag(r))  # Haar-distributed, deterministic.
+    return w @ jnp.asarray(q, jnp.float32)
+
+  @nn.compact
+  def __call__(self, h: jax.Array, *, train: bool) -> jax.Array:
+    """Logits.
+
+    Args:
+      h: ``float[B, D]`` features (``D >= num_classes - 1`` for CE-fix).
+      train: unused (no BatchNorm).
+
+    Returns:
+      ``[B, num_classes]`` logits in the compute dtype.
+    """
+    del train
+    if self.normalize:
+      h32 = h.astype(jnp.float32)
+      h = (h32 / jnp.maximum(jnp.linalg.norm(h32, axis=-1, keepdims=True),
+                             1e-12)).astype(h.dtype)
+    if self.fixed == "simplex":
+      dim = h.shape[-1]
+      if dim < self.num_classes - 1:
+        raise ValueError(
+            f"ClassifierHead(fixed='simplex'): the features have dimension "
+            f"{dim} < num_classes - 1 = {self.num_classes - 1}, too few for "
+            f"a regular simplex; widen the encoder.")
+      w = self.weights(dim).astype(self.dtype)
+      return h.astype(self.dtype) @ w.T
+    return nn.Dense(self.num_classes, use_bias=False, dtype=self.dtype,
+                    param_dtype=jnp.float32, name="dense")(h)
+
