@@ -209,6 +209,10 @@ def load(workdir: str, step: int | None = None) -> Run:
     abstract = jax.eval_shape(
         lambda: model.init(jax.random.key(0),
                            jnp.zeros((1,) + input_shape), train=False))
+    # The train loop saves {"params", "batch_stats"} even for models without
+    # BatchNorm (then batch_stats is {}), which init leaves out.
+    abstract = {"params": abstract["params"],
+                "batch_stats": abstract.get("batch_stats", {})}
     target = _abstract(abstract, jax.sharding.SingleDeviceSharding(device))
     restored = manager.restore(step, args=ocp.args.Composite(
         model=ocp.args.StandardRestore(target)))
