@@ -179,7 +179,8 @@ def make_objective(config: ml_collections.ConfigDict, labels: np.ndarray
   batches = jnp.asarray(all_multisets(len(labels), config.batch_size))
   def multiset_sum(params):
     per_batch = jax.vmap(
-        lambda idx: loss_fn(params["z"][idx], y[idx], **kwargs))(batches)
+        lambda idx: loss_fn(jnp.asarray(params["z"])[idx], y[idx], **kwargs)
+    )(batches)
     return jnp.sum(per_batch)
   return multiset_sum
 
@@ -433,10 +434,11 @@ def run(config: ml_collections.ConfigDict, workdir: str | None = None,
     if log_file:
       log_file.close()
 
-  final = float(objective(params))
+  evaluate = jax.jit(objective)
+  final = float(evaluate(params))
   loss_at_etf = None
   if config.dim >= config.num_classes - 1:
-    loss_at_etf = float(objective(jax.tree.map(
+    loss_at_etf = float(evaluate(jax.tree.map(
         jnp.asarray, etf_params(config, labels))))
   summary = {
       "loss": config.loss.name,

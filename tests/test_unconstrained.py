@@ -1,48 +1,216 @@
-"""The unconstrained-features driver and the main command."""
+"""Free-feature ("layer-peeled") reproductions of the three papers' theory."""
 
 import json
+import math
 import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
+from cljax import sweep
 from cljax import theory
 from cljax import unconstrained
-from experiments import unconstrained as default
+from experiments import unconstrained as luthra
+from experiments import unconstrained_graf_batch as graf_batch
+from experiments import unconstrained_graf_ce as graf_ce
+from experiments import unconstrained_graf_multisets as graf_multisets
+from experiments import unconstrained_jiang as jiang
 
 
-def test_nscl_free_features_reach_the_theorem_2_minimum(tmp_path):
-  # Luthra et al. Theorem 2: augmentation collapse, within-class collapse,
-  # simplex ETF, and the value log(K(N - n)) - C/((C - 1) tau).
-  config = default.get_config()
-  config.steps = 1500
-  summary = unconstrained.run(config, str(tmp_path), verbose=False)
-  want = theory.nscl_at_etf(10, 8, 2, temperature=0.5)
-  assert summary["closed_form_minimum"] == pytest.approx(want)
-  assert summary["final_loss"] == pytest.approx(want, abs=1e-3)
-  assert summary["nc1"] < 1e-4
-  assert summary["etf_distance"] < 1e-3
-  assert summary["augmentation_collapse"] < 1e-5
-  assert summary["effective_rank"] == pytest.approx(9.0, abs=1e-2)
-  assert 0 <= summary["gap"] <= summary["gap_bound"]
-  rows = [json.loads(l) for l in open(tmp_path / "metrics.jsonl")]
-  assert rows[-1]["step"] == 1500
-  assert rows[0]["train/loss"] > rows[-1]["train/loss"]
+# ----------------------------------------------------------------------------
+# P1 (Luthra et al.) Theorem 2.
+# ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name,kwargs", [
-    ("supcon", {"temperature": 0.1}),
-    ("ntxent", {"temperature": 0.5}),
-    ("hard_contrastive", {"beta": 2.0}),
+@pytest.mark.parametrize("c,n,k,tau,dim", [
+    (10, 8, 2, 0.5, 16),   # the config's default
+    (4, 3, 3, 0.2, 3),     # dim = C - 1, K = 3, small tau
 ])
-def test_every_loss_runs_through_the_driver(name, kwargs):
-  config = default.get_config("smoke")
-  config.loss.name = name
-  config.loss.kwargs = kwargs
+def test_nscl_free_features_reach_the_theorem_2_minimum(c, n, k, tau, dim):
+  # Augmentation collapse, within-class collapse, simplex ETF, and the value
+  # log(K(N - n)) - C/((C - 1) tau).
+  config = luthra.get_config()
+  config.num_classes, config.samples_per_class, config.num_views = c, n, k
+  config.dim = dim
+  config.loss.kwargs.temperature = tau
+  config.steps = 600
   summary = unconstrained.run(config, None, verbose=False)
-  assert summary["loss"] == name
-  assert all(v is None or v == v for v in summary.values())  # no NaN
+  want = theory.nscl_at_etf(c, n, k, temperature=tau)
+  assert summary["closed_form_minimum"] == pytest.approx(want, rel=1e-12)
+  assert summary["final_loss"] == pytest.approx(want, abs=2e-5)
+  assert summary["loss_at_etf"] == pytest.approx(want, abs=2e-5)
+  assert summary["nc1"] < 1e-6
+  assert summary["etf_distance"] < 1e-4
+  assert summary["augmentation_collapse"] < 1e-7
+  assert summary["unit_norm"] < 1e-4
+  assert summary["class_mean_rank"] == c - 1
+  assert summary["effective_rank"] == pytest.approx(c - 1, abs=1e-3)
+  cosines = np.array(summary["class_mean_cosines"])
+  np.testing.assert_allclose(
+      cosines, np.where(np.eye(c), 1.0, -1.0 / (c - 1)), atol=1e-4)
+  assert 0 <= summary["gap"] <= summary["gap_bound"]
+
+
+# ----------------------------------------------------------------------------
+# P2 (Graf et al.): the toy study on the circle.
+# ----------------------------------------------------------------------------
+
+
+def test_all_multisets_of_six_points_of_size_nine():
+  batches = unconstrained.all_multisets(6, 9)
+  assert batches.shape == (2002, 9)
+  assert len({tuple(b) for b in batches}) == 2002
+  assert (np.diff(batches, axis=1) >= 0).all()
+  with pytest.raises(ValueError, match="batch_size"):
+    unconstrained.all_multisets(50, 20)
+
+
+def test_supcon_over_all_multisets_reaches_the_bound_at_the_triangle():
+  config = graf_multisets.get_config()
+  bound = theory.supcon_multiset_bound(3, 2, 9, temperature=0.5)
+  labels = unconstrained.labels_of(config)
+  objective = unconstrained.make_objective(config, labels)
+  # A random configuration on the circle lies strictly above the bound.
+  rng = np.random.default_rng(0)
+  angles = rng.uniform(0, 2 * np.pi, 6)
+  random_z = np.stack([np.cos(angles), np.sin(angles)], -1)[:, None, :]
+  assert float(objective({"z": random_z.astype(np.float32)})) > bound * 1.01
+
+  summary = unconstrained.run(config, None, verbose=False)
+  assert summary["closed_form_minimum"] == pytest.approx(bound, rel=1e-12)
+  # Float32 sums of 2002 x 9 anchors: ~1e-7 relative is the floor.
+  assert summary["loss_at_etf"] == pytest.approx(bound, rel=1e-6)
+  assert summary["final_loss"] == pytest.approx(bound, rel=1e-6)
+  assert summary["within_class_distance"] < 1e-4
+  assert summary["etf_distance"] < 1e-5
+  np.testing.assert_allclose(np.array(summary["class_mean_cosines"]),
+                             np.where(np.eye(3), 1.0, -0.5), atol=1e-5)
+
+
+@pytest.mark.parametrize("counts", [(7, 1, 1), (4, 4, 1)])
+def test_single_batch_minimisers_of_skewed_batches_are_not_simplices(counts):
+  # P2 Figure 6: the triangle is not even a local answer for one skewed
+  # batch: the optimiser finds a strictly lower loss far from the ETF.
+  config = graf_batch.get_config()
+  config.class_counts = counts
+  summary = unconstrained.run(config, None, verbose=False)
+  assert summary["closed_form_minimum"] is None
+  assert summary["final_loss"] < summary["loss_at_etf"] - 0.05
+  assert summary["etf_distance"] > 0.1
+  assert summary["equal_inner_product_max"] > 0.2
+
+
+def test_balanced_batch_minimiser_is_the_triangle():
+  config = graf_batch.get_config()
+  config.class_counts = (3, 3, 3)
+  summary = unconstrained.run(config, None, verbose=False)
+  assert summary["final_loss"] == pytest.approx(summary["loss_at_etf"],
+                                                rel=1e-6)
+  assert summary["etf_distance"] < 1e-5
+  assert summary["within_class_distance"] < 1e-4
+
+
+def test_graf_batch_config_lists_the_twelve_label_configurations():
+  configs = graf_batch.LABEL_CONFIGURATIONS
+  assert len(set(configs)) == 12
+  assert all(sum(c) == 9 and list(c) == sorted(c, reverse=True)
+             for c in configs)
+
+
+def test_cross_entropy_with_free_classifier_reaches_the_simplex():
+  config = graf_ce.get_config()
+  summary = unconstrained.run(config, None, verbose=False)
+  want = theory.cross_entropy_at_simplex(3, 1.0, 1.0)
+  assert want == pytest.approx(math.log(1 + 2 * math.exp(-1.5)))
+  assert summary["closed_form_minimum"] == pytest.approx(want, rel=1e-12)
+  assert summary["final_loss"] == pytest.approx(want, abs=1e-6)
+  assert summary["etf_distance"] < 1e-5
+  assert summary["nc3_self_duality"] < 1e-5   # rows of W on the same triangle
+
+
+# ----------------------------------------------------------------------------
+# P3 (Jiang et al.): SCL/HSCL/UCL minimised by neural collapse.
+# ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("negatives,normalize,beta,closed_form", [
+    ("different_class", "ball", 0.0, "scl"),
+    ("different_class", "sphere", 30.0, "scl"),
+    ("all", "ball", 0.0, "ucl"),
+])
+def test_hard_contrastive_free_features_reach_neural_collapse(
+    negatives, normalize, beta, closed_form):
+  config = jiang.get_config("smoke")
+  config.steps = 400
+  config.loss.kwargs.update(
+      {"negatives": negatives, "normalize": normalize, "beta": beta})
+  summary = unconstrained.run(config, None, verbose=False)
+  c, n = config.num_classes, config.samples_per_class
+  want = (theory.scl_at_etf(c) if closed_form == "scl" else
+          theory.ucl_at_etf(c, n, c * n))
+  assert summary["closed_form_minimum"] == pytest.approx(want, rel=1e-12)
+  assert summary["final_loss"] == pytest.approx(want, abs=1e-5)
+  assert summary["etf_distance"] < 1e-3
+  assert summary["zero_sum"] < 1e-3 and summary["unit_norm"] < 1e-3
+  assert summary["class_mean_rank"] == c - 1
+
+
+def test_unnormalised_scl_has_no_minimum_and_grows_norms():
+  config = jiang.get_config("smoke")
+  config.steps = 200
+  config.loss.kwargs.normalize = "none"
+  summary = unconstrained.run(config, None, verbose=False)
+  assert summary["closed_form_minimum"] is None
+  # Inner products grow without bound, so the loss falls below the NC value.
+  assert summary["final_loss"] < summary["loss_at_etf"]
+  assert summary["feature_norm"] > 1.5
+
+
+# ----------------------------------------------------------------------------
+# Config errors, work dirs, sweeps and the command line.
+# ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("field,value,match", [
+    ("objective", "multisets", "config.objective"),
+    ("optimizer", "lbfgs", "config.optimizer"),
+    ("class_counts", (3, 3), "config.class_counts"),
+])
+def test_bad_config_names_the_field(field, value, match):
+  config = luthra.get_config("smoke")
+  config[field] = value
+  with pytest.raises(ValueError, match=match):
+    unconstrained.run(config, None, verbose=False)
+
+
+def test_cross_entropy_needs_the_full_batch_objective():
+  config = graf_ce.get_config("smoke")
+  config.objective = "all_multisets"
+  with pytest.raises(ValueError, match="full_batch"):
+    unconstrained.run(config, None, verbose=False)
+
+
+def test_sweep_writes_runs_that_load_back(tmp_path):
+  config = graf_batch.get_config("smoke")
+  grid = sweep.parse_grid(["class_counts=[(7,1,1),(3,3,3)]"])
+  sweep.run_sweep(config, grid, str(tmp_path), verbose=False)
+  loaded = unconstrained.load_sweep(str(tmp_path))
+  assert [tuple(o["class_counts"]) for o, _ in loaded] == [(7, 1, 1),
+                                                           (3, 3, 3)]
+  for overrides, result in loaded:
+    assert tuple(result.config.class_counts) == tuple(overrides["class_counts"])
+    assert result.z.shape == (9, 1, 2)
+    np.testing.assert_array_equal(
+        np.bincount(result.labels, minlength=3), overrides["class_counts"])
+    assert result.metrics[-1]["step"] == config.steps
+    assert result.summary["final_loss"] == pytest.approx(
+        result.metrics[-1]["train/loss"], rel=1e-2)
+    np.testing.assert_allclose(np.linalg.norm(result.features(), axis=1), 1.0,
+                               atol=1e-6)
+  with pytest.raises(FileNotFoundError, match="sweep.json"):
+    unconstrained.load_sweep(str(tmp_path / "nothing"))
 
 
 def _main(*args, cwd):
@@ -61,6 +229,7 @@ def test_main_command_smoke_preset_and_override(tmp_path):
   summary = json.load(open(tmp_path / "summary.json"))
   assert summary["closed_form_minimum"] == pytest.approx(
       theory.nscl_at_etf(4, 3, 2, temperature=0.2))
+  assert unconstrained.load(str(tmp_path)).config.loss.kwargs.temperature == 0.2
   bad = _main("--config=experiments/unconstrained.py:smoke",
               f"--workdir={tmp_path}", "--config.loss.temprature=0.2",
               cwd=root)
