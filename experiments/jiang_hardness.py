@@ -1,0 +1,177 @@
+r"""Jiang et al. 2024: hard negatives and normalisation, neural vs dimensional collapse.
+
+SCL / HSCL (negatives from other classes) and UCL / HUCL (negatives from the
+whole batch, false negatives included) with the hardness tilt
+q(x-|x) ∝ exp(beta <f(x), f(x-)>) of ``cljax.losses.hard_contrastive``
+(registry name ``hard_contrastive``; SCL vs UCL is ``loss.kwargs.negatives``,
+the hardness is ``loss.kwargs.beta``, beta = 0 being SCL/UCL). No
+augmentation (the paper's CIFAR-100 runs; two identical copies of each image
+stand for its one view, see below): positives are every
+batch member of the anchor's class, the anchor itself included; tau = 1; the
+head's output dimension is C - 1.
+
+Paper scale (preset '' or 'gpu'; CIFAR-100 from TFDS, prepared beforehand
+with ``tfds build cifar100 --file_format=array_record``): ResNet-50 with the
+CIFAR stem, head Linear(2048->512, no bias) -> BN -> ReLU -> Linear(512->99),
+unit-ball projection, Adam 1e-3 (no decay, no schedule), batch 512, 400
+epochs. The grid of the paper (papers.md section 4.4) plus the sphere and
+no-normalisation ablations:
+
+  python -m cljax.sweep --config=experiments/jiang_hardness.py \
+      --sweep_dir=runs/jiang_cifar100 \
+      --grid='loss.kwargs.negatives=["different_class","all"]' \
+      --grid='loss.kwargs.beta=[0,2,5,10,30]' \
+      --grid='loss.kwargs.normalize=["ball","sphere","none"]'
+
+Add ``--print_only`` to get one ``python -m cljax.main`` command per point for
+a cluster. Expected (paper, ball): SCL/UCL end in dimensional collapse (rank of
+the class-mean covariance ≈ 10 of 99, mean-classifier test acc. ≈ 10 %);
+HSCL with beta >= 5 reaches a flat spectrum (simplex ETF) and ≈ 55-58 %.
+
+CPU scale (preset 'cpu'; about 25 s per point on 2 CPU cores, the 30-point
+grid above in about 15 min): the embedded Gaussian-mixture images with 20
+classes (16x16 RGB, 250 training images per class, per-pixel noise 1.6), a
+small ConvNet, head 128 -> C - 1 = 19, batch 200, 40 epochs:
+
+  python -m cljax.sweep --config=experiments/jiang_hardness.py:cpu \
+      --sweep_dir=runs/jiang_cpu \
+      --grid='loss.kwargs.negatives=["different_class","all"]' \
+      --grid='loss.kwargs.beta=[0,2,5,10,30]' \
+      --grid='loss.kwargs.normalize=["ball","sphere","none"]'
+  CLJAX_SWEEP_DIR=runs/jiang_cpu jupyter nbconvert --to notebook --execute \
+      colabs/jiang.ipynb --output /tmp/jiang.ipynb
+
+What this scale shows is recorded in experiments/results/jiang.md.
+Preset 'tiny' (seconds; CI and the colab test) shrinks the cpu preset to 4
+classes and a few steps.
+
+The estimator is the exact tilted expectation sum_b q(b) exp(s_b) (the
+K_neg -> infinity limit of the paper's 256 sampled negatives): the train loop
+passes no per-step PRNG key to the loss, which ``estimator="sampled"`` needs.
+The tilt weights are detached, as in the paper's code. The per-step monitor
+(``train/scl``, ``train/ucl``, ``train/hscl``, ``train/hucl``) evaluates all
+four losses at tau = 1 with the run's own normalisation and beta.
+"""
+
+import ml_collections
+
+from cljax import data
+from cljax.data import gaussian_mixture
+
+PRESETS = ("", "gpu", "cpu", "tiny")
+
+# The CPU-scale data: 20 classes leave room below C - 1 = 19 for collapse to
+# show in the class-mean spectrum; noise 3.0 (the RMS distance of a sample to
+# its class mean, which are 1.41 apart) keeps the test accuracy near 50-60 %,
+# so the hardness levels can differ.
+CPU_DATA = gaussian_mixture.canonical_name(
+    kind="vectors", num_classes=20, dim=64, train_per_class=250,
+    test_per_class=50, noise=3.0, seed=0)
+TINY_DATA = gaussian_mixture.canonical_name(
+    kind="vectors", num_classes=4, dim=8, train_per_class=16,
+    test_per_class=8, noise=0.5, seed=0)
+
+
+def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
+  """The experiment's config for ``preset`` ('' / 'gpu', 'cpu' or 'tiny')."""
+  preset = preset or ""
+  if preset not in PRESETS:
+    raise ValueError(f"Unknown preset {preset!r} for jiang_hardness.py; use "
+                     f"one of {list(PRESETS)} ('' and 'gpu' are the paper "
+                     f"scale).")
+  config = ml_collections.ConfigDict()
+  config.mode = "train"
+  config.seed = 0
+  config.num_devices = ml_collections.config_dict.placeholder(int)
+  config.steps = 1
+  config.epochs = 400.0
+  config.log_every = 50
+  config.eval_every = 1950   # 20 epochs of 97 steps
+
+  config.data = data.default_config()
+  config.data.name = "cifar100"
+  config.data.batch_size = 512
+  config.data.sampler = "shuffle"
+  # No augmentation. Two identical copies instead of the paper's one view,
+  # because the train loop's per-step monitor (losses.all_losses) needs
+  # K >= 2; duplicating every view changes neither the loss (every pool and
+  # every (anchor, positive) pair is repeated uniformly) nor its gradient nor
+  # the BatchNorm statistics (tests/test_jiang.py checks the loss), at twice
+  # the forward cost.
+  config.data.num_views = 2
+  config.data.augment.mode = "identity"
+
+  config.model = ml_collections.ConfigDict({
+      "encoder": "resnet50",
+      "encoder_kwargs": {"stem": "cifar"},
+      "head": "mlp",
+      # Linear(2048->512, no bias) -> BN -> ReLU -> Linear(512->C-1, bias).
+      "head_kwargs": {"hidden_dims": 512, "output_dim": 99},
+      "dtype": "float32",
+      "bn_axis_name": ml_collections.config_dict.placeholder(str),
+  })
+
+  config.loss = ml_collections.ConfigDict({
+      "name": "hard_contrastive",
+      "kwargs": {
+          "beta": 0.0,
+          "negatives": "different_class",   # "all": UCL / HUCL
+          "normalize": "ball",              # "sphere" / "none": ablations
+          "estimator": "expectation",
+          "temperature": 1.0,
+      },
+  })
+  # The monitor logs SCL, UCL, HSCL and HUCL of every batch at the run's own
+  # beta and normalisation (references, so a sweep over the loss moves them).
+  config.monitor = ml_collections.ConfigDict({
+      "temperature": 1.0,
+      "beta": config.loss.kwargs.get_ref("beta"),
+      "normalize": config.loss.kwargs.get_ref("normalize"),
+  })
+
+  config.optim = ml_collections.ConfigDict({
+      "name": "adam",
+      "learning_rate": 1e-3,
+      "warmup_steps": 0,
+      "schedule": "constant",
+      "weight_decay": 0.0,
+      "momentum": 0.9,
+      "clip_norm": 0.0,
+  })
+
+  config.eval = ml_collections.ConfigDict({
+      "num_train": 5000,
+      "fewshot": {"shots": 5, "ways": 5, "episodes": 100},
+      "linear_probe_steps": 0,
+      "linear_probe_learning_rate": 1e-2,
+  })
+  # 21 checkpoints over the run, all kept, so the colab can redraw the
+  # metrics over training (the paper stores the class means of every epoch).
+  config.checkpoint = ml_collections.ConfigDict({"every": 1950, "keep": 25})
+
+  if preset in ("cpu", "tiny"):
+    config.data.name = f"cljax_gaussian_mixture/{CPU_DATA}"
+    config.data.batch_size = 200
+    config.model.encoder = "mlp"
+    config.model.encoder_kwargs = {"widths": (256, 256), "use_bn": True}
+    config.model.head_kwargs = {"hidden_dims": 128, "output_dim": 19}
+    config.epochs = 60.0          # 25 steps per epoch: 1500 steps
+    config.log_every = 25
+    config.eval_every = 300
+    config.checkpoint.every = 150
+    config.checkpoint.keep = 11
+    config.eval.num_train = 2000
+    config.eval.fewshot.episodes = 20
+  if preset == "tiny":
+    config.data.name = f"cljax_gaussian_mixture/{TINY_DATA}"
+    config.data.batch_size = 32
+    config.model.encoder_kwargs = {"widths": (16,), "use_bn": True}
+    config.model.head_kwargs = {"hidden_dims": 8, "output_dim": 3}
+    config.epochs = 4.0           # 2 steps per epoch: 8 steps
+    config.log_every = 2
+    config.eval_every = 8         # the final step only
+    config.checkpoint.every = 2
+    config.checkpoint.keep = 5
+    config.eval.num_train = 64
+    config.eval.fewshot = {"shots": 1, "ways": 2, "episodes": 2}
+  return config
