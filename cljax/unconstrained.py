@@ -29,6 +29,7 @@ A work dir holds ``config.json``, ``metrics.jsonl`` (read them with
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import json
 import os
@@ -318,39 +319,58 @@ def geometry_metrics(config: ml_collections.ConfigDict, z: Any,
     (C x C, raw means) and, for cross-entropy, the self-duality NC3.
   """
   c = config.num_classes
-  zn = _similarity.normalize(jnp.asarray(z), _normalize_mode(config))
-  feats = jnp.mean(zn, axis=1)
-  y = jnp.asarray(labels)
-  means = geometry.class_means(feats, y, num_classes=c)
-  eip = geometry.equal_inner_product(feats, y, num_classes=c)
-  spectrum = np.asarray(geometry.class_mean_spectrum(feats, y, num_classes=c))
-  present = np.asarray(geometry.class_counts(y, c)) > 0
-  unit = np.asarray(means)[present]
-  unit = unit / np.maximum(np.linalg.norm(unit, axis=1, keepdims=True), 1e-12)
-  out = {
-      "nc1": float(geometry.nc1(feats, y, num_classes=c)),
-      "etf_distance": float(geometry.etf_distance(feats, y, num_classes=c)),
-      "max_angle": float(geometry.max_angle(feats, y, num_classes=c)),
-      "zero_sum": float(geometry.zero_sum(feats, y, num_classes=c)),
-      "unit_norm": float(geometry.unit_norm(feats, y, num_classes=c)),
-      "equal_inner_product": float(eip.mean),
-      "equal_inner_product_max": float(eip.max),
-      "within_class_distance": float(
-          geometry.within_class_distance(feats, y, num_classes=c)),
-      "effective_rank": float(geometry.effective_rank(means[present])),
+  arrays = jax.device_get(_geometry_arrays(
+      jnp.asarray(z), jnp.asarray(labels), None if w is None else
+      jnp.asarray(w), num_classes=c, normalize=_normalize_mode(config)))
+  present = np.bincount(labels, minlength=c) > 0
+  means = arrays.pop("means")[present]
+  unit = means / np.maximum(np.linalg.norm(means, axis=1, keepdims=True),
+                            1e-12)
+  spectrum = arrays.pop("class_mean_spectrum")
+  out = {k: float(v) for k, v in arrays.items()}
+  out.update({
+      "effective_rank": float(geometry.effective_rank(means)),
       "class_mean_spectrum": spectrum.tolist(),
       # P3 reads dimensional collapse off a cliff in this spectrum.
       "class_mean_rank": int(np.sum(
           spectrum > RANK_TOLERANCE * max(float(spectrum[0]), 1e-30))),
-      "feature_norm": float(jnp.mean(jnp.linalg.norm(zn, axis=-1))),
       "class_mean_cosines": (unit @ unit.T).tolist(),
+  })
+  return out
+
+
+@functools.partial(jax.jit, static_argnames=("num_classes", "normalize"))
+def _geometry_arrays(z, labels, w, *, num_classes, normalize):
+  """The metrics of ``geometry_metrics`` as one jitted computation.
+
+  One compilation per problem shape instead of one per metric: the metrics
+  dominate the compile time of a seconds-long run.
+  """
+  c = num_classes
+  zn = _similarity.normalize(z, normalize)
+  feats = jnp.mean(zn, axis=1)
+  eip = geometry.equal_inner_product(feats, labels, num_classes=c)
+  out = {
+      "nc1": geometry.nc1(feats, labels, num_classes=c),
+      "etf_distance": geometry.etf_distance(feats, labels, num_classes=c),
+      "max_angle": geometry.max_angle(feats, labels, num_classes=c),
+      "zero_sum": geometry.zero_sum(feats, labels, num_classes=c),
+      "unit_norm": geometry.unit_norm(feats, labels, num_classes=c),
+      "equal_inner_product": eip.mean,
+      "equal_inner_product_max": eip.max,
+      "within_class_distance": geometry.within_class_distance(
+          feats, labels, num_classes=c),
+      "feature_norm": jnp.mean(jnp.linalg.norm(zn, axis=-1)),
+      "means": geometry.class_means(feats, labels, num_classes=c),
+      "class_mean_spectrum": geometry.class_mean_spectrum(
+          feats, labels, num_classes=c),
   }
   if zn.shape[1] >= 2:
-    out["augmentation_collapse"] = float(
-        geometry.augmentation_collapse(zn)["view_variance"])
+    out["augmentation_collapse"] = geometry.augmentation_collapse(
+        zn)["view_variance"]
   if w is not None:
-    out["nc3_self_duality"] = float(geometry.nc3_self_duality(
-        feats, y, jnp.asarray(w), num_classes=c))
+    out["nc3_self_duality"] = geometry.nc3_self_duality(
+        feats, labels, w, num_classes=c)
   return out
 
 

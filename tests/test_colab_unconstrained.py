@@ -23,9 +23,9 @@ from experiments import unconstrained_jiang as jiang
 def runs_dir(tmp_path_factory):
   root = tmp_path_factory.mktemp("unconstrained")
   sweeps = {
-      "luthra_thm2": (luthra, ["num_classes=[3,4]"]),
+      "luthra_thm2": (luthra, ["loss.kwargs.temperature=[0.2]"]),
       "graf_batches": (graf_batch, ["class_counts=[(7,1,1),(3,3,3)]"]),
-      "jiang_beta": (jiang, ["loss.kwargs.beta=[0.0,30.0]"]),
+      "jiang_beta": (jiang, ["loss.kwargs.beta=[30.0]"]),
   }
   for name, (module, grid) in sweeps.items():
     sweep.run_sweep(module.get_config("smoke"), sweep.parse_grid(grid),
