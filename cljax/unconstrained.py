@@ -32,6 +32,7 @@ import dataclasses
 import functools
 import itertools
 import json
+import math
 import os
 import time
 from typing import Any, Callable
@@ -134,7 +135,7 @@ def all_multisets(num_points: int, batch_size: int) -> np.ndarray:
   if num_points < 1 or batch_size < 1:
     raise ValueError(f"`num_points` and `batch_size` must be >= 1; got "
                      f"{num_points}, {batch_size}.")
-  count = theory._multiset_coeff(num_points, batch_size)  # pylint: disable=protected-access
+  count = math.comb(num_points + batch_size - 1, batch_size)
   if count > 10**6:
     raise ValueError(
         f"{count} multisets of size batch_size={batch_size} from {num_points} "
