@@ -165,8 +165,11 @@ def prepare(z: jax.typing.ArrayLike, labels: jax.typing.ArrayLike | None, *,
   anchor_index = offset * k + jnp.arange(n * k)
   anchor_label = key_label = None
   if labels is not None:
-    anchor_label = jnp.repeat(labels, k)
-    key_label = jnp.repeat(sample_label, k)
+    # Broadcast + reshape rather than jnp.repeat, which needs an explicit
+    # out_sharding for a sharded input under ``jax.set_mesh``.
+    anchor_label = jnp.broadcast_to(labels[:, None], (n, k)).reshape(-1)
+    key_label = jnp.broadcast_to(sample_label[:, None],
+                                 (num_samples, k)).reshape(-1)
   return Views(zn, keys, anchor_index, anchor_label, key_label, sample_label,
                k, num_samples, axis_name, symmetric)
 
@@ -225,12 +228,25 @@ def mask_ids(views: Views) -> MaskIds:
   return MaskIds(views.anchor_index, views.anchor_label, views.key_label)
 
 
-def build_mask(kind: str, num_views: int, ids: MaskIds,
-               num_cols: int) -> jax.Array | None:
-  """bool[A, V] mask of the given kind (None for "all"); each is symmetric."""
+def build_mask(kind: str, num_views: int, ids: MaskIds, num_cols: int,
+               col_start=0, valid_cols: int | None = None) -> jax.Array | None:
+  """bool[A, num_cols] mask of the given kind (None for "all" on full tiles).
+
+  Each mask is symmetric on the full [V, V] matrix. A tile of columns
+  ``col_start + [0, num_cols)`` passes its offset (and ``ids.col_label`` of
+  those columns); ``valid_cols`` (static) excludes padding columns >= it.
+  """
+  col = jax.lax.broadcasted_iota(jnp.int32, (1, num_cols), 1) + col_start
+  mask = _build_mask(kind, num_views, ids, col)
+  if valid_cols is None:
+    return mask
+  inside = col < valid_cols
+  return inside if mask is None else mask & inside
+
+
+def _build_mask(kind, num_views, ids, col):
   if kind == "all":
     return None
-  col = jax.lax.broadcasted_iota(jnp.int32, (1, num_cols), 1)
   row = ids.row_view[:, None]
   if kind == "not_self":
     return row != col
@@ -324,7 +340,8 @@ def _weighted(term, e, mask, same):
   return e
 
 
-def _lse_forward(term, s, mask, same):
+def _lse_partial(term, s, mask, same):
+  """(log-sum-exp of the entries of ``s`` in the mask, or -inf if none)."""
   a = term.alpha * s
   if term.bound is not None:
     shift = jnp.full((s.shape[0], 1), abs(term.alpha) * term.bound, s.dtype)
@@ -341,14 +358,21 @@ def _lse_forward(term, s, mask, same):
   return jnp.where(total > 0, jnp.log(safe) + shift[:, 0], -jnp.inf)
 
 
-def _masks_for(spec, ids, num_cols):
+def _masks_for(spec, ids, num_cols, col_start=0, valid_cols=None):
   cache = {}
 
   def get(kind):
     if kind not in cache:
-      cache[kind] = build_mask(kind, spec.num_views, ids, num_cols)
+      cache[kind] = build_mask(kind, spec.num_views, ids, num_cols,
+                               col_start, valid_cols)
     return cache[kind]
   return get
+
+
+def _same_label_mask(spec, mask):
+  if any(t.weight != 1.0 for t in spec.terms):
+    return mask("same_label")
+  return None
 
 
 def _split_terms(spec):
@@ -363,67 +387,126 @@ def _shared_exps(spec, s):
   return {a: jnp.exp(a * s - abs(a) * spec.shared_bound) for a in alphas}
 
 
-def _forward_shared(spec, s, aux, ids):
-  mask = _masks_for(spec, ids, s.shape[-1])
-  same = mask("same_label") if any(
-      t.weight != 1.0 for t in spec.terms) else None
-  base, soft = _split_terms(spec)
-  exps = _shared_exps(spec, s)
-  arrays = []
+# The forward pass works on a tile of columns at a time: partial row
+# statistics of the base terms (``base_partials``) merge across tiles
+# (``merge_partials``) into the outputs (``finish_partials``); then the
+# softplus terms, whose c_a depends on the finished outputs, are summed.
+# The dense path is the single-tile case.
+
+def base_partials(spec, s, mask, exps):
+  """Partial row statistics of the non-softplus terms on one tile.
+
+  On the shared-shift path an lse term's partial is its sum of shifted
+  exponentials; otherwise it is the tile's log-sum-exp. Sum terms: the sum.
+  """
+  same = _same_label_mask(spec, mask)
+  base, _ = _split_terms(spec)
+  arrays, outs = [], []
   for i in base:
     t = spec.terms[i]
     m = mask(t.mask)
-    if t.kind == "lse":
+    if t.kind == "lse" and exps is not None:
       arrays.append(_weighted(t, exps[t.alpha], m, same))
+    elif t.kind == "lse":
+      arrays.append(None)
+      outs.append(_lse_partial(t, s, m, same))
     else:
       arrays.append(s if m is None else jnp.where(m, s, 0.0))
-  outs = [None] * len(spec.terms)
-  for i, total in zip(base, _row_sums(arrays)):
-    t = spec.terms[i]
-    if t.kind == "lse":
-      safe = jnp.where(total > 0, total, 1.0)
-      outs[i] = jnp.where(total > 0,
-                          jnp.log(safe) + abs(t.alpha) * spec.shared_bound,
-                          -jnp.inf)
+  sums = iter(_row_sums([a for a in arrays if a is not None]))
+  lses = iter(outs)
+  return [next(lses) if a is None else next(sums) for a in arrays]
+
+
+def merge_partials(spec, acc, part):
+  base, _ = _split_terms(spec)
+  merged = []
+  for i, a, p in zip(base, acc, part):
+    if spec.terms[i].kind == "lse" and spec.shared_bound is None:
+      merged.append(jnp.logaddexp(a, p))
     else:
-      outs[i] = total
-  if soft:
-    cs = spec.combine(tuple(outs[i] for i in base), aux)
-    arrays = []
-    for i, c in zip(soft, cs):
-      m = mask(spec.terms[i].mask)
+      merged.append(a + p)
+  return merged
+
+
+def empty_partials(spec, zeros):
+  """Partials of an empty tile; ``zeros`` is a float32[R] template (it
+  carries the varying mesh axes of the rows inside ``shard_map``)."""
+  base, _ = _split_terms(spec)
+  out = []
+  for i in base:
+    fill = (-jnp.inf if spec.terms[i].kind == "lse" and
+            spec.shared_bound is None else 0.0)
+    out.append(zeros + fill)
+  return out
+
+
+def finish_partials(spec, partials):
+  """Base-term outputs from merged partials (lse = -inf on an empty mask)."""
+  base, _ = _split_terms(spec)
+  outs = []
+  for i, total in zip(base, partials):
+    t = spec.terms[i]
+    if t.kind == "lse" and spec.shared_bound is not None:
+      safe = jnp.where(total > 0, total, 1.0)
+      total = jnp.where(total > 0,
+                        jnp.log(safe) + abs(t.alpha) * spec.shared_bound,
+                        -jnp.inf)
+    outs.append(total)
+  return outs
+
+
+def softplus_sums(spec, s, cs, mask, exps):
+  """Row sums of softplus(c_a - s_ab) over each softplus term's mask."""
+  _, soft = _split_terms(spec)
+  arrays = []
+  for i, c in zip(soft, cs):
+    m = mask(spec.terms[i].mask)
+    if exps is not None:
       # softplus(c - s) = log(1 + e^{c - bound} / e^{s - bound}).
       r = jnp.exp(c - spec.shared_bound)[:, None]
       terms = jnp.log1p(r / exps[1.0])
-      arrays.append(terms if m is None else jnp.where(m, terms, 0.0))
-    for i, total in zip(soft, _row_sums(arrays)):
-      outs[i] = total
+    else:
+      terms = jax.nn.softplus(c[:, None] - s)
+    arrays.append(terms if m is None else jnp.where(m, terms, 0.0))
+  return _row_sums(arrays)
+
+
+def sigmoid_sums(spec, s, cs, mask, exps):
+  """Row sums of sigmoid(c_a - s_ab) = d softplus / d c_a per softplus term."""
+  _, soft = _split_terms(spec)
+  sigs = []
+  for i, c in zip(soft, cs):
+    m = mask(spec.terms[i].mask)
+    if exps is not None:
+      r = jnp.exp(c - spec.shared_bound)[:, None]
+      sig = r / (r + exps[1.0])
+    else:
+      sig = jax.nn.sigmoid(c[:, None] - s)
+    sigs.append(sig if m is None else jnp.where(m, sig, 0.0))
+  return _row_sums(sigs)
+
+
+def assemble(spec, base_outs, soft_outs):
+  """Outputs in the order of ``spec.terms``."""
+  base, soft = _split_terms(spec)
+  outs = [None] * len(spec.terms)
+  for i, o in zip(base, base_outs):
+    outs[i] = o
+  for i, o in zip(soft, soft_outs):
+    outs[i] = o
   return tuple(outs)
 
 
 def _forward(spec, s, aux, ids):
-  if spec.shared_bound is not None:
-    return _forward_shared(spec, s, aux, ids)
   mask = _masks_for(spec, ids, s.shape[-1])
-  same = mask("same_label") if any(
-      t.weight != 1.0 for t in spec.terms) else None
-  base, soft = _split_terms(spec)
-  outs = [None] * len(spec.terms)
-  for i in base:
-    t = spec.terms[i]
-    if t.kind == "lse":
-      outs[i] = _lse_forward(t, s, mask(t.mask), same)
-    else:
-      m = mask(t.mask)
-      outs[i] = jnp.sum(s if m is None else jnp.where(m, s, 0.0), axis=-1)
+  exps = _shared_exps(spec, s) if spec.shared_bound is not None else None
+  base_outs = finish_partials(spec, base_partials(spec, s, mask, exps))
+  _, soft = _split_terms(spec)
+  soft_outs = []
   if soft:
-    cs = spec.combine(tuple(outs[i] for i in base), aux)
-    for i, c in zip(soft, cs):
-      m = mask(spec.terms[i].mask)
-      terms = jax.nn.softplus(c[:, None] - s)
-      outs[i] = jnp.sum(terms if m is None else jnp.where(m, terms, 0.0),
-                        axis=-1)
-  return tuple(outs)
+    cs = spec.combine(tuple(base_outs), aux)
+    soft_outs = softplus_sums(spec, s, cs, mask, exps)
+  return assemble(spec, base_outs, soft_outs)
 
 
 def _axes(spec):
@@ -524,36 +607,45 @@ def _reductions_fwd(spec, q, k, aux, ids):
   return outs, (q, k, s, outs, aux, ids)
 
 
+def softplus_cotangents(spec, outs, aux, g, sig_sums):
+  """Folds the softplus terms' dependence on c_a = combine(base, aux) into
+  the base terms' cotangents: returns (g with base entries updated, d_aux)."""
+  base, soft = _split_terms(spec)
+  g = list(g)
+  if not soft:
+    return g, jax.tree.map(jnp.zeros_like, aux)
+  _, combine_vjp = jax.vjp(spec.combine, tuple(outs[i] for i in base), aux)
+  g_cs = [g[i] * total for i, total in zip(soft, sig_sums)]
+  d_base, d_aux = combine_vjp(tuple(g_cs))
+  for j, i in enumerate(base):
+    g[i] = g[i] + d_base[j]
+  return g, d_aux
+
+
+def cotangent(spec, s, outs, cs, g, mask, exps):
+  """d loss / d s on a tile, given the finished row statistics."""
+  same = _same_label_mask(spec, mask)
+  if exps is not None:
+    return _cotangent_shared(spec, s, outs, cs, g, mask, same, exps)
+  return _cotangent(spec, s, outs, cs, g, mask, same)
+
+
+def softplus_offsets(spec, outs, aux):
+  """The c_a of the softplus terms (empty tuple if none)."""
+  base, soft = _split_terms(spec)
+  if not soft:
+    return ()
+  return spec.combine(tuple(outs[i] for i in base), aux)
+
+
 def _reductions_bwd(spec, residuals, g):
   q, k, s, outs, aux, ids = residuals
   mask = _masks_for(spec, ids, s.shape[-1])
-  same = mask("same_label") if any(
-      t.weight != 1.0 for t in spec.terms) else None
-  base, soft = _split_terms(spec)
-  g = list(g)
-  cs = ()
-  d_aux = jax.tree.map(jnp.zeros_like, aux)
   exps = _shared_exps(spec, s) if spec.shared_bound is not None else None
-  if soft:
-    base_outs = tuple(outs[i] for i in base)
-    cs, combine_vjp = jax.vjp(spec.combine, base_outs, aux)
-    sigs = []
-    for i, c in zip(soft, cs):
-      m = mask(spec.terms[i].mask)
-      if exps is not None:
-        r = jnp.exp(c - spec.shared_bound)[:, None]
-        sig = r / (r + exps[1.0])
-      else:
-        sig = jax.nn.sigmoid(c[:, None] - s)
-      sigs.append(sig if m is None else jnp.where(m, sig, 0.0))
-    g_cs = [g[i] * total for i, total in zip(soft, _row_sums(sigs))]
-    d_base, d_aux = combine_vjp(tuple(g_cs))
-    for j, i in enumerate(base):
-      g[i] = g[i] + d_base[j]
-  if exps is not None:
-    ds = _cotangent_shared(spec, s, outs, cs, g, mask, same, exps)
-  else:
-    ds = _cotangent(spec, s, outs, cs, g, mask, same)
+  cs = softplus_offsets(spec, outs, aux)
+  sig = sigmoid_sums(spec, s, cs, mask, exps) if cs else []
+  g, d_aux = softplus_cotangents(spec, outs, aux, g, sig)
+  ds = cotangent(spec, s, outs, cs, g, mask, exps)
   no_ids = jax.tree.map(lambda x: None, ids)
   if spec.symmetric:
     # q is the anchors x themselves: dx = (G + G^T) x / tau.
@@ -587,8 +679,38 @@ def _symmetric_pays(terms) -> bool:
   return len(terms) <= 2 and all(t.kind != "softplus" for t in terms)
 
 
+# Above this many logits (A x V) the tiled engine is the default: 4096^2
+# float32 logits are 64 MiB, past the CPU's cache, and the dense engine's
+# residual grows as A x V while the tiled one's stays O((A + V) D).
+TILED_MIN_ENTRIES = 4096 * 4096
+DEFAULT_BLOCK_SIZE = 256
+
+
+def check_block_size(block_size) -> None:
+  """Validates the ``block_size`` argument of the losses."""
+  if block_size in ("auto", "dense"):
+    return
+  if (isinstance(block_size, bool) or not isinstance(block_size, int) or
+      block_size < 1):
+    raise ValueError(
+        f"`block_size` must be 'auto', 'dense' or a positive int (the rows "
+        f"and columns of one tile of the logits); got {block_size!r}.")
+
+
+def resolve_block_size(block_size, num_rows: int, num_cols: int):
+  """The tile size to use, or None for the dense engine."""
+  check_block_size(block_size)
+  if block_size == "dense":
+    return None
+  if block_size == "auto":
+    if num_rows * num_cols < TILED_MIN_ENTRIES:
+      return None
+    return DEFAULT_BLOCK_SIZE
+  return block_size
+
+
 def row_reductions(views: Views, temperature, terms, *, combine=None,
-                   aux=()) -> tuple[jax.Array, ...]:
+                   aux=(), block_size="auto") -> tuple[jax.Array, ...]:
   """The row reductions ``terms`` of the logits s = <q_a, k_b>/tau.
 
   Args:
@@ -601,13 +723,19 @@ def row_reductions(views: Views, temperature, terms, *, combine=None,
     combine: a function (hashable, e.g. a module-level function or a
       ``functools.partial`` of one) used when there are softplus terms.
     aux: a pytree of float[A] arrays passed to ``combine`` (differentiable).
+    block_size: "auto" (tiled above ``TILED_MIN_ENTRIES`` logits, dense
+      below), "dense" (one [A, V] matrix), or an int: the tiled engine of
+      ``cljax._tiled`` with tiles of that many rows and columns.
 
   Returns:
     One float32[A] array per term, in order.
   """
   terms = tuple(Term(*t).checked() if not isinstance(t, Term) else t.checked()
                 for t in terms)
-  symmetric = (views.symmetric and isinstance(temperature, (int, float)) and
+  num_rows = views.anchor_index.shape[0]
+  block = resolve_block_size(block_size, num_rows, views.keys.shape[0])
+  symmetric = (block is None and views.symmetric and
+               isinstance(temperature, (int, float)) and
                _symmetric_pays(terms))
   bound = next((t.bound for t in terms if t.kind == "lse"), None)
   spec = _Spec(terms, combine, views.num_views, symmetric,
@@ -618,14 +746,18 @@ def row_reductions(views: Views, temperature, terms, *, combine=None,
   else:
     q = views.flat_anchors
     q = (q.astype(jnp.float32) / temperature).astype(q.dtype)
+  if block is not None:
+    from cljax import _tiled  # pylint: disable=g-import-not-at-top
+    return _tiled.reductions(spec, q, views.keys, aux, mask_ids(views), block)
   return _reductions(spec, q, views.keys, aux, mask_ids(views))
 
 
 def row_count(views: Views, mask: str) -> jax.Array:
   """float32[A]: the number of entries of each anchor's mask.
 
-  Computed against the N sample labels (an [A, N] comparison, K times
-  smaller than the mask and never stored).
+  Label masks count the anchor's class in the global batch from the sorted
+  sample labels (O(N log N); never an [A, N] comparison, which would be
+  2 GB at 65 536 views).
   """
   _checks.check_choice(mask, "mask", MASKS)
   k = views.num_views
@@ -636,8 +768,12 @@ def row_count(views: Views, mask: str) -> jax.Array:
            "other_views": k - 1}
   if mask in fixed:
     return ones * fixed[mask]
-  same = k * jnp.sum(views.anchor_label[:, None] == views.sample_label[None, :],
-                     axis=-1, dtype=jnp.float32)
+  labels = views.sample_label
+  ordered = jnp.sort(labels)
+  per_sample = (jnp.searchsorted(ordered, labels, side="right") -
+                jnp.searchsorted(ordered, labels, side="left"))
+  samples = views.anchor_index // k
+  same = k * jnp.take(per_sample, samples, axis=0).astype(jnp.float32)
   return {"same_label": same, "positive": same - 1,
           "diff_label": num_cols - same}[mask]
 

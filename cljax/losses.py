@@ -25,6 +25,13 @@ Common arguments:
     Graf et al.'s training reduction), or ``"none"`` (float[n, K] per-anchor
     losses of the local views, 0 at invalid anchors).
   return_counts: if True, return ``(loss, AnchorCounts)``.
+  block_size: how the [N·K, N·K] logits are reduced. ``"dense"``: as one
+    matrix (its backward keeps it: 4·V² bytes). An int B: tile by tile, B
+    rows by B columns at a time, with a custom VJP that recomputes each tile
+    (memory O(V·D + B²); same value and gradient up to float32 summation
+    order; faster on CPU once the matrix leaves the cache). ``"auto"``
+    (default): tiles of ``DEFAULT_BLOCK_SIZE`` once the local anchors times
+    the views reach ``TILED_MIN_ENTRIES``, dense below.
 
 Anchors without a positive or without a negative (e.g. an NSCL anchor whose
 class fills the batch) are *invalid*: they are excluded from the mean and
@@ -50,6 +57,9 @@ from cljax import _similarity as sim
 from cljax import theory
 
 ArrayLike = jax.typing.ArrayLike
+
+DEFAULT_BLOCK_SIZE = sim.DEFAULT_BLOCK_SIZE
+TILED_MIN_ENTRIES = sim.TILED_MIN_ENTRIES
 
 
 class AnchorCounts(NamedTuple):
@@ -90,7 +100,7 @@ def _own_mean(values, include_self_pairs):
 def ntxent(z: ArrayLike, *, temperature: float, normalize: str = "sphere",
            double_count_positive: bool = False,
            axis_name: str | None = None, reduction: str = "mean",
-           return_counts: bool = False):
+           return_counts: bool = False, block_size: int | str = "auto"):
   """SimCLR's NT-Xent (InfoNCE) loss; the positive is in the denominator.
 
   For anchor view a of sample i with positives P(a) (the other K-1 views of
@@ -133,7 +143,8 @@ def ntxent(z: ArrayLike, *, temperature: float, normalize: str = "sphere",
   s_own = sim.own_sample_logits(views, temperature)
   (lse,) = sim.row_reductions(views, temperature, [
       sim.Term("lse", "not_self",
-               bound=sim.logit_bound(normalize, temperature))])
+               bound=sim.logit_bound(normalize, temperature))],
+                              block_size=block_size)
   valid = jnp.isfinite(lse)
   if double_count_positive:
     per_anchor = _code_form(s_own, False, lse, valid)
@@ -145,7 +156,7 @@ def ntxent(z: ArrayLike, *, temperature: float, normalize: str = "sphere",
 def dcl(z: ArrayLike, *, temperature: float = 1.0,
         include_self_pairs: bool = False, normalize: str = "sphere",
         axis_name: str | None = None, reduction: str = "mean",
-        return_counts: bool = False):
+        return_counts: bool = False, block_size: int | str = "auto"):
   """The self-supervised (decoupled) contrastive loss of Luthra et al.
 
   Positives and the denominator exclude every view of the anchor's sample:
@@ -182,7 +193,8 @@ def dcl(z: ArrayLike, *, temperature: float = 1.0,
                        include_self_pairs)
   (lse,) = sim.row_reductions(views, temperature, [
       sim.Term("lse", "other_sample",
-               bound=sim.logit_bound(normalize, temperature))])
+               bound=sim.logit_bound(normalize, temperature))],
+                              block_size=block_size)
   valid = jnp.isfinite(lse)
   return _finish(lse - pos_mean, valid, views, reduction, return_counts)
 
@@ -191,7 +203,7 @@ def nscl(z: ArrayLike, labels: ArrayLike, *, temperature: float = 1.0,
          positive_in_denominator: bool = False,
          include_self_pairs: bool = False, normalize: str = "sphere",
          axis_name: str | None = None, reduction: str = "mean",
-         return_counts: bool = False):
+         return_counts: bool = False, block_size: int | str = "auto"):
   """Negatives-only supervised contrastive loss (NSCL) of Luthra et al.
 
   Same positives as ``dcl`` (other views of the anchor's own sample: NSCL does
@@ -230,7 +242,8 @@ def nscl(z: ArrayLike, labels: ArrayLike, *, temperature: float = 1.0,
                       min_views=1 if include_self_pairs else 2)
   (lse,) = sim.row_reductions(views, temperature, [
       sim.Term("lse", "diff_label",
-               bound=sim.logit_bound(normalize, temperature))])
+               bound=sim.logit_bound(normalize, temperature))],
+                              block_size=block_size)
   valid = jnp.isfinite(lse)
   s_own = sim.own_sample_logits(views, temperature)
   if not positive_in_denominator:
@@ -254,7 +267,8 @@ SUPCON_VARIANTS = ("out", "in")
 def supcon(z: ArrayLike, labels: ArrayLike, *, temperature: float = 0.1,
            variant: str = "out", same_class_weight: float = 1.0,
            normalize: str = "sphere", axis_name: str | None = None,
-           reduction: str = "mean", return_counts: bool = False):
+           reduction: str = "mean", return_counts: bool = False,
+           block_size: int | str = "auto"):
   """Supervised contrastive loss (Khosla et al.), as used by Graf et al.
 
   Positives P(a) = every other view with the anchor's label (other views of
@@ -302,7 +316,7 @@ def supcon(z: ArrayLike, labels: ArrayLike, *, temperature: float = 0.1,
                    sim.Term("lse", "positive", bound=bound))
   lse_den, pos = sim.row_reductions(views, temperature, [
       sim.Term("lse", "not_self", bound=bound, weight=same_class_weight),
-      positive_term])
+      positive_term], block_size=block_size)
   num_pos = sim.row_count(views, "positive")
   has_pos = num_pos > 0
   safe_num = jnp.maximum(num_pos, 1).astype(jnp.float32)
@@ -325,7 +339,8 @@ def hard_contrastive(z: ArrayLike, labels: ArrayLike | None = None, *,
                      normalize: str = "ball",
                      include_self_positive: bool = True,
                      tau_plus: float = 0.1, axis_name: str | None = None,
-                     reduction: str = "mean", return_counts: bool = False):
+                     reduction: str = "mean", return_counts: bool = False,
+                     block_size: int | str = "auto"):
   """Hard-negative SCL/HSCL and UCL/HUCL of Jiang et al. (and Robinson et al.).
 
   Positives P(a): every view with the anchor's label, including a itself when
@@ -387,7 +402,8 @@ def hard_contrastive(z: ArrayLike, labels: ArrayLike | None = None, *,
   if estimator == "debiased":
     return _debiased(z, beta=beta, tau_plus=tau_plus, temperature=temperature,
                      normalize=normalize, axis_name=axis_name,
-                     reduction=reduction, return_counts=return_counts)
+                     reduction=reduction, return_counts=return_counts,
+                     block_size=block_size)
   if labels is None and negatives == "different_class":
     raise ValueError(
         "`negatives='different_class'` (SCL/HSCL) needs `labels`; pass labels "
@@ -399,6 +415,13 @@ def hard_contrastive(z: ArrayLike, labels: ArrayLike | None = None, *,
     if not isinstance(num_negatives, int) or num_negatives < 1:
       raise ValueError(
           f"`num_negatives` must be an int >= 1; got {num_negatives!r}.")
+    sim.check_block_size(block_size)
+    if block_size != "auto" and block_size != "dense":
+      raise ValueError(
+          "`estimator='sampled'` draws negatives from the dense [A, V] logits "
+          "and cannot be tiled; drop `block_size`, or use "
+          "`estimator='expectation'` (its exact num_negatives -> infinity "
+          "limit), which tiles.")
   views = sim.prepare(z, labels, normalize_mode=normalize,
                       axis_name=axis_name,
                       min_views=1 if labels is not None else 2)
@@ -413,7 +436,7 @@ def hard_contrastive(z: ArrayLike, labels: ArrayLike | None = None, *,
     terms, combine, aux = _tilted_terms(views, pool, beta, bound)
     *base, pair_sum = sim.row_reductions(
         views, temperature, terms + [sim.Term("softplus", positive)],
-        combine=combine, aux=aux)
+        combine=combine, aux=aux, block_size=block_size)
     log_e = combine(tuple(base), aux, finite=False)[0]
   else:
     s = sim.logits(views, temperature)
@@ -521,7 +544,7 @@ def _sampled_log_expectation(s, views, pool, beta, num_negatives, key):
 
 
 def _debiased(z, *, beta, tau_plus, temperature, normalize, axis_name,
-              reduction, return_counts):
+              reduction, return_counts, block_size):
   if not 0 <= float(tau_plus) < 1:
     raise ValueError(f"`tau_plus` must lie in [0, 1); got {tau_plus}.")
   views = sim.prepare(z, None, normalize_mode=normalize, axis_name=axis_name,
@@ -532,7 +555,8 @@ def _debiased(z, *, beta, tau_plus, temperature, normalize, axis_name,
   # et al. keep the gradient through the weights.
   tilted, norm = sim.row_reductions(views, temperature, [
       sim.Term("lse", "other_sample", alpha=1.0 + beta, bound=bound),
-      sim.Term("lse", "other_sample", alpha=beta, bound=bound)])
+      sim.Term("lse", "other_sample", alpha=beta, bound=bound)],
+                                    block_size=block_size)
   log_e = tilted - norm
   has_neg = jnp.isfinite(log_e)
   log_e = jnp.where(has_neg, log_e, 0.0)
@@ -608,10 +632,87 @@ def simplex_classifier(num_classes: int, dim: int,
                      jnp.float32)
 
 
+def _luthra_entries(views, s_own, lse_all, lse_other, lse_diff, *,
+                    temperature, include_self_pairs, mean):
+  """CL, DCL, NSCL, the gap and its bound from the three log-sum-exps."""
+  valid_all = jnp.isfinite(lse_all)
+  valid_other = jnp.isfinite(lse_other)
+  valid_diff = jnp.isfinite(lse_diff)
+  pos_pair = _own_mean(s_own, False)
+  pos_dn = _own_mean(s_own, True) if include_self_pairs else pos_pair
+  out = {}
+  if views.num_views >= 2:
+    out["ntxent"] = mean(lse_all - pos_pair, valid_all)
+    out["cl_code"] = mean(
+        _code_form(s_own, False, lse_all, valid_all), valid_all)
+  dcl_anchor = lse_other - pos_dn
+  nscl_anchor = lse_diff - pos_dn
+  out["dcl"] = mean(dcl_anchor, valid_other)
+  out["nscl"] = mean(nscl_anchor, valid_diff)
+  out["nscl_code"] = mean(
+      _code_form(s_own, include_self_pairs, lse_diff, valid_diff),
+      valid_diff)
+  both = valid_other & valid_diff
+  out["gap"] = mean(dcl_anchor - nscl_anchor, both)
+  # Per-anchor Theorem-1 bound: log(1 + e^{2/tau} (b_y - 1) / (B - b_y)) with
+  # b_y the anchor's class count in the batch (papers.md 2.3, batch version).
+  b_y = sim.row_count(views, "same_label") / views.num_views
+  b_total = float(views.num_samples)
+  bound = jnp.log1p(jnp.exp(2.0 / temperature) * (b_y - 1.0) /
+                    jnp.maximum(b_total - b_y, 1.0))
+  out["gap_bound"] = mean(bound, both)
+  out["nscl_valid"] = sim.reduce_anchors(lse_diff, valid_diff, "sum",
+                                         views.axis_name)[1]
+  return out
+
+
+def _mean_over(axis):
+  def mean(per_anchor, valid, weight=None):
+    return sim.reduce_anchors(per_anchor, valid, "mean", axis,
+                              weight=weight)[0]
+  return mean
+
+
+def cl_nscl(z: ArrayLike, labels: ArrayLike, *, temperature: float = 1.0,
+            include_self_pairs: bool = False, normalize: str = "sphere",
+            axis_name: str | None = None,
+            block_size: int | str = "auto") -> dict[str, jax.Array]:
+  """Luthra et al.'s CL and NSCL losses and their gap, in one sweep.
+
+  The subset of ``all_losses`` that Theorem 1 is about, at a third of its
+  cost: three log-sum-exps per anchor. ``cljax.evaluate`` uses it for the
+  exact whole-dataset losses (with tiles, any N).
+
+  Args:
+    z: float[N, K, D], K >= 2 unless ``include_self_pairs``.
+    labels: int[N].
+    temperature: tau > 0 (the theorem: 1).
+    include_self_pairs, normalize, axis_name, block_size: as for ``nscl``.
+
+  Returns:
+    dict of float32 scalars "ntxent" and "cl_code" (K >= 2), "dcl", "nscl",
+    "nscl_code", "gap", "gap_bound" and "nscl_valid", as in ``all_losses``.
+  """
+  _checks.check_positive(temperature, "temperature")
+  views = sim.prepare(z, labels, normalize_mode=normalize,
+                      axis_name=axis_name,
+                      min_views=1 if include_self_pairs else 2)
+  bound = sim.logit_bound(normalize, temperature)
+  lse_all, lse_other, lse_diff = sim.row_reductions(views, temperature, [
+      sim.Term("lse", "not_self", bound=bound),
+      sim.Term("lse", "other_sample", bound=bound),
+      sim.Term("lse", "diff_label", bound=bound)], block_size=block_size)
+  return _luthra_entries(
+      views, sim.own_sample_logits(views, temperature), lse_all, lse_other,
+      lse_diff, temperature=temperature,
+      include_self_pairs=include_self_pairs,
+      mean=_mean_over(views.axis_name))
+
+
 def all_losses(z: ArrayLike, labels: ArrayLike, *, temperature: float,
                beta: float | None = None, include_self_pairs: bool = False,
-               normalize: str = "sphere",
-               axis_name: str | None = None) -> dict[str, jax.Array]:
+               normalize: str = "sphere", axis_name: str | None = None,
+               block_size: int | str = "auto") -> dict[str, jax.Array]:
   """Every loss of this module, and the CL-NSCL gap, from one similarity matrix.
 
   The training loop logs these on each batch next to the optimised loss.
@@ -625,7 +726,7 @@ def all_losses(z: ArrayLike, labels: ArrayLike, *, temperature: float,
       None skips them (the two extra passes over the matrix they need).
     include_self_pairs: for "dcl" and "nscl".
     normalize: one normalisation for every loss (default "sphere").
-    axis_name: see the module docstring.
+    axis_name, block_size: see the module docstring.
 
   Returns:
     dict with float32 scalars: "ntxent", "cl_code" (ntxent with the positive
@@ -647,17 +748,12 @@ def all_losses(z: ArrayLike, labels: ArrayLike, *, temperature: float,
                       axis_name=axis_name,
                       min_views=1 if include_self_pairs else 2)
   lse_bound = sim.logit_bound(normalize, temperature)
-  axis = views.axis_name
-
-  def mean(per_anchor, valid, weight=None):
-    return sim.reduce_anchors(per_anchor, valid, "mean", axis,
-                              weight=weight)[0]
+  mean = _mean_over(views.axis_name)
 
   s_own = sim.own_sample_logits(views, temperature)
-  pos_pair = _own_mean(s_own, False)
   s_self = jnp.diagonal(s_own, axis1=1, axis2=2).reshape(-1)
   # Label counts per anchor: same-label views (incl. itself) and positives.
-  hard_num = sim.row_count(views, "same_label").astype(jnp.float32)
+  hard_num = sim.row_count(views, "same_label")
   num_cols = views.keys.shape[0]
 
   terms = [sim.Term("lse", "not_self", bound=lse_bound),
@@ -676,26 +772,14 @@ def all_losses(z: ArrayLike, labels: ArrayLike, *, temperature: float,
   combine = functools.partial(_all_log_expectations, num_cols=num_cols)
   aux = (hard_num, s_self)
   outs = sim.row_reductions(views, temperature, terms, combine=combine,
-                            aux=aux)
+                            aux=aux, block_size=block_size)
   lse_all, lse_other, lse_diff, pos_sum, lse_pos = outs[:5]
   pair_sums = outs[-num_hard:]
+  out = _luthra_entries(views, s_own, lse_all, lse_other, lse_diff,
+                        temperature=temperature,
+                        include_self_pairs=include_self_pairs, mean=mean)
   valid_all = jnp.isfinite(lse_all)
-  valid_other = jnp.isfinite(lse_other)
   valid_diff = jnp.isfinite(lse_diff)
-
-  out = {}
-  pos_dn = _own_mean(s_own, True) if include_self_pairs else pos_pair
-  if views.num_views >= 2:
-    out["ntxent"] = mean(lse_all - pos_pair, valid_all)
-    out["cl_code"] = mean(
-        _code_form(s_own, False, lse_all, valid_all), valid_all)
-  dcl_anchor = lse_other - pos_dn
-  nscl_anchor = lse_diff - pos_dn
-  out["dcl"] = mean(dcl_anchor, valid_other)
-  out["nscl"] = mean(nscl_anchor, valid_diff)
-  out["nscl_code"] = mean(
-      _code_form(s_own, include_self_pairs, lse_diff, valid_diff),
-      valid_diff)
 
   num_pos = hard_num - 1.0
   has_pos = num_pos > 0
@@ -711,18 +795,6 @@ def all_losses(z: ArrayLike, labels: ArrayLike, *, temperature: float,
   valids = [valid_diff, always, valid_diff, always]
   for name, pair_sum, valid in zip(names, pair_sums, valids):
     out[name] = mean(pair_sum, valid, weight=hard_num)
-
-  both = valid_other & valid_diff
-  out["gap"] = mean(dcl_anchor - nscl_anchor, both)
-  # Per-anchor Theorem-1 bound: log(1 + e^{2/tau} (b_y - 1) / (B - b_y)) with
-  # b_y the anchor's class count in the batch (papers.md 2.3, batch version).
-  b_y = hard_num / views.num_views
-  b_total = float(views.num_samples)
-  bound = jnp.log1p(jnp.exp(2.0 / temperature) * (b_y - 1.0) /
-                    jnp.maximum(b_total - b_y, 1.0))
-  out["gap_bound"] = mean(bound, both)
-  out["nscl_valid"] = sim.reduce_anchors(lse_diff, valid_diff, "sum",
-                                         axis)[1]
   return out
 
 
