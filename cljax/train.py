@@ -14,7 +14,25 @@ gap at tau = 1) with the CL-NSCL gap next to its bound, the learning rate,
 gradient and parameter norms, and throughput. Every ``eval_every`` steps and
 at the end it embeds clean (unaugmented) train and test inputs and logs
 geometry metrics and probe accuracies for the encoder features ``h`` and the
-normalised head outputs ``z``.
+normalised head outputs ``z``, and the distance of the class means of the
+objective's features to a regular simplex (``eval/simplex/*``, P2).
+
+Cross-entropy (Graf et al.'s CE, CE on the sphere, CE-fix) runs in the same
+loop: ``loss.name="cross_entropy"`` gives the model a bias-free linear
+classifier over the optionally normalised encoder features, learned or
+frozen at a simplex, as chosen by ``config.classifier`` (see
+``with_classifier``). The encoder is initialised from the same key
+whatever the head, and the batches and augmentations depend only on the seed
+and the data config, so a CE run and a SupCon run with the same seed and
+data config share their initial encoder and every batch.
+
+Iterations to fit (P2): with ``config.fit.every > 0`` the loop measures the
+accuracy on the whole training set under its (noisy) training labels every
+``fit.every`` steps (``fit/train_acc``; the classifier is the CE model's own
+head, or the class-mean classifier / a retrained linear layer on frozen
+features for contrastive losses, see ``fit_classifier``) and records the
+first step reaching ``fit.threshold`` as ``fit/step`` in the summary;
+``fit.stop`` ends the run there.
 
 Resume is exact: the augmentation key of step t is ``fold_in(seed, t)`` and
 the data iterator's state is checkpointed, so a killed run restarted in the
@@ -23,6 +41,7 @@ same work dir continues bit for bit.
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 import math
@@ -49,12 +68,51 @@ from cljax import probes
 
 # --- configuration checks -------------------------------------------------
 
+CROSS_ENTROPY = "cross_entropy"
+FIT_CLASSIFIERS = ("auto", "head", "mean", "linear")
+
+
+def is_cross_entropy(config) -> bool:
+  """Whether the run trains a classifier head with cross-entropy (P2's CE)."""
+  return config.loss.name == CROSS_ENTROPY
+
+
 def _check_config(config, num_devices: int) -> None:
   """Fails at start, with the fix, on a config that cannot run."""
-  if config.loss.name not in losses.LOSSES:
+  head = config.model.get("head", "none")
+  if is_cross_entropy(config):
+    if head not in ("none", "classifier"):
+      raise ValueError(
+          f"config.loss.name='cross_entropy' puts a linear classifier on the "
+          f"encoder features (P2 has no projection head), but "
+          f"config.model.head={head!r}; set config.model.head='none' and "
+          f"choose the variant in config.classifier.")
+  elif config.loss.name not in losses.LOSSES:
     raise ValueError(
         f"Unknown config.loss.name {config.loss.name!r}; choose one of "
-        f"{sorted(losses.LOSSES)}.")
+        f"{sorted(losses.LOSSES) + [CROSS_ENTROPY]}.")
+  elif head == "classifier":
+    raise ValueError(
+        f"config.model.head='classifier' outputs logits, which the "
+        f"contrastive loss {config.loss.name!r} would treat as embeddings; "
+        f"use config.loss.name='cross_entropy' or another head.")
+  fit = config.get("fit", None)
+  if fit is not None:
+    if fit.get("classifier", "auto") not in FIT_CLASSIFIERS:
+      raise ValueError(
+          f"Unknown config.fit.classifier {fit.classifier!r}; choose one of "
+          f"{list(FIT_CLASSIFIERS)}.")
+    if fit.get("classifier") == "head" and not is_cross_entropy(config):
+      raise ValueError(
+          "config.fit.classifier='head' needs a trained classifier head "
+          "(loss cross_entropy); a contrastive run's head gets no "
+          "classification signal. Use 'mean' or 'linear'.")
+    if not 0.0 < fit.get("threshold", 1.0) <= 1.0:
+      raise ValueError(
+          f"config.fit.threshold must lie in (0, 1]; got {fit.threshold}.")
+    if fit.get("every", 0) < 0:
+      raise ValueError(
+          f"config.fit.every must be >= 0 (0 = off); got {fit.every}.")
   needs_views = config.loss.name in ("ntxent", "dcl", "nscl")
   kwargs = dict(config.loss.get("kwargs", {}))
   if needs_views and config.data.num_views < 2 and not kwargs.get(
@@ -72,6 +130,51 @@ def _check_config(config, num_devices: int) -> None:
     raise ValueError(f"config.steps must be >= 1; got {config.steps}.")
   if epochs is not None and epochs <= 0:
     raise ValueError(f"config.epochs must be > 0; got {epochs}.")
+
+
+def with_classifier(config, num_classes: int):
+  """The config whose model a cross-entropy run trains (others unchanged).
+
+  P2's CE models have no projection head: a bias-free linear classifier
+  (``models.ClassifierHead``) maps the encoder features to ``num_classes``
+  logits. Its variant comes from ``config.classifier`` (``normalize``: CE on
+  the sphere; ``fixed="simplex"``: CE-fix; ``radius``; ``rotation_seed``),
+  and the number of classes from the data, so one config switches between
+  SupCon and CE with ``--config.loss.name`` alone (the contrastive
+  ``loss.kwargs`` are not passed to cross-entropy). The returned copy is what
+  ``config.json`` records, so ``checkpoint.load`` rebuilds the classifier.
+
+  Args:
+    config: the run config.
+    num_classes: classes of the training data (after any class subset).
+
+  Returns:
+    ``config`` itself for contrastive losses; else a copy with
+    ``model.head="classifier"`` and its ``head_kwargs``.
+
+  Raises:
+    ValueError: an explicit classifier head whose ``num_classes`` disagrees
+      with the data.
+  """
+  if not is_cross_entropy(config):
+    return config
+  config = copy.deepcopy(config)
+  if config.model.get("head", "none") == "classifier":
+    given = config.model.head_kwargs.get("num_classes", num_classes)
+    if given != num_classes:
+      raise ValueError(
+          f"config.model.head_kwargs.num_classes={given} but the data has "
+          f"{num_classes} classes; drop the field or set it to "
+          f"{num_classes}.")
+    kwargs = config.model.head_kwargs.to_dict()
+  else:
+    given = config.get("classifier", None)
+    kwargs = {} if given is None else given.to_dict()
+  with config.unlocked():
+    config.model.head = "classifier"
+    config.model.head_kwargs = ml_collections.ConfigDict(
+        {**kwargs, "num_classes": num_classes})
+  return config
 
 
 def total_steps(config, data) -> int:
@@ -140,15 +243,41 @@ def make_optimizer(optim, steps: int):
 
 # --- the step -----------------------------------------------------------------
 
-def _loss_and_monitors(z, labels, config):
-  loss_fn = losses.get(config.loss.name)
-  kwargs = dict(config.loss.get("kwargs", {}))
-  loss = loss_fn(z, labels, **kwargs)
+def _loss_and_monitors(h, z, labels, config):
+  """The optimised loss and the monitored (no-gradient) losses of a batch.
+
+  Args:
+    h: float[B, K, D] encoder features.
+    z: float[B, K, P] head outputs (logits for cross-entropy).
+    labels: int[B].
+    config: the run config.
+
+  Returns:
+    (loss, {name: scalar}) where the monitors are every loss of
+    ``losses.all_losses`` when K >= 2, else SupCon (both variants), the one
+    loss of the monitor set defined for single views. Cross-entropy runs
+    monitor their encoder features (as P2 tracks SupCon of CE models), the
+    others what the loss sees.
+  """
+  if is_cross_entropy(config):
+    b, k, c = z.shape
+    loss = losses.cross_entropy(z.reshape(b * k, c), jnp.repeat(labels, k))
+    watched = h
+  else:
+    loss = losses.get(config.loss.name)(z, labels,
+                                        **config.loss.get("kwargs", {}))
+    watched = z
   monitor = config.monitor
-  others = losses.all_losses(
-      jax.lax.stop_gradient(z), labels,
-      temperature=monitor.temperature, beta=monitor.get("beta", None),
-      normalize=monitor.get("normalize", "sphere"))
+  watched = jax.lax.stop_gradient(watched)
+  normalize = monitor.get("normalize", "sphere")
+  if watched.shape[1] >= 2:
+    others = losses.all_losses(
+        watched, labels, temperature=monitor.temperature,
+        beta=monitor.get("beta", None), normalize=normalize)
+  else:
+    others = {f"supcon_{variant}": losses.supcon(
+        watched, labels, temperature=monitor.temperature, variant=variant,
+        normalize=normalize) for variant in ("out", "in")}
   return loss, others
 
 
@@ -169,11 +298,12 @@ def train_step(state, batch, *, model, tx, schedule, config, data, base_key):
   labels = batch["label"]
 
   def objective(params):
-    (_, proj), updates = model.apply(
+    (feats, proj), updates = model.apply(
         {"params": params, "batch_stats": state["batch_stats"]}, flat,
         train=True, mutable=["batch_stats"])
     z = proj.reshape(b, k, -1)
-    loss, others = _loss_and_monitors(z, labels, config)
+    loss, others = _loss_and_monitors(feats.reshape(b, k, -1), z, labels,
+                                      config)
     return loss, (others, updates["batch_stats"])
 
   (loss, (others, batch_stats)), grads = jax.value_and_grad(
@@ -203,6 +333,9 @@ def evaluate(model, variables, eval_data, config, *, final: bool = False
   h_te, z_te = models.embed(model, variables, x_te)
   out = {}
   key = jax.random.key(config.seed)
+  simplex = simplex_geometry(objective_features(h_tr, z_tr, config), y_tr,
+                             num_classes)
+  out.update({f"eval/simplex/{k}": v for k, v in simplex.items()})
   for name, f_tr, f_te in (("h", h_tr, h_te), ("z", z_tr, z_te)):
     if name == "z":  # The loss sees the normalised head output.
       f_tr = f_tr / np.maximum(np.linalg.norm(f_tr, axis=-1, keepdims=True),
@@ -238,12 +371,142 @@ def evaluate(model, variables, eval_data, config, *, final: bool = False
   return {k: float(v) for k, v in out.items()}
 
 
+def _unit(x: np.ndarray) -> np.ndarray:
+  return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+def objective_features(h: np.ndarray, z: np.ndarray, config) -> np.ndarray:
+  """The features the training objective acts on, float[N, D].
+
+  Cross-entropy: the encoder features ``h``, on the unit sphere when the
+  classifier normalises them (CE on the sphere). Contrastive losses: the head
+  output ``z``, on the unit sphere under the losses' default "sphere"
+  normalisation (for P2's SupCon there is no head, so this is ``h`` on the
+  sphere). The simplex geometry and the class-mean fit classifier use these.
+  """
+  if is_cross_entropy(config):
+    return _unit(h) if config.model.head_kwargs.get("normalize", False) else h
+  normalize = config.loss.get("kwargs", {}).get("normalize", "sphere")
+  return _unit(z) if normalize == "sphere" else z
+
+
+def simplex_geometry(features, labels, num_classes: int) -> dict[str, float]:
+  """How close the raw class means are to a regular simplex (P2, s. 3.3).
+
+  Args:
+    features: float[N, D] objective features.
+    labels: int[N].
+    num_classes: C.
+
+  Returns:
+    "distance": ``geometry.etf_distance`` of the raw (uncentred) class means,
+    0 exactly at a regular simplex centred at the origin; "angular_mean" and
+    "angular_std": the angular similarity ``1 - arccos(cos)/pi`` over pairs
+    of class means (target ``1 - arccos(-1/(C-1))/pi``, "angular_target");
+    "sample_angular": mean angular similarity of a sample to its class mean
+    (1 at class collapse).
+  """
+  f = np.asarray(features, np.float64)
+  y = np.asarray(labels)
+  counts = np.bincount(y, minlength=num_classes)
+  means = np.zeros((num_classes, f.shape[1]))
+  np.add.at(means, y, f)
+  means /= np.maximum(counts, 1)[:, None]
+  u = _unit(means[counts > 0])
+  c = u.shape[0]
+  cos = np.clip(u @ u.T, -1.0, 1.0)[~np.eye(c, dtype=bool)]
+  angular = 1.0 - np.arccos(cos) / np.pi
+  to_mean = np.clip(np.sum(_unit(f) * _unit(means)[y], axis=-1), -1.0, 1.0)
+  return {
+      "distance": float(geometry.etf_distance(
+          f.astype(np.float32), y, num_classes=num_classes, center=False)),
+      "angular_mean": float(angular.mean()),
+      "angular_std": float(angular.std()),
+      "angular_target": float(1.0 - np.arccos(-1.0 / (c - 1)) / np.pi),
+      "sample_angular": float(np.mean(1.0 - np.arccos(to_mean) / np.pi)),
+  }
+
+
 def _eval_data(data, config):
   x_tr, y_tr, _ = data.train_arrays(normalize=True)
   n = min(config.eval.num_train, x_tr.shape[0])
   idx = np.random.default_rng(config.seed).permutation(x_tr.shape[0])[:n]
   x_te, y_te = data.eval_split()
   return (x_tr[idx], y_tr[idx]), (x_te, y_te), data.num_classes
+
+
+# --- iterations to fit (P2, section 3.4) ----------------------------------
+
+def fit_classifier(config) -> str:
+  """The classifier whose training accuracy defines "fit".
+
+  ``config.fit.classifier``: "head" (the CE model's own classifier),
+  "mean" (P2's ``explicit_linear``: weights = train class means of the
+  objective features, prediction argmax of the inner product) or "linear"
+  (P2's ``retrained_linear``: a bias-free linear layer retrained on frozen
+  objective features, SGD 0.1, weight decay 1e-3, poly-5 decay, batch 256,
+  ``config.fit.linear_steps`` iterations). "auto" is "head" for
+  cross-entropy and "mean" otherwise: a contrastive run's own head is never
+  used, since it gets no classification signal.
+  """
+  kind = config.fit.get("classifier", "auto")
+  if kind == "auto":
+    return "head" if is_cross_entropy(config) else "mean"
+  return kind
+
+
+def _fit_data(data):
+  x_tr, y_tr, y_clean = data.train_arrays(normalize=True)
+  x_te, y_te = data.eval_split()
+  return (x_tr, y_tr, y_clean), (x_te, y_te), data.num_classes
+
+
+def measure_fit(model, variables, fit_data, config) -> dict[str, float]:
+  """Accuracy on the whole training set with its (noisy) training labels.
+
+  Args:
+    model, variables: the model and its ``{"params", "batch_stats"}``.
+    fit_data: ``((x_train, noisy_labels, clean_labels), (x_test, y_test),
+      num_classes)``; the train inputs unaugmented, in eval mode.
+    config: the run config (``config.fit`` picks the classifier).
+
+  Returns:
+    "fit/train_acc" (noisy training labels: what "fit" means),
+    "fit/clean_train_acc" (the same predictions against the clean labels)
+    and "fit/test_acc" (the same classifier on the clean test split).
+  """
+  (x_tr, y_tr, y_clean), (x_te, y_te), num_classes = fit_data
+  h_tr, z_tr = models.embed(model, variables, x_tr)
+  h_te, z_te = models.embed(model, variables, x_te)
+  kind = fit_classifier(config)
+  if kind == "head":
+    pred_tr, pred_te = np.argmax(z_tr, -1), np.argmax(z_te, -1)
+  else:
+    f_tr = objective_features(h_tr, z_tr, config)
+    f_te = objective_features(h_te, z_te, config)
+    if kind == "mean":
+      centers = probes.class_centers(f_tr, y_tr, num_classes)
+      pred_tr = np.asarray(probes.mean_classifier_predict(f_tr, centers))
+      pred_te = np.asarray(probes.mean_classifier_predict(f_te, centers))
+    else:
+      probe = probes.linear_probe(
+          f_tr, y_tr, num_classes=num_classes,
+          key=jax.random.key(config.seed), steps=config.fit.linear_steps,
+          learning_rate=0.1, batch_size=256, weight_decay=1e-3,
+          optimizer="sgd", momentum=0.9, decay_power=5.0)
+      w = np.asarray(probe.weights)
+      pred_tr, pred_te = np.argmax(f_tr @ w, -1), np.argmax(f_te @ w, -1)
+  return {"fit/train_acc": float(np.mean(pred_tr == y_tr)),
+          "fit/clean_train_acc": float(np.mean(pred_tr == y_clean)),
+          "fit/test_acc": float(np.mean(pred_te == y_te))}
+
+
+def first_fit_step(rows: list[dict], threshold: float) -> int | None:
+  """The first logged step whose training accuracy reached ``threshold``."""
+  for row in rows:
+    if row.get("fit/train_acc", -1.0) >= threshold:
+      return int(row["step"])
+  return None
 
 
 # --- logging -----------------------------------------------------------------
@@ -327,6 +590,16 @@ def _plot(rows: list[dict], path: str) -> None:
 
 # --- the loop -----------------------------------------------------------------
 
+def _host(state) -> dict:
+  """Host copies of the model variables for evaluation.
+
+  Replicated global arrays are fully addressable on every process, and the
+  evaluation runs locally on each.
+  """
+  return jax.tree.map(np.asarray, {"params": state["params"],
+                                   "batch_stats": state["batch_stats"]})
+
+
 class NonFiniteError(FloatingPointError):
   """The loss or gradient became NaN/inf; the message names the step."""
 
@@ -359,13 +632,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   num_devices = mesh.devices.size
   _check_config(config, num_devices)
   os.makedirs(workdir, exist_ok=True)
-  if jax.process_index() == 0:
-    with open(os.path.join(workdir, "config.json"), "w") as f:
-      f.write(_config_json(config))
-
   data = data_lib.build(config.data, seed=config.seed,
                         process_index=jax.process_index(),
                         process_count=jax.process_count())
+  config = with_classifier(config, data.num_classes)
+  if jax.process_index() == 0:
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+      f.write(_config_json(config))
   model = models.build(config.model)
   num_steps = total_steps(config, data)
   tx, schedule = make_optimizer(config.optim, num_steps)
@@ -405,6 +678,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
       data=data, base_key=base_key), donate_argnums=0)
   eval_data = _eval_data(data, config)
   writer = _Writer(workdir, start)
+  fit = config.get("fit", None)
+  fit_every = int(fit.get("every", 0)) if fit is not None else 0
+  fit_threshold = float(fit.get("threshold", 1.0)) if fit_every else 1.0
+  fit_data = _fit_data(data) if fit_every else None
+  # A resumed run keeps the fit step its replayed rows already recorded.
+  fit_step = first_fit_step(writer.rows, fit_threshold) if fit_every else None
   meta_base = {"input_shape": list(data.input_shape),
                "input_mean": None if data.mean is None else
                np.asarray(data.mean).tolist(),
@@ -437,7 +716,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   t_last, n_last = time.time(), 0
   try:
     step = start
-    while step < num_steps:
+    stop_when_fit = fit_every and fit.get("stop", False)
+    while step < num_steps and not (stop_when_fit and fit_step is not None):
       batch = next(data)
       global_batch = {
           "x": jax.make_array_from_process_local_data(
@@ -456,7 +736,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
             f"{manager.latest_step()} in {manager.directory} (kept).")
       n_last += 1
       is_last = step == num_steps
-      if step % config.log_every == 0 or is_last:
+      fit_row = {}
+      if fit_every and (step % fit_every == 0 or is_last):
+        fit_row = measure_fit(model, _host(state), fit_data, config)
+        if fit_step is None and fit_row["fit/train_acc"] >= fit_threshold:
+          fit_step = step
+        fit_row["fit/fitted"] = float(fit_step is not None)
+        # Stopping once fit makes this the run's last step: final eval and
+        # a forced checkpoint follow.
+        is_last = is_last or (fit_step is not None and fit.get("stop", False))
+      if step % config.log_every == 0 or is_last or fit_row:
         now = time.time()
         row = {k: float(v) for k, v in metrics.items()}
         row["train/steps_per_sec"] = n_last / max(now - t_last, 1e-9)
@@ -464,12 +753,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
                                          config.data.batch_size)
         t_last, n_last = now, 0
         if step % config.eval_every == 0 or is_last:
-          # Host copies: replicated global arrays are fully addressable on
-          # every process, and the eval runs locally on each.
-          variables = jax.tree.map(np.asarray, {
-              "params": state["params"], "batch_stats": state["batch_stats"]})
-          row.update(evaluate(model, variables, eval_data, config,
+          row.update(evaluate(model, _host(state), eval_data, config,
                               final=is_last))
+        row.update(fit_row)
         writer.write(step, row)
         last = row
       save(step, force=is_last or stop["signal"] is not None, metrics=last)
@@ -481,6 +767,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
         if verbose:
           print(f"\nSIGTERM: saved step {step}; exiting cleanly.")
         break
+      if is_last:  # Reached num_steps, or fit with config.fit.stop.
+        break
   finally:
     if progress is not None:
       progress.close()
@@ -488,7 +776,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     writer.close()
     signal.signal(signal.SIGTERM, previous)
 
+  if not last and writer.rows:  # Resumed a run that had already finished.
+    last = writer.rows[-1]
   summary = {"step": step, **last}
+  if fit_every:
+    summary["fit/step"] = fit_step
   if jax.process_index() == 0 and writer.rows:
     with open(os.path.join(workdir, "summary.json"), "w") as f:
       json.dump(summary, f, indent=2)
@@ -516,6 +808,10 @@ def _print_summary(summary: dict, workdir: str) -> None:
   if few:
     print(f"few-shot NCC acc (h, {few[0].split('/')[-1]}): "
           f"{summary[few[0]]:.4f}")
+  if "fit/step" in summary:
+    print(f"train acc (noisy labels) {get('fit/train_acc')} | fit at step "
+          f"{summary['fit/step']} | test acc {get('fit/test_acc')} | simplex "
+          f"distance {get('eval/simplex/distance')}")
   lp = summary.get("eval/h/linear_probe_test_acc")
   if lp is not None:
     print(f"linear probe test acc (h): {lp:.4f}")
