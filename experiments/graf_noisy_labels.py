@@ -1,0 +1,89 @@
+r"""Graf et al. 2021, Section 5.3: iterations to fit noisy labels, SupCon vs CE.
+
+A fraction p of the training labels is flipped, each to a *different* class
+(``data.label_noise_mode="different"``: every flipped label is wrong), and
+the run records the first iteration at which the whole training set is fit
+under those labels (``fit/step`` in ``summary.json``; measured every
+``fit.every`` iterations, the run stops once fit). The training accuracy is
+the CE model's own classifier, and for SupCon the class-mean classifier
+(P2's ``explicit_linear``) on the sphere-projected encoder features, never
+SupCon's untrained head. Paper claim: the iterations to fit grow
+superlinearly in p for SupCon, against the roughly linear growth reported
+for CE (Zhang et al. 2017).
+
+Paper scale (preset ''; CIFAR-10 ResNet-18 CIFAR stem, no augmentation,
+batch 256 i.i.d. with replacement, SGD 0.1 momentum 0.9 weight decay 1e-4,
+poly-5 over 100k iterations, fit checked every 500; 11 p x 2 losses = 22
+GPU runs, run them from the printed commands):
+
+  python -m cljax.sweep --config=experiments/graf_noisy_labels.py \
+      --sweep_dir=runs/graf_noisy_cifar10 --print_only \
+      --grid='loss.name=["supcon","cross_entropy"]' \
+      --grid='data.label_noise=[0.0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1.0]'
+
+CPU scale (preset 'cpu': scikit-learn's 8x8 digits, ``cljax_digits``, 1437
+training images, an MLP 64-512-512-128 whose last layer is affine so the
+features can take the negative cosines of a 10-class simplex; batch 256 i.i.d.
+with replacement; SGD 0.1 momentum 0.9 at a *constant* learning rate, so
+that the fit step measures the difficulty of the labels rather than where a
+decaying schedule ends; fit checked every 25 iterations, at most 5000; about
+six minutes for the whole grid on 2 CPU cores):
+
+  python -m cljax.sweep --config=experiments/graf_noisy_labels.py:cpu \
+      --sweep_dir=runs/graf_noisy \
+      --grid='loss.name=["supcon","cross_entropy"]' \
+      --grid='data.label_noise=[0.0,0.2,0.4,0.6,0.8,1.0]'
+
+Then ``colabs/graf.ipynb`` (``CLJAX_GRAF_SWEEP=runs/graf_noisy``) plots the
+fit step against p with a fitted power law ``a + b p^k`` per loss.
+Expected at CPU scale: both losses fit every p well inside the budget, and
+the fit step grows with p for both. Preset 'tiny' (seconds) is for CI.
+"""
+
+import ml_collections
+
+from experiments import graf_supcon_vs_ce
+
+
+def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
+  """Presets: '' (paper scale), 'cpu' (minutes), 'tiny' (seconds, CI)."""
+  if preset not in (None, "", "cpu", "tiny"):
+    raise ValueError(
+        f"Unknown preset {preset!r}; use '' (paper scale), 'cpu' or 'tiny'.")
+  config = graf_supcon_vs_ce.get_config(preset)
+  config.data.augment.mode = "identity"  # P2's noisy-label runs: no augment.
+  config.data.label_noise = 0.0
+  config.data.label_noise_mode = "different"
+  config.fit.stop = True
+  if preset in (None, ""):
+    config.fit.every = 500
+    config.eval_every = 10_000
+    return config
+
+  config.data.name = "cljax_digits"
+  config.model.encoder = "mlp"
+  config.model.encoder_kwargs = {"widths": (512, 512, 128),
+                                 "activate_final": False, "use_bn": False}
+  config.optim.schedule = "constant"
+  config.optim.weight_decay = 0.0
+  config.steps = 5000
+  config.fit.every = 25
+  config.log_every = 25
+  config.eval_every = 1000
+  config.checkpoint.every = 1000
+  config.checkpoint.keep = 1
+  config.eval.num_train = 1437
+  if preset == "tiny":
+    config.data.name = graf_supcon_vs_ce.TINY_DATA
+    config.model.encoder_kwargs = {"widths": (64, 32),
+                                   "activate_final": False, "use_bn": False}
+    config.data.batch_size = 64
+    config.steps = 30
+    config.fit.every = 5
+    config.fit.threshold = 0.5
+    config.log_every = 5
+    config.eval_every = 10
+    config.checkpoint.every = 10
+    config.eval.num_train = 500
+    config.eval.fewshot.episodes = 5
+  return config

@@ -1,0 +1,161 @@
+r"""Graf et al. 2021, Section 5.2: SupCon vs cross-entropy, theory vs practice.
+
+One config for the four models of the paper, switched from the command line:
+
+  SupCon (sphere, tau 0.1)  --config.loss.name=supcon            (default)
+  CE                        --config.loss.name=cross_entropy
+  CE on the sphere          ... cross_entropy --config.classifier.normalize=True
+  CE-fix                    ... cross_entropy --config.classifier.fixed=simplex
+
+No projection head: SupCon acts on the encoder features projected to the
+unit sphere, CE puts a bias-free linear classifier on them
+(``config.classifier``; the contrastive ``loss.kwargs`` are not passed to
+CE). With the
+same seed and data config all four start from the same encoder and see the
+same batches. Logged over training: the loss, SupCon of the features (CE
+models track it too), the train/test accuracy (``fit/*``: CE's own head,
+SupCon's class-mean classifier, P2's ``explicit_linear``) and the distance of
+the class means to a regular simplex (``eval/simplex/*``).
+
+Paper scale (preset ''; CIFAR-10 ResNet-18 with the CIFAR stem (kuangliu),
+batch 256 i.i.d. with replacement, random crop + flip, SGD lr 0.1 momentum
+0.9 weight decay 1e-4, 100k iterations with the poly-5 schedule
+(1 - t/T)^5; use --config.data.name=cifar100 for CIFAR-100; needs a GPU and
+``tfds build cifar10 --file_format=array_record`` once):
+
+  python -m cljax.main --config=experiments/graf_supcon_vs_ce.py \
+      --workdir=runs/graf_cifar10_supcon
+
+CPU scale (preset 'cpu': the embedded Gaussian-mixture images
+``images_c10``, 10 classes of 500 16x16 RGB images (pixel noise 0.1), an
+MLP 768-512-512-128 with an affine last layer, batch 256 i.i.d., random
+crop + flip, the paper's SGD and poly-5 schedule over 1000 iterations; one
+to five minutes per model on 2 shared CPU cores):
+
+  python -m cljax.main --config=experiments/graf_supcon_vs_ce.py:cpu \
+      --workdir=runs/graf/supcon
+  python -m cljax.main --config=experiments/graf_supcon_vs_ce.py:cpu \
+      --workdir=runs/graf/ce --config.loss.name=cross_entropy
+  python -m cljax.main --config=experiments/graf_supcon_vs_ce.py:cpu \
+      --workdir=runs/graf/ce_sphere --config.loss.name=cross_entropy \
+      --config.classifier.normalize=True
+  python -m cljax.main --config=experiments/graf_supcon_vs_ce.py:cpu \
+      --workdir=runs/graf/ce_fix --config.loss.name=cross_entropy \
+      --config.classifier.fixed=simplex
+
+Expected: all models fit the training set; SupCon's class means end closest
+to the regular simplex (angular similarity of class means near
+1 - arccos(-1/9)/pi = 0.4645), CE's spread wider. Preset 'tiny' (seconds) is
+for CI.
+"""
+
+import ml_collections
+
+from cljax import data
+
+# 10 classes of 50 (train) and 20 (test) 32-d Gaussian vectors: CI in seconds.
+TINY_DATA = ("cljax_gaussian_mixture/"
+             "vectors_c10_d32_n50_t20_noise1.0_seed0")
+
+
+def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
+  """Presets: '' (paper scale), 'cpu' (minutes), 'tiny' (seconds, CI)."""
+  if preset not in (None, "", "cpu", "tiny"):
+    raise ValueError(
+        f"Unknown preset {preset!r}; use '' (paper scale), 'cpu' or 'tiny'.")
+  config = ml_collections.ConfigDict()
+  config.mode = "train"
+  config.seed = 0
+  config.num_devices = ml_collections.config_dict.placeholder(int)
+  config.steps = 100_000
+  config.epochs = ml_collections.config_dict.placeholder(float)
+  config.log_every = 100
+  config.eval_every = 10_000
+
+  config.data = data.default_config()
+  config.data.name = "cifar10"
+  config.data.batch_size = 256
+  config.data.sampler = "iid"   # P2: batches drawn i.i.d. with replacement.
+  config.data.num_views = 1     # One augmented view per sample, no pairs.
+  config.data.augment.mode = "crop_flip"
+
+  config.model = ml_collections.ConfigDict({
+      "encoder": "resnet18",
+      "encoder_kwargs": {"stem": "cifar"},
+      "head": "none",
+      "head_kwargs": {},
+      "dtype": "float32",
+      "bn_axis_name": ml_collections.config_dict.placeholder(str),
+  })
+  config.loss = ml_collections.ConfigDict({
+      "name": "supcon",
+      # P2's training reduction: divide by the batch size, positive-less
+      # anchors (possible in i.i.d. batches) included.
+      "kwargs": {"temperature": 0.1, "reduction": "batch"},
+  })
+  # The cross-entropy variant (used when loss.name == "cross_entropy").
+  config.classifier = ml_collections.ConfigDict({
+      "normalize": False,   # True: CE on the sphere.
+      "fixed": "none",      # "simplex": CE-fix.
+      "radius": 1.0,
+      "rotation_seed": 0,
+  })
+  # SupCon of the features at P2's tau, tracked by every model.
+  config.monitor = ml_collections.ConfigDict({
+      "temperature": 0.1,
+      "beta": ml_collections.config_dict.placeholder(float),
+      "normalize": "sphere",
+  })
+  config.optim = ml_collections.ConfigDict({
+      "name": "sgd",
+      "learning_rate": 0.1,
+      "warmup_steps": 0,
+      "schedule": "poly",
+      "power": 5.0,
+      "weight_decay": 1e-4,
+      "momentum": 0.9,
+      "clip_norm": 0.0,
+  })
+  config.fit = ml_collections.ConfigDict({
+      "every": 10_000,
+      "threshold": 1.0,
+      "stop": False,
+      "classifier": "auto",   # CE: its head; SupCon: class-mean classifier.
+      "linear_steps": 1000,
+  })
+  config.eval = ml_collections.ConfigDict({
+      "num_train": 10_000,
+      "fewshot": {"shots": 5, "ways": 5, "episodes": 100},
+      "linear_probe_steps": 0,
+      "linear_probe_learning_rate": 1e-2,
+  })
+  config.checkpoint = ml_collections.ConfigDict({"every": 10_000, "keep": 2})
+  if preset in (None, ""):
+    return config
+
+  config.data.name = "cljax_gaussian_mixture/images_c10"
+  config.model.encoder = "mlp"
+  # An affine last layer: post-ReLU features have non-negative cosines and
+  # could never reach the simplex's -1/(C-1) for C = 10.
+  config.model.encoder_kwargs = {"widths": (512, 512, 128),
+                                 "activate_final": False, "use_bn": False}
+  config.steps = 1000
+  config.log_every = 25
+  config.eval_every = 100
+  config.fit.every = 100
+  config.eval.num_train = 2000
+  config.checkpoint.every = 500
+  config.checkpoint.keep = 1
+  if preset == "tiny":
+    config.data.name = TINY_DATA
+    config.data.batch_size = 64
+    config.model.encoder_kwargs = {"widths": (64, 32),
+                                   "activate_final": False, "use_bn": False}
+    config.steps = 20
+    config.log_every = 5
+    config.eval_every = 10
+    config.fit.every = 10
+    config.eval.num_train = 500
+    config.eval.fewshot.episodes = 5
+    config.checkpoint.every = 10
+  return config
