@@ -37,7 +37,8 @@ field              default      meaning
 ``encoder_kwargs`` ``{}``       fields of the encoder class, e.g.
                                 ``{"stem": "cifar", "width_multiplier": 2}``
 ``head``           ``"none"``   ``"none"``, ``"linear"``, ``"mlp"``,
-                                ``"classifier"`` (logits, ``HEADS``)
+                                ``"classifier"`` (logits; ``HEADS`` and
+                                ``CLASSIFIERS``)
 ``head_kwargs``    ``{}``       fields of the head class, e.g.
                                 ``{"hidden_dims": 2048, "output_dim": 128,
                                 "final_bn": True}``
@@ -68,6 +69,7 @@ from cljax.models.mlp import MLPEncoder
 from cljax.models.resnet import ResNet, ResNet18, ResNet50
 
 __all__ = [
+    "CLASSIFIERS",
     "ENCODERS",
     "HEADS",
     "ClassifierHead",
@@ -98,6 +100,11 @@ HEADS: dict[str, type[nn.Module]] = {
     "none": IdentityHead,
     "linear": LinearHead,
     "mlp": MLPHead,
+}
+
+# Heads that output logits rather than a projection (P2's cross-entropy
+# models); ``build`` accepts them as ``head`` too.
+CLASSIFIERS: dict[str, type[nn.Module]] = {
     "classifier": ClassifierHead,
 }
 
@@ -208,7 +215,7 @@ def build(model_config: Any) -> ContrastiveModel:
             "bn_axis_name": cfg.get("bn_axis_name")}
   encoder = _make("encoder", cfg.get("encoder"), ENCODERS,
                   cfg.get("encoder_kwargs"), shared)
-  head = _make("head", cfg.get("head") or "none", HEADS,
+  head = _make("head", cfg.get("head") or "none", {**HEADS, **CLASSIFIERS},
                cfg.get("head_kwargs"), shared)
   return ContrastiveModel(encoder=encoder, head=head)
 
