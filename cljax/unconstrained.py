@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 import itertools
 import json
 import math
@@ -252,9 +253,8 @@ def closed_form_minimum(config: ml_collections.ConfigDict) -> float | None:
   c, n, k = config.num_classes, config.samples_per_class, config.num_views
   kw = dict(config.loss.kwargs)
   name = config.loss.name
-  tau = kw.get("temperature", 1.0)
-  normalize = kw.get("normalize", "ball" if name == "hard_contrastive"
-                     else "sphere")
+  tau = _loss_arg(config, "temperature", 1.0)
+  normalize = _normalize_mode(config)
   balanced = not tuple(config.get("class_counts", ()) or ())
   if not balanced or config.dim < c - 1:
     return None
@@ -292,10 +292,23 @@ def closed_form_minimum(config: ml_collections.ConfigDict) -> float | None:
 # ----------------------------------------------------------------------------
 
 
+def _loss_arg(config, name: str, fallback: Any) -> Any:
+  """``config.loss.kwargs[name]``, else the loss function's own default.
+
+  The defaults differ between losses (SupCon: tau = 0.1, NSCL: 1;
+  hard_contrastive normalises onto the ball, the others onto the sphere).
+  """
+  if name in config.loss.kwargs:
+    return config.loss.kwargs[name]
+  fn = getattr(losses, config.loss.name, None)
+  param = inspect.signature(fn).parameters.get(name) if fn else None
+  if param is None or param.default is inspect.Parameter.empty:
+    return fallback
+  return param.default
+
+
 def _normalize_mode(config) -> str:
-  kw = config.loss.kwargs
-  default = "ball" if config.loss.name == "hard_contrastive" else "sphere"
-  return kw.get("normalize", default)
+  return _loss_arg(config, "normalize", "sphere")
 
 
 def features_of(config, z: Any) -> np.ndarray:
@@ -420,7 +433,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | None = None,
 
   monitor = None
   if config.num_views >= 2 and config.loss.name != CROSS_ENTROPY:
-    tau = config.loss.kwargs.get("temperature", 1.0)
+    tau = _loss_arg(config, "temperature", 1.0)
     monitor = jax.jit(lambda z: losses.all_losses(
         z, jnp.asarray(labels), temperature=tau,
         normalize=_normalize_mode(config)))

@@ -22,7 +22,7 @@ cores), 'smoke' (C=4, n=3; under a second after compilation).
 Expected: final loss equal to the closed form within ~1e-6, NC1, ETF distance
 and the view variance ~0, effective rank of the class means C - 1. At
 dim = C - 1 with a small temperature (C = 10, dim = 9, tau = 0.2) Adam from
-a random start often stalls on a plateau with one class split (3 of the 32
+a random start often ends in a spurious local minimum with one class split (3 of the 32
 sweep points above; see experiments/results/unconstrained.md).
 """
 

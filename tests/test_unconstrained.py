@@ -185,6 +185,19 @@ def test_bad_config_names_the_field(field, value, match):
     unconstrained.run(config, None, verbose=False)
 
 
+def test_closed_form_uses_each_losses_own_defaults():
+  # SupCon's default temperature is 0.1, NSCL's 1.0; no kwargs given.
+  config = luthra.get_config("smoke")
+  config.loss.kwargs = {}
+  assert unconstrained.closed_form_minimum(config) == pytest.approx(
+      theory.nscl_at_etf(4, 3, 2, temperature=1.0))
+  config.loss.name = "supcon"
+  assert unconstrained.closed_form_minimum(config) == pytest.approx(
+      theory.supcon_at_etf(4, 3, 2, temperature=0.1))
+  config.dim = 2  # dim < C - 1: the theorem does not apply.
+  assert unconstrained.closed_form_minimum(config) is None
+
+
 def test_cross_entropy_needs_the_full_batch_objective():
   config = graf_ce.get_config("smoke")
   config.objective = "all_multisets"
