@@ -6,8 +6,10 @@ sphere) show augmentation collapse, within-class collapse and class means on
 a simplex ETF, with the minimum value log(K(N - n)) - C / ((C - 1) tau)
 (``cljax.theory.nscl_at_etf``). Here the N x K embeddings are the parameters.
 
-  python -m cljax.main --config=experiments/unconstrained.py --workdir=runs/nscl_free
-  python -m cljax.main --config=experiments/unconstrained.py:smoke --workdir=/tmp/s
+  python -m cljax.main --config=experiments/unconstrained.py \
+      --workdir=runs/nscl_free
+  python -m cljax.main --config=experiments/unconstrained.py:smoke \
+      --workdir=/tmp/s
 
 Over several (C, n, K, tau, dim >= C - 1), one work dir per point:
 
@@ -22,8 +24,8 @@ cores), 'smoke' (C=4, n=3; under a second after compilation).
 Expected: final loss equal to the closed form within ~1e-6, NC1, ETF distance
 and the view variance ~0, effective rank of the class means C - 1. At
 dim = C - 1 with a small temperature (C = 10, dim = 9, tau = 0.2) Adam from
-a random start often ends in a spurious local minimum with one class split (3 of the 32
-sweep points above; see experiments/results/unconstrained.md).
+a random start often ends in a spurious local minimum with one class
+split (3 of the 32 sweep points above; experiments/results/unconstrained.md).
 """
 
 import ml_collections

@@ -1,4 +1,4 @@
-r"""P2 Figure 6: minimisers of a single batch's SupCon loss need not be simplices.
+r"""P2 Figure 6: single-batch SupCon minimisers need not be simplices.
 
 Graf et al. 2021: the simplex minimises SupCon summed over *all* batches, but
 the minimiser of one batch's loss depends on its label counts. Here the 9

@@ -1,4 +1,4 @@
-r"""P2: cross-entropy with a free classifier on free features reaches the simplex.
+r"""P2: cross-entropy with a free classifier and features reaches the simplex.
 
 Graf et al. 2021: with features on the sphere of radius rho, classifier rows
 of norm at most r_W and dim >= C - 1, cross-entropy is minimised when the

@@ -11,7 +11,8 @@ circle).
 
   python -m cljax.main --config=experiments/unconstrained_graf_multisets.py \
       --workdir=runs/unconstrained/graf_multisets
-  python -m cljax.main --config=experiments/unconstrained_graf_multisets.py:smoke \
+  python -m cljax.main \
+      --config=experiments/unconstrained_graf_multisets.py:smoke \
       --workdir=/tmp/s
 
 Temperature. P2 trains with tau = 0.1, where the loss barely depends on the
