@@ -1,0 +1,216 @@
+"""Graf et al. (P2) in the train loop: CE variants, shared randomness, fit."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from cljax import checkpoint
+from cljax import data as data_lib
+from cljax import models
+from cljax import probes
+from cljax import theory
+from cljax import train
+from experiments import graf_noisy_labels
+from experiments import graf_supcon_vs_ce
+
+
+def _rows(workdir):
+  return [json.loads(line) for line in open(workdir / "metrics.jsonl")]
+
+
+# --- the classifier head -----------------------------------------------------
+
+def _classifier_model(**head_kwargs):
+  return models.build({"encoder": "mlp",
+                       "encoder_kwargs": {"widths": (16, 12)},
+                       "head": "classifier",
+                       "head_kwargs": {"num_classes": 4, **head_kwargs}})
+
+
+def test_ce_fix_has_no_trainable_classifier_and_is_a_simplex():
+  model = _classifier_model(fixed="simplex", radius=2.0)
+  x = jax.random.normal(jax.random.key(0), (5, 7))
+  variables = model.init(jax.random.key(1), x, train=False)
+  assert set(variables["params"]) == {"encoder"}
+  w = np.asarray(model.head.weights(12))
+  # Rows of norm r with inner products -r^2/(C-1): a regular simplex.
+  want = 4.0 * (np.eye(4) * (1 + 1 / 3) - 1 / 3)
+  np.testing.assert_allclose(w @ w.T, want, atol=1e-5)
+  h, logits = model.apply(variables, x, train=False)
+  np.testing.assert_allclose(logits, h @ w.T, rtol=1e-5, atol=1e-5)
+
+
+def test_ce_on_the_sphere_ignores_the_feature_norm():
+  model = _classifier_model(normalize=True)
+  x = jax.random.normal(jax.random.key(0), (5, 7))
+  variables = model.init(jax.random.key(1), x, train=False)
+  assert variables["params"]["head"]["dense"]["kernel"].shape == (12, 4)
+  assert "bias" not in variables["params"]["head"]["dense"]
+  h, logits = model.apply(variables, x, train=False)
+  w = variables["params"]["head"]["dense"]["kernel"]
+  unit = h / np.linalg.norm(h, axis=-1, keepdims=True)
+  np.testing.assert_allclose(logits, unit @ w, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"fixed": "riesz"}, "fixed"),
+    ({"num_classes": 1}, "num_classes"),
+    ({"radius": 0.0}, "radius"),
+])
+def test_bad_classifier_fails_naming_the_field(kwargs, match):
+  with pytest.raises(ValueError, match=match):
+    models.build({"encoder": "mlp", "head": "classifier",
+                  "head_kwargs": {"num_classes": 4, **kwargs}})
+
+
+def test_ce_fix_needs_enough_feature_dimensions():
+  model = _classifier_model(fixed="simplex", num_classes=20)
+  with pytest.raises(ValueError, match="widen the encoder"):
+    model.init(jax.random.key(0), jnp.ones((2, 7)), train=False)
+
+
+# --- pairing CE with SupCon --------------------------------------------------
+
+def test_supcon_and_ce_runs_share_encoder_init_and_batches():
+  supcon = graf_supcon_vs_ce.get_config("tiny")
+  encoders, batches = [], []
+  for loss, extra in (("supcon", {}), ("cross_entropy", {}),
+                      ("cross_entropy", {"fixed": "simplex"})):
+    config = graf_supcon_vs_ce.get_config("tiny")
+    config.loss.name = loss
+    config.classifier.update(extra)
+    data = data_lib.build(config.data, seed=config.seed)
+    config = train.with_classifier(config, data.num_classes)
+    model = models.build(config.model)
+    init_key, _ = jax.random.split(jax.random.key(config.seed))
+    x = jnp.zeros((2,) + data.input_shape)
+    encoders.append(model.init(init_key, x, train=False)["params"]["encoder"])
+    batches.append([next(data)["index"] for _ in range(3)])
+  assert supcon.loss.name == "supcon"
+  for other in encoders[1:]:
+    jax.tree.map(np.testing.assert_array_equal, encoders[0], other)
+  for other in batches[1:]:
+    np.testing.assert_array_equal(np.stack(batches[0]), np.stack(other))
+
+
+# --- the loop ----------------------------------------------------------------
+
+def test_ce_run_fits_stops_and_loads(tmp_path):
+  config = graf_noisy_labels.get_config("tiny")
+  config.loss.name = "cross_entropy"
+  config.fit.threshold = 0.7
+  config.data.label_noise = 0.2
+  summary = train.train_and_evaluate(config, str(tmp_path), verbose=False)
+  rows = _rows(tmp_path)
+  fits = [r for r in rows if "fit/train_acc" in r]
+  assert fits and all(r["step"] % config.fit.every == 0 for r in fits)
+  first = next(r["step"] for r in fits if r["fit/train_acc"] >= 0.7)
+  assert summary["fit/step"] == first == summary["step"] < config.steps
+  # 20 % of the labels are flipped to a wrong class: a prediction matches at
+  # most one of the noisy and the clean label there, so the two accuracies
+  # sum to at most 2 - 0.2.
+  last = fits[-1]
+  assert last["fit/train_acc"] + last["fit/clean_train_acc"] <= 1.8 + 1e-6
+  # The checkpoint reloads as a classifier; its own predictions give the
+  # logged training accuracy.
+  run = checkpoint.load(str(tmp_path))
+  assert run.config.model.head == "classifier"
+  data = data_lib.build(run.config.data, seed=run.config.seed)
+  x, y_noisy, _ = data.train_arrays(normalize=False)
+  _, logits = run.features(x)
+  assert logits.shape == (x.shape[0], 10)
+  np.testing.assert_allclose(np.mean(np.argmax(logits, -1) == y_noisy),
+                             last["fit/train_acc"], atol=1e-6)
+  # Re-running the finished work dir trains no further.
+  again = train.train_and_evaluate(config, str(tmp_path), verbose=False)
+  assert again["step"] == summary["step"]
+  assert again["fit/step"] == first
+
+
+def test_supcon_fit_uses_the_class_mean_classifier(tmp_path):
+  config = graf_supcon_vs_ce.get_config("tiny")
+  summary = train.train_and_evaluate(config, str(tmp_path), verbose=False)
+  rows = _rows(tmp_path)
+  assert "train/supcon_out" in rows[-1] and "train/dcl" not in rows[-1]
+  np.testing.assert_allclose(rows[-1]["train/loss"],
+                             rows[-1]["train/supcon_out"], rtol=1e-5)
+  run = checkpoint.load(str(tmp_path))
+  data = data_lib.build(run.config.data, seed=run.config.seed)
+  x, y, _ = data.train_arrays(normalize=False)
+  h, _ = run.features(x)
+  u = h / np.linalg.norm(h, axis=-1, keepdims=True)
+  centers = probes.class_centers(u, y, 10)
+  acc = np.mean(np.asarray(probes.mean_classifier_predict(u, centers)) == y)
+  np.testing.assert_allclose(acc, summary["fit/train_acc"], atol=1e-6)
+  for name in ("distance", "angular_mean", "angular_std"):
+    assert np.isfinite(summary[f"eval/simplex/{name}"])
+
+
+def test_ce_monitors_supcon_of_its_features(tmp_path):
+  config = graf_supcon_vs_ce.get_config("tiny")
+  config.loss.name = "cross_entropy"
+  config.classifier.normalize = True
+  config.steps = 5
+  train.train_and_evaluate(config, str(tmp_path), verbose=False)
+  row = _rows(tmp_path)[-1]
+  # CE of 10 classes starts near log 10; the tracked SupCon is another number.
+  assert 0.0 < row["train/loss"] < 2 * np.log(10)
+  assert np.isfinite(row["train/supcon_out"])
+  assert row["train/supcon_out"] != pytest.approx(row["train/loss"])
+
+
+# --- metrics and errors ------------------------------------------------------
+
+def test_simplex_geometry_is_zero_at_a_regular_simplex():
+  means = theory.simplex_etf(5, 8, radius=3.0)
+  rng = np.random.default_rng(0)
+  q, _ = np.linalg.qr(rng.standard_normal((8, 8)))
+  labels = np.repeat(np.arange(5), 4)
+  out = train.simplex_geometry(means[labels] @ q, labels, 5)
+  assert out["distance"] == pytest.approx(0.0, abs=1e-5)
+  assert out["angular_mean"] == pytest.approx(out["angular_target"], abs=1e-6)
+  assert out["angular_target"] == pytest.approx(
+      1 - np.arccos(-1 / 4) / np.pi)
+  assert out["angular_std"] == pytest.approx(0.0, abs=1e-6)
+  assert out["sample_angular"] == pytest.approx(1.0, abs=1e-6)
+  # Orthogonal class means (cos 0) are not a simplex.
+  ortho = train.simplex_geometry(np.eye(5)[labels], labels, 5)
+  assert ortho["distance"] > 0.2 and ortho["angular_mean"] == pytest.approx(
+      0.5)
+
+
+@pytest.mark.parametrize("override,match", [
+    ({"loss.name": "cross_entropy", "model.head": "mlp"}, "head='none'"),
+    ({"model.head": "classifier"}, "cross_entropy"),
+    ({"fit.classifier": "head"}, "trained classifier head"),
+    ({"fit.classifier": "knn"}, "fit.classifier"),
+    ({"fit.threshold": 1.5}, "threshold"),
+    ({"loss.name": "crossentropy"}, "cross_entropy"),
+])
+def test_bad_graf_config_fails_at_start(tmp_path, override, match):
+  config = graf_supcon_vs_ce.get_config("tiny")
+  for path, value in override.items():
+    node = config
+    *parents, leaf = path.split(".")
+    for p in parents:
+      node = node[p]
+    node[leaf] = value
+  with pytest.raises(ValueError, match=match):
+    train.train_and_evaluate(config, str(tmp_path), verbose=False)
+
+
+@pytest.mark.parametrize("module", [graf_supcon_vs_ce, graf_noisy_labels])
+def test_presets(module):
+  paper = module.get_config()
+  assert paper.data.name == "cifar10" and paper.steps == 100_000
+  assert paper.model.encoder == "resnet18"
+  assert paper.data.sampler == "iid" and paper.data.batch_size == 256
+  assert (paper.optim.name, paper.optim.learning_rate, paper.optim.momentum,
+          paper.optim.weight_decay, paper.optim.schedule,
+          paper.optim.power) == ("sgd", 0.1, 0.9, 1e-4, "poly", 5.0)
+  assert module.get_config("cpu").data.name.startswith("cljax_")
+  with pytest.raises(ValueError, match="preset"):
+    module.get_config("huge")
