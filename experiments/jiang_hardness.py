@@ -92,8 +92,8 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
   config.mode = "train"
   config.seed = 0
   config.num_devices = ml_collections.config_dict.placeholder(int)
-  config.steps = 1
   config.epochs = 400.0
+  config.steps = 400 * 97   # used only with --config.epochs=None
   config.log_every = 50
   config.eval_every = 1950   # 20 epochs of 97 steps
 
