@@ -39,7 +39,7 @@ Expected ('cpu', measured in experiments/results/luthra.md): the gap logged
 at tau = 1 stays below its per-batch bound at every step (about 0.10 against
 0.55 at C = 10, B = 100), the DCL and NSCL curves move together (Pearson r
 0.9997 in the DCL run), and the DCL run ends with NSCL 5.007 against the NSCL
-run's 5.004 from a shared start of 5.175.
+run's 5.004, both from 5.175 at the first logged step.
 
 Both losses are sampled with class-balanced batches (the paper uses them for
 NSCL only and plain shuffling for CL): the sampler's random stream depends
