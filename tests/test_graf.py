@@ -214,3 +214,26 @@ def test_presets(module):
   assert module.get_config("cpu").data.name.startswith("cljax_")
   with pytest.raises(ValueError, match="preset"):
     module.get_config("huge")
+
+
+# --- CPU-scale reproduction (minutes; pytest -m slow) -----------------------
+
+@pytest.mark.slow
+def test_supcon_iterations_to_fit_grow_superlinearly(tmp_path):
+  """P2 Section 5.3 at the 'cpu' preset: SupCon's fit step is convex in p.
+
+  experiments/results/graf.md measured 50, 375 and 2850 iterations at
+  p = 0, 0.4 and 0.8 (seed 0); the tiny version of this pipeline runs in CI
+  through tests/test_colab_graf.py.
+  """
+  steps = []
+  for p in (0.0, 0.4, 0.8):
+    config = graf_noisy_labels.get_config("cpu")
+    config.data.label_noise = p
+    summary = train.train_and_evaluate(config, str(tmp_path / f"p{p}"),
+                                       verbose=False)
+    assert summary["fit/step"] is not None, f"p={p} did not fit"
+    steps.append(summary["fit/step"])
+  assert steps[0] < steps[1] < steps[2]
+  # Superlinear: the second increment of p costs more than the first.
+  assert steps[2] - steps[1] > steps[1] - steps[0]
