@@ -53,7 +53,10 @@ def check_labels(labels: Any, n: int, name: str = "labels",
         f"`{name}` must have an integer dtype; got {dtype}. Class ids are "
         f"integers: use `.astype(jnp.int32)`.")
   if num_classes is not None and is_concrete(labels) and n > 0:
-    lo, hi = int(np.min(labels)), int(np.max(labels))
+    # np.asarray first: np.min on a jax.Array calls its traced .min() when
+    # a jitted function closes over the labels.
+    values = np.asarray(labels)
+    lo, hi = int(values.min()), int(values.max())
     if lo < 0 or hi >= num_classes:
       raise ValueError(
           f"`{name}` must lie in [0, {num_classes}); got values in "

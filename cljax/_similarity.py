@@ -596,9 +596,12 @@ def _reductions(spec, q, k, aux, ids):
 
 
 def _product(spec, q, k):
+  s = jnp.matmul(q, k.T, preferred_element_type=jnp.float32)
   if spec.symmetric:
-    q = (q.astype(jnp.float32) * spec.inv_temperature).astype(q.dtype)
-  return jnp.matmul(q, k.T, preferred_element_type=jnp.float32)
+    # Scaled after the product, in float32: s stays exactly symmetric for
+    # bfloat16 inputs too (x/tau rounded to bfloat16 would not be).
+    s = s * spec.inv_temperature
+  return s
 
 
 def _reductions_fwd(spec, q, k, aux, ids):
@@ -679,11 +682,19 @@ def _symmetric_pays(terms) -> bool:
   return len(terms) <= 2 and all(t.kind != "softplus" for t in terms)
 
 
-# Above this many logits (A x V) the tiled engine is the default: 4096^2
-# float32 logits are 64 MiB, past the CPU's cache, and the dense engine's
-# residual grows as A x V while the tiled one's stays O((A + V) D).
-TILED_MIN_ENTRIES = 4096 * 4096
-DEFAULT_BLOCK_SIZE = 256
+# Above this many logits (A x V) the tiled engine is the default, with
+# tiles of this size, per backend. On CPU 4096^2 float32 logits (64 MiB) are
+# far past the cache and 256 x 256 tiles (256 KiB) sit in L2. On accelerators
+# the dense matrix is fast until memory runs short and each tile costs kernel
+# launches, so the threshold and the tiles are larger (not yet tuned on GPU).
+TILED_MIN_ENTRIES = {"cpu": 4096 * 4096, "other": 16384 * 16384}
+DEFAULT_BLOCK_SIZE = {"cpu": 256, "other": 2048}
+
+
+def _for_backend(table):
+  # Looked up at trace time: reading the backend at import would initialise
+  # JAX before jax.distributed.initialize can run.
+  return table.get(jax.default_backend(), table["other"])
 
 
 def check_block_size(block_size) -> None:
@@ -703,9 +714,9 @@ def resolve_block_size(block_size, num_rows: int, num_cols: int):
   if block_size == "dense":
     return None
   if block_size == "auto":
-    if num_rows * num_cols < TILED_MIN_ENTRIES:
+    if num_rows * num_cols < _for_backend(TILED_MIN_ENTRIES):
       return None
-    return DEFAULT_BLOCK_SIZE
+    return _for_backend(DEFAULT_BLOCK_SIZE)
   return block_size
 
 
@@ -723,8 +734,8 @@ def row_reductions(views: Views, temperature, terms, *, combine=None,
     combine: a function (hashable, e.g. a module-level function or a
       ``functools.partial`` of one) used when there are softplus terms.
     aux: a pytree of float[A] arrays passed to ``combine`` (differentiable).
-    block_size: "auto" (tiled above ``TILED_MIN_ENTRIES`` logits, dense
-      below), "dense" (one [A, V] matrix), or an int: the tiled engine of
+    block_size: "auto" (tiled above ``TILED_MIN_ENTRIES`` logits for the
+      backend, dense below), "dense" (one [A, V] matrix), or an int: the tiled engine of
       ``cljax._tiled`` with tiles of that many rows and columns.
 
   Returns:
@@ -734,9 +745,10 @@ def row_reductions(views: Views, temperature, terms, *, combine=None,
                 for t in terms)
   num_rows = views.anchor_index.shape[0]
   block = resolve_block_size(block_size, num_rows, views.keys.shape[0])
-  symmetric = (block is None and views.symmetric and
-               isinstance(temperature, (int, float)) and
-               _symmetric_pays(terms))
+  # The tiled engine always takes the symmetric path when it can: there it
+  # halves the products (the dense engine trades them for elementwise work).
+  symmetric = (views.symmetric and isinstance(temperature, (int, float)) and
+               (block is not None or _symmetric_pays(terms)))
   bound = next((t.bound for t in terms if t.kind == "lse"), None)
   spec = _Spec(terms, combine, views.num_views, symmetric,
                1.0 / float(temperature) if symmetric else 1.0,

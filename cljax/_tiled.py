@@ -176,6 +176,178 @@ def _tiled_bwd(spec, tiling, residuals, g):
 _tiled.defvjp(_tiled_fwd, _tiled_bwd)
 
 
+# --- one device, anchors = keys: the upper triangle of tiles ----------------
+#
+# When the anchors are the keys (one device, whole batch) the logits and
+# every mask are symmetric, so tile (c, r) is the transpose of tile (r, c).
+# Each pair r <= c is computed once and serves both: its rows feed the row
+# statistics of block r and its columns those of block c. In the backward,
+# H = G_rc + G_cr^T gives dx_r += H x_c / tau and dx_c += H^T x_r / tau.
+# That is two products per tile of the full matrix instead of four.
+
+def _pairs(num_blocks):
+  rows, cols = [], []
+  for r in range(num_blocks):
+    for c in range(r, num_blocks):
+      rows.append(r)
+      cols.append(c)
+  return jnp.asarray(rows, jnp.int32), jnp.asarray(cols, jnp.int32)
+
+
+class _Blocks(NamedTuple):
+  x: jax.Array          # [nb, B, D] keys
+  view: jax.Array       # int[nb, B] global view index (>= V on padding)
+  label: jax.Array | None
+
+
+def _sym_blocks(tiling, x, ids):
+  b = tiling.cols
+  xb = _blocks(x, b)
+  view = jnp.arange(xb.shape[0] * b, dtype=jnp.int32).reshape(-1, b)
+  return _Blocks(xb, view, _blocks(ids.col_label, b))
+
+
+def _sym_tile(spec, tiling, blocks, r, c):
+  """Logits of tile (r, c), and masks and exponentials of it and its
+  transpose (rows of block c against columns of block r)."""
+  b = tiling.cols
+  x_r, x_c = blocks.x[r], blocks.x[c]
+  # As in the dense engine, 1/tau scales the float32 product, so tile (c, r)
+  # is exactly the transpose of tile (r, c) for bfloat16 inputs too.
+  s = jnp.matmul(x_r, x_c.T, preferred_element_type=jnp.float32)
+  s = s * spec.inv_temperature
+  label = (lambda i: None) if blocks.label is None else (
+      lambda i: blocks.label[i])
+  valid = tiling.num_cols if tiling.num_cols % b else None
+  mask_rc = sim._masks_for(spec, sim.MaskIds(blocks.view[r], label(r),
+                                             label(c)), b, c * b, valid)
+  mask_cr = sim._masks_for(spec, sim.MaskIds(blocks.view[c], label(c),
+                                             label(r)), b, r * b, valid)
+  exps = exps_t = None
+  if spec.shared_bound is not None:
+    exps = sim._shared_exps(spec, s)
+    exps_t = {a: e.T for a, e in exps.items()}
+  return s, (mask_rc, exps), (mask_cr, exps_t)
+
+
+def _sym_sweep(spec, tiling, blocks, init, row_fn, merge):
+  """Folds ``row_fn(s, mask, exps, block)`` over both directions of every
+  tile pair into ``init`` (a list of [nb, B] arrays)."""
+  rows, cols = _pairs(blocks.x.shape[0])
+
+  def step(acc, rc):
+    r, c = rc
+    s, (mask_rc, exps), (mask_cr, exps_t) = _sym_tile(spec, tiling, blocks,
+                                                      r, c)
+    part_r = row_fn(s, mask_rc, exps, r)
+    acc = [a.at[r].set(m) for a, m in
+           zip(acc, merge([a[r] for a in acc], part_r))]
+    part_c = row_fn(s.T, mask_cr, exps_t, c)
+    merged = merge([a[c] for a in acc], part_c)
+    # A diagonal tile is its own transpose: count it once.
+    return [a.at[c].set(jnp.where(r == c, a[c], m))
+            for a, m in zip(acc, merged)], None
+
+  acc, _ = jax.lax.scan(step, init, (rows, cols))
+  return acc
+
+
+def _add(acc, part):
+  return [a + p for a, p in zip(acc, part)]
+
+
+def _sym_outputs(spec, tiling, x, aux, ids):
+  blocks = _sym_blocks(tiling, x, ids)
+  nb, b = blocks.view.shape
+  zeros = jnp.zeros((nb, b), jnp.float32)
+  rows_spec = spec._replace(symmetric=False)
+  acc = _sym_sweep(
+      rows_spec, tiling, blocks,
+      [z.reshape(nb, b) for z in sim.empty_partials(rows_spec,
+                                                    zeros.reshape(-1))],
+      lambda s, mask, exps, _: sim.base_partials(rows_spec, s, mask, exps),
+      functools.partial(sim.merge_partials, rows_spec))
+  base_outs = [_unblock(a, tiling.num_rows) for a in
+               sim.finish_partials(rows_spec, acc)]
+  cs = sim.softplus_offsets(spec, sim.assemble(spec, base_outs, []), aux)
+  soft_outs = []
+  if cs:
+    cs_b = [_blocks(c, b) for c in cs]
+    soft = _sym_sweep(
+        rows_spec, tiling, blocks, [zeros for _ in cs],
+        lambda s, mask, exps, i: sim.softplus_sums(
+            rows_spec, s, [c[i] for c in cs_b], mask, exps), _add)
+    soft_outs = [_unblock(a, tiling.num_rows) for a in soft]
+  return sim.assemble(spec, base_outs, soft_outs)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
+def _tiled_symmetric(spec, tiling, x, aux, ids):
+  return _sym_outputs(spec, tiling, x, aux, ids)
+
+
+def _tiled_symmetric_fwd(spec, tiling, x, aux, ids):
+  outs = _sym_outputs(spec, tiling, x, aux, ids)
+  return outs, (x, outs, aux, ids)
+
+
+def _tiled_symmetric_bwd(spec, tiling, residuals, g):
+  x, outs, aux, ids = residuals
+  blocks = _sym_blocks(tiling, x, ids)
+  nb, b = blocks.view.shape
+  rows_spec = spec._replace(symmetric=False)
+  cs = sim.softplus_offsets(spec, outs, aux)
+  sig = []
+  if cs:
+    cs_b = [_blocks(c, b) for c in cs]
+    zeros = jnp.zeros((nb, b), jnp.float32)
+    sig = _sym_sweep(
+        rows_spec, tiling, blocks, [zeros for _ in cs],
+        lambda s, mask, exps, i: sim.sigmoid_sums(
+            rows_spec, s, [c[i] for c in cs_b], mask, exps), _add)
+    sig = [_unblock(a, tiling.num_rows) for a in sig]
+  g, d_aux = sim.softplus_cotangents(spec, outs, aux, g, sig)
+  # Padded rows get a zero cotangent, so they add nothing to dx.
+  outs_b = [_blocks(o, b) for o in outs]
+  g_b = [_blocks(gi, b) for gi in g]
+  cs_b = [_blocks(c, b) for c in cs]
+  rows, cols = _pairs(nb)
+
+  def stats(i):
+    return ([o[i] for o in outs_b], [c[i] for c in cs_b],
+            [gi[i] for gi in g_b])
+
+  def step(dx, rc):
+    r, c = rc
+    s, (mask_rc, exps), (mask_cr, exps_t) = _sym_tile(rows_spec, tiling,
+                                                      blocks, r, c)
+    outs_r, cs_r, g_r = stats(r)
+    outs_c, cs_c, g_c = stats(c)
+    h = sim.cotangent(rows_spec, s, outs_r, cs_r, g_r, mask_rc, exps)
+    ds_cr = sim.cotangent(rows_spec, s.T, outs_c, cs_c, g_c, mask_cr, exps_t)
+    diag = r == c
+    # On the diagonal H = G_rr + G_rr^T is the whole contribution to dx_r.
+    h = h + ds_cr.T
+    x_r, x_c = blocks.x[r], blocks.x[c]
+    dx_r = jnp.matmul(h.astype(x_c.dtype), x_c,
+                      preferred_element_type=jnp.float32)
+    dx_c = jax.lax.dot_general(h.astype(x_r.dtype), x_r,
+                               (((0,), (0,)), ((), ())),
+                               preferred_element_type=jnp.float32)
+    dx = dx.at[r].add(dx_r * spec.inv_temperature)
+    dx = dx.at[c].add(jnp.where(diag, 0.0, dx_c * spec.inv_temperature))
+    return dx, None
+
+  dx, _ = jax.lax.scan(step, jnp.zeros_like(blocks.x, jnp.float32),
+                       (rows, cols))
+  dx = _unblock(dx, tiling.num_rows).astype(x.dtype)
+  no_ids = jax.tree.map(lambda v: None, ids)
+  return dx, d_aux, no_ids
+
+
+_tiled_symmetric.defvjp(_tiled_symmetric_fwd, _tiled_symmetric_bwd)
+
+
 def _batch_axis(x):
   """The mesh and axis name that shard dim 0 of ``x`` (Explicit mesh), or
   (None, None) when ``x`` is not sharded that way."""
@@ -191,8 +363,10 @@ def reductions(spec, q, k, aux, ids, block_size: int):
   """The terms of ``spec`` over the logits q k^T, tile by tile.
 
   Args:
-    spec: a non-symmetric ``_similarity._Spec``.
-    q: [A, D] anchors (already divided by the temperature).
+    spec: a ``_similarity._Spec``; if symmetric, q is the keys themselves
+      (not divided by the temperature) and only the upper triangle of tiles
+      is computed.
+    q: [A, D] anchors (divided by the temperature unless symmetric).
     k: [V, D] keys.
     aux: pytree of float[A] (the ``combine`` function's extra inputs).
     ids: ``_similarity.MaskIds`` of the anchors and keys.
@@ -201,6 +375,9 @@ def reductions(spec, q, k, aux, ids, block_size: int):
   Returns:
     One float32[A] per term, equal to the dense engine's outputs.
   """
+  if spec.symmetric:
+    tiling = make_tiling(q.shape[0], k.shape[0], block_size)
+    return _tiled_symmetric(spec, tiling, k, aux, ids)
   mesh, axis = _batch_axis(q)
   if mesh is None:
     tiling = make_tiling(q.shape[0], k.shape[0], block_size)

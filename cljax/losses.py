@@ -30,8 +30,9 @@ Common arguments:
     rows by B columns at a time, with a custom VJP that recomputes each tile
     (memory O(V·D + B²); same value and gradient up to float32 summation
     order; faster on CPU once the matrix leaves the cache). ``"auto"``
-    (default): tiles of ``DEFAULT_BLOCK_SIZE`` once the local anchors times
-    the views reach ``TILED_MIN_ENTRIES``, dense below.
+    (default): tiles once the local anchors times the views reach
+    ``TILED_MIN_ENTRIES`` (4096² on CPU), dense below; tiles of
+    ``DEFAULT_BLOCK_SIZE`` (256 on CPU). Both are dicts keyed by backend.
 
 Anchors without a positive or without a negative (e.g. an NSCL anchor whose
 class fills the batch) are *invalid*: they are excluded from the mean and
@@ -822,12 +823,27 @@ def _without_labels(fn):
   return call
 
 
+def _hard_preset(name, negatives):
+  def call(z, labels=None, **kwargs):
+    return hard_contrastive(z, labels, negatives=negatives, **kwargs)
+  call.__name__ = name
+  call.__doc__ = (f"``hard_contrastive`` with ``negatives={negatives!r}`` "
+                  f"(Jiang et al.'s {name.upper()}; pass ``beta``).")
+  return call
+
+
 LOSSES = {
     "ntxent": _without_labels(ntxent),
     "dcl": _without_labels(dcl),
     "nscl": nscl,
     "supcon": supcon,
     "hard_contrastive": hard_contrastive,
+    # Jiang et al.'s names: the supervised pool (other classes) and the
+    # unsupervised one (every view); H* are the same with beta > 0.
+    "scl": _hard_preset("scl", "different_class"),
+    "hscl": _hard_preset("hscl", "different_class"),
+    "ucl": _hard_preset("ucl", "all"),
+    "hucl": _hard_preset("hucl", "all"),
 }
 
 

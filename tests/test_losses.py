@@ -527,3 +527,13 @@ class LossVariantsTest(chex.TestCase):
 def test_bad_input_raises_clear_error(call, match):
   with pytest.raises(ValueError, match=match):
     call()
+
+
+@pytest.mark.parametrize("name,negatives", [
+    ("scl", "different_class"), ("hscl", "different_class"),
+    ("ucl", "all"), ("hucl", "all")])
+def test_registry_names_of_jiang_et_al(name, negatives):
+  z = _z(2)
+  got = losses.get(name)(z, LABELS, beta=2.0)
+  want = losses.hard_contrastive(z, LABELS, beta=2.0, negatives=negatives)
+  _close(got, float(want), rtol=1e-7, atol=0)

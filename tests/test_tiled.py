@@ -84,6 +84,29 @@ def test_tiled_equals_dense(name, block, dense):
   _assert_same(_value_and_grad(name, block, z, y), dense[name])
 
 
+@pytest.mark.parametrize("name", ["nscl", "all_losses"])
+def test_general_path_on_one_device(name):
+  # A traced temperature rules out the symmetric (upper-triangle) path, so
+  # this is the row-block x column-block sweep on one device.
+  z, y = _data(seed=5)
+
+  def fn(z, t, block_size):
+    if name == "nscl":
+      return losses.nscl(z, y, temperature=t, block_size=block_size)
+    return _all_total_at(z, y, t, block_size)
+
+  want = jax.value_and_grad(fn)(z, 0.5, "dense")
+  got = jax.jit(jax.value_and_grad(fn), static_argnums=2)(
+      z, jnp.float32(0.5), 5)
+  _assert_same(got, want)
+
+
+def _all_total_at(z, y, t, block_size):
+  out = losses.all_losses(z, y, temperature=t, beta=3.0,
+                          block_size=block_size)
+  return sum(v for name, v in out.items() if name != "nscl_valid")
+
+
 def test_one_tile_larger_than_the_matrix(dense):
   z, y = _data()
   _assert_same(_value_and_grad("all_losses", 64, z, y), dense["all_losses"])
@@ -213,8 +236,9 @@ def test_tiled_memory_does_not_grow_with_the_square():
 
 def test_auto_picks_tiles_for_large_matrices():
   assert sim.resolve_block_size("auto", 64, 64) is None
-  side = int(np.sqrt(sim.TILED_MIN_ENTRIES))
-  assert sim.resolve_block_size("auto", side, side) == losses.DEFAULT_BLOCK_SIZE
+  side = int(np.sqrt(sim.TILED_MIN_ENTRIES["cpu"]))
+  assert sim.resolve_block_size("auto", side, side) == (
+      losses.DEFAULT_BLOCK_SIZE["cpu"])
   assert sim.resolve_block_size("dense", 10 ** 6, 10 ** 6) is None
   assert sim.resolve_block_size(32, 8, 8) == 32
 
