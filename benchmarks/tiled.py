@@ -9,9 +9,9 @@ and training throughput: time and peak memory, as ratios measured side by side.
 Each case runs in a fresh subprocess (this file with ``--child``). In the
 child the case is compiled and warmed up first, and its peak memory is
 VmHWM - VmRSS measured before anything else is built (so it covers the case's
-compilation and runs only). Then its paired references are built, and each of
-``--repeats`` rounds times the case and each reference once (the second of
-two back-to-back calls, forward + backward w.r.t. z, ``block_until_ready``).
+compilation and runs only). Then its paired references are built and warmed
+up, and each of ``--repeats`` rounds times one call of the case and one of
+each reference (forward + backward w.r.t. z, ``block_until_ready``).
 Ratios are medians over rounds of case_i / reference_i from the same child:
 
 * ``dense floor``: normalise + [V, V] matmul + row log-sum-exp, forward and
@@ -131,7 +131,6 @@ def _call(fn, args):
 
 
 def _timed(fn, args):
-  _call(fn, args)
   start = time.perf_counter()
   _call(fn, args)
   return time.perf_counter() - start
