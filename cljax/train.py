@@ -243,7 +243,7 @@ def make_optimizer(optim, steps: int):
 
 # --- the step -----------------------------------------------------------------
 
-def _loss_and_monitors(h, z, labels, config):
+def _loss_and_monitors(h, z, labels, config, key):
   """The optimised loss and the monitored (no-gradient) losses of a batch.
 
   Args:
@@ -251,6 +251,8 @@ def _loss_and_monitors(h, z, labels, config):
     z: float[B, K, P] head outputs (logits for cross-entropy).
     labels: int[B].
     config: the run config.
+    key: PRNG key of the step, for losses that sample (Jiang et al.'s
+      ``hard_contrastive(estimator="sampled")``).
 
   Returns:
     (loss, {name: scalar}) where the monitors are every loss of
@@ -264,8 +266,10 @@ def _loss_and_monitors(h, z, labels, config):
     loss = losses.cross_entropy(z.reshape(b * k, c), jnp.repeat(labels, k))
     watched = h
   else:
-    loss = losses.get(config.loss.name)(z, labels,
-                                        **config.loss.get("kwargs", {}))
+    kwargs = dict(config.loss.get("kwargs", {}))
+    if kwargs.get("estimator") == "sampled":
+      kwargs["key"] = key
+    loss = losses.get(config.loss.name)(z, labels, **kwargs)
     watched = z
   monitor = config.monitor
   watched = jax.lax.stop_gradient(watched)
@@ -292,7 +296,8 @@ def train_step(state, batch, *, model, tx, schedule, config, data, base_key):
     (new_state, metrics): metrics are float32 scalars.
   """
   step = state["step"]
-  views = data.make_views(jax.random.fold_in(base_key, step), batch["x"])
+  step_key = jax.random.fold_in(base_key, step)
+  views = data.make_views(step_key, batch["x"])
   b, k = views.shape[:2]
   flat = views.reshape((b * k,) + views.shape[2:])
   labels = batch["label"]
@@ -303,7 +308,7 @@ def train_step(state, batch, *, model, tx, schedule, config, data, base_key):
         train=True, mutable=["batch_stats"])
     z = proj.reshape(b, k, -1)
     loss, others = _loss_and_monitors(feats.reshape(b, k, -1), z, labels,
-                                      config)
+                                      config, jax.random.fold_in(step_key, 1))
     return loss, (others, updates["batch_stats"])
 
   (loss, (others, batch_stats)), grads = jax.value_and_grad(
@@ -752,7 +757,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
         row["train/examples_per_sec"] = (row["train/steps_per_sec"] *
                                          config.data.batch_size)
         t_last, n_last = now, 0
-        if step % config.eval_every == 0 or is_last:
+        # eval_every <= 0 turns evaluation off (quick tests, sweeps that
+        # only need the logged losses).
+        if config.eval_every > 0 and (step % config.eval_every == 0 or
+                                      is_last):
           row.update(evaluate(model, _host(state), eval_data, config,
                               final=is_last))
         row.update(fit_row)

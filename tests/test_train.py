@@ -65,6 +65,20 @@ def test_every_loss_trains_through_the_loop(tmp_path, name, kwargs):
   assert np.isfinite(summary["train/loss"])
 
 
+def test_sampled_hard_negatives_draw_with_the_step_key(tmp_path):
+  # Jiang et al.'s sampled estimator needs a key; each step draws afresh.
+  config = _config(steps=3, log_every=1, eval_every=0)
+  config.loss.name = "hscl"
+  config.loss.kwargs = {"beta": 2.0, "estimator": "sampled",
+                        "num_negatives": 16}
+  summary = train.train_and_evaluate(config, str(tmp_path), verbose=False)
+  assert np.isfinite(summary["train/loss"])
+  rows = [json.loads(l) for l in open(tmp_path / "metrics.jsonl")]
+  assert len(rows) == 3
+  # eval_every = 0: no evaluation at all, not even at the end.
+  assert not any(k.startswith("eval/") for r in rows for k in r)
+
+
 def test_epochs_set_the_number_of_steps(tmp_path):
   config = _config(log_every=100, eval_every=100)
   config.epochs = 0.02
