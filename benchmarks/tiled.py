@@ -137,7 +137,6 @@ def _timed(fn, args):
 
 
 def child(spec):
-  z, y = _inputs(spec["views"])
   if spec["kind"] == "dataset":
     import numpy as np
     from cljax import evaluate
@@ -158,6 +157,7 @@ def child(spec):
             "nscl": out["nscl"], "dcl": out["dcl"]}
   if spec["kind"] == "train":
     return _train_child(spec)
+  z, y = _inputs(spec["views"])
   base = _kb("VmRSS")
   if spec["name"].startswith("pml"):
     fn = _torch_case(spec["name"])
@@ -195,10 +195,8 @@ def _train_child(spec):
   config = default.get_config()
   config.steps = spec["steps"]
   config.log_every = 5
-  config.eval_every = 10 ** 6
+  config.eval_every = 0           # no evaluation: only training steps
   config.checkpoint.every = 10 ** 6
-  config.eval.linear_probe_steps = 0
-  config.eval.fewshot.episodes = 0
   for key, value in spec["overrides"].items():
     target = config
     *path, last = key.split(".")
@@ -287,7 +285,10 @@ def _fmt(x, digits=2):
 def write_report(records, args):
   lines = ["# Tiled losses at scale: results", "",
            f"- Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}",
-           f"- Command: `python benchmarks/tiled.py {' '.join(sys.argv[1:])}`",
+           "- Commands (in run order): " + ", then ".join(
+               f"`{c}`" for c in dict.fromkeys(
+                   r.get("command", "python benchmarks/tiled.py")
+                   for r in records)) + ".",
            f"- Machine: {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, "
            f"Python {platform.python_version()}; float32, D = {D}, labels "
            f"mod {NUM_CLASSES}, tiles {BLOCK} x {BLOCK}.",
@@ -385,9 +386,16 @@ def main():
   parser.add_argument("--timeout", type=int, default=1800)
   parser.add_argument("--limit_gb", type=float, default=20.0)
   parser.add_argument("--quick", action="store_true")
+  parser.add_argument("--render", action="store_true",
+                      help="rewrite TILED.md from tiled.json, measure nothing")
+  parser.add_argument("--append", action="store_true",
+                      help="add to the records of benchmarks/tiled.json")
   args = parser.parse_args()
   if args.child:
     print(json.dumps(child(json.loads(args.child))))
+    return
+  if args.render:
+    write_report(json.loads((HERE / "tiled.json").read_text()), args)
     return
   if args.quick:
     args.sizes, args.peer_sizes = [1024, 2048], [1024]
@@ -403,10 +411,13 @@ def main():
   if "train" in args.sections:
     cases += [dict(c, name="train") for c in train_cases()]
   records = []
+  if args.append and (HERE / "tiled.json").exists():
+    records = json.loads((HERE / "tiled.json").read_text())
   for spec in cases:
     start = time.perf_counter()
     out = _run_child(spec, args.timeout, args.limit_gb)
-    records.append({"spec": spec, "out": out,
+    records.append({"spec": spec, "out": out, "command": " ".join(
+                        ["python benchmarks/tiled.py"] + sys.argv[1:]),
                     "wall_s": time.perf_counter() - start,
                     "loadavg": os.getloadavg()[0]})
     print(f"{spec.get('label', spec['kind'])} V={spec.get('views')}: "
