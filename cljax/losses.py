@@ -32,7 +32,8 @@ Common arguments:
     order; faster on CPU once the matrix leaves the cache). ``"auto"``
     (default): tiles once the local anchors times the views reach
     ``TILED_MIN_ENTRIES`` (4096² on CPU), dense below; tiles of
-    ``DEFAULT_BLOCK_SIZE`` (256 on CPU). Both are dicts keyed by backend.
+    ``DEFAULT_BLOCK_SIZE`` (512 on CPU; 256 for ``all_losses``). Both are
+    dicts keyed by backend.
 
 Anchors without a positive or without a negative (e.g. an NSCL anchor whose
 class fills the batch) are *invalid*: they are excluded from the mean and

@@ -239,6 +239,8 @@ def test_auto_picks_tiles_for_large_matrices():
   side = int(np.sqrt(sim.TILED_MIN_ENTRIES["cpu"]))
   assert sim.resolve_block_size("auto", side, side) == (
       losses.DEFAULT_BLOCK_SIZE["cpu"])
+  assert sim.resolve_block_size("auto", side, side, num_terms=9) == (
+      losses.DEFAULT_BLOCK_SIZE["cpu"] // 2)
   assert sim.resolve_block_size("dense", 10 ** 6, 10 ** 6) is None
   assert sim.resolve_block_size(32, 8, 8) == 32
 
