@@ -11,8 +11,11 @@ dq += ds k and dk += ds^T q. Peak memory is O((A + V) D + R B) and the
 results equal the dense engine's up to float32 summation order.
 
 Tiles of a few hundred rows and columns also stay in the CPU's cache, so the
-three products of forward + backward (four with the recomputation) run
-faster than the dense ones, whose [V, V] operands stream through memory.
+four products of forward + backward (one more than dense, for the
+recomputation) run faster than the dense ones, whose [V, V] operands stream
+through memory. On one device, where the anchors are the keys, only the
+upper triangle of tiles is computed (two products per tile; see the section
+below).
 
 Losses with softplus terms (Jiang et al.'s estimators) need their row
 statistics before the softplus sum, so those sweep the columns twice in
