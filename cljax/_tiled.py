@@ -94,13 +94,23 @@ def _row_block_outputs(spec, tiling, cols, q_r, row_view, row_label, aux_r):
   cs = sim.softplus_offsets(spec, sim.assemble(spec, base_outs, []), aux_r)
   soft_outs = []
   if cs:
-    def soft_step(acc, col):
-      s, mask, exps = _tile(spec, tiling, q_r, row_view, row_label, col)
-      part = sim.softplus_sums(spec, s, cs, mask, exps)
-      return [a + p for a, p in zip(acc, part)], None
-
-    soft_outs, _ = jax.lax.scan(soft_step, [zeros for _ in cs], cols)
+    soft_outs = _softplus_row_sums(spec, tiling, cols, q_r, row_view,
+                                   row_label, cs, sim.softplus_sums)
   return sim.assemble(spec, base_outs, soft_outs)
+
+
+def _softplus_row_sums(spec, tiling, cols, q_r, row_view, row_label, cs,
+                       row_sums):
+  """Sums ``row_sums`` (``sim.softplus_sums`` or ``sim.sigmoid_sums``) of
+  the softplus terms over every column tile of one row block."""
+
+  def step(acc, col):
+    s, mask, exps = _tile(spec, tiling, q_r, row_view, row_label, col)
+    return [a + p for a, p in zip(acc, row_sums(spec, s, cs, mask, exps))
+            ], None
+
+  zeros = jnp.zeros_like(q_r[:, 0], jnp.float32)
+  return jax.lax.scan(step, [zeros for _ in cs], cols)[0]
 
 
 def _row_inputs(tiling, q, aux, ids):
@@ -139,13 +149,8 @@ def _tiled_bwd(spec, tiling, residuals, g):
     cs = sim.softplus_offsets(spec, outs_r, aux_r)
     sig = []
     if cs:
-      def sig_step(acc, col):
-        s, mask, exps = _tile(spec, tiling, q_r, row_view, row_label, col)
-        part = sim.sigmoid_sums(spec, s, cs, mask, exps)
-        return [a + p for a, p in zip(acc, part)], None
-
-      zeros = jnp.zeros_like(q_r[:, 0], jnp.float32)
-      sig, _ = jax.lax.scan(sig_step, [zeros for _ in cs], cols)
+      sig = _softplus_row_sums(spec, tiling, cols, q_r, row_view, row_label,
+                               cs, sim.sigmoid_sums)
     g_r, d_aux_r = sim.softplus_cotangents(spec, outs_r, aux_r, g_r, sig)
 
     def col_step(carry, col_and_index):
