@@ -144,12 +144,16 @@ def evaluate_split(run: Any, split: str = "train", *, num_views: int = 2,
     views = make_views(jax.random.fold_in(key, i), xb)
     b, k = views.shape[:2]
     flat = views.reshape((b * k,) + views.shape[2:])
-    _, z = models.embed(run.model, run.variables, flat, batch_size=b * k)
+    h, z = models.embed(run.model, run.variables, flat, batch_size=b * k)
     z_views.append(z.reshape(b, k, -1))
-    clean = xb if run.input_mean is None else (
-        (xb - run.input_mean) / run.input_std)
-    h_clean, z_clean = models.embed(run.model, run.variables, clean,
-                                    batch_size=b)
+    if view_mode == "augmented_and_clean":
+      # The last view is the clean input: its features are already here.
+      h_clean, z_clean = h.reshape(b, k, -1)[:, -1], z_views[-1][:, -1]
+    else:
+      clean = xb if run.input_mean is None else (
+          (xb - run.input_mean) / run.input_std)
+      h_clean, z_clean = models.embed(run.model, run.variables, clean,
+                                      batch_size=b)
     z_clean = z_clean / np.maximum(
         np.linalg.norm(z_clean, axis=-1, keepdims=True), 1e-12)
     if stats_h is None:
