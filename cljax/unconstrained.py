@@ -267,7 +267,8 @@ def closed_form_minimum(config: ml_collections.ConfigDict) -> float | None:
   if name == CROSS_ENTROPY:
     if normalize == "sphere" and config.project and kw.get(
         "reduction", "mean") == "mean":
-      return theory.cross_entropy_at_simplex(c, 1.0, config.weight_radius)
+      return theory.cross_entropy_at_simplex(
+          c, feature_radius=1.0, weight_radius=config.weight_radius)
     return None
   if kw.get("reduction", "mean") != "mean" or normalize == "none":
     return None

@@ -335,7 +335,8 @@ def test_cross_entropy_at_simplex():
   feats = np.asarray(theory.simplex_etf(c, 8, radius=rho))
   labels = np.arange(c, dtype=np.int32)
   _close(losses.cross_entropy(feats @ w.T, labels),
-         theory.cross_entropy_at_simplex(c, rho, r_w), rtol=1e-5)
+         theory.cross_entropy_at_simplex(c, feature_radius=rho,
+                                         weight_radius=r_w), rtol=1e-5)
 
 
 # --- inequalities of the theory on random features ------------------------

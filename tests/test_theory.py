@@ -5,6 +5,7 @@ configuration (no code shared with cljax.losses or cljax.theory besides
 `simplex_etf`, whose properties are tested first).
 """
 
+import functools
 import itertools
 import math
 
@@ -177,7 +178,7 @@ _TABLE_9_1 = [(2, 2.126928, 4.018150), (5, 1.046359, 2.684409),
 @pytest.mark.parametrize("num_classes,tau1,tau05", _TABLE_9_1)
 def test_gap_bound_table_9_1(num_classes, tau1, tau05):
   assert abs(theory.gap_bound(num_classes) - tau1) < 5e-7
-  assert abs(theory.gap_bound(num_classes, 1.0) - tau1) < 5e-7
+  assert abs(theory.gap_bound(num_classes, temperature=1.0) - tau1) < 5e-7
   assert abs(theory.gap_bound(num_classes, temperature=0.5) - tau05) < 5e-7
 
 
@@ -194,10 +195,11 @@ def test_gap_bound_from_counts():
   assert round(theory.gap_bound_from_counts([4] * 10), 4) == 0.4798
   # Balanced counts are below the n -> inf balanced bound, and tend to it.
   for c in (2, 5, 10):
-    values = [theory.gap_bound_from_counts([n] * c, 0.5) for n in (2, 10,
-                                                                  10**6)]
-    assert values[0] < values[1] < values[2] < theory.gap_bound(c, 0.5)
-    assert values[2] == pytest.approx(theory.gap_bound(c, 0.5), rel=1e-5)
+    values = [theory.gap_bound_from_counts([n] * c, temperature=0.5)
+              for n in (2, 10, 10**6)]
+    balanced = theory.gap_bound(c, temperature=0.5)
+    assert values[0] < values[1] < values[2] < balanced
+    assert values[2] == pytest.approx(balanced, rel=1e-5)
   # Unbalanced: the worst class; absent classes (0) are ignored.
   counts = [1, 3, 0, 6]
   expected = max(
@@ -229,21 +231,25 @@ def test_batch_gap_bound():
   assert theory.batch_gap_bound_from_labels(
       labels, temperature=0.7) == pytest.approx(got, rel=1e-15)
   assert theory.batch_gap_bound_from_labels(
-      labels.astype(np.int32), 0.7, num_classes=4) == pytest.approx(got,
-                                                                    rel=1e-15)
+      labels.astype(np.int32), temperature=0.7,
+      num_classes=4) == pytest.approx(got, rel=1e-15)
 
 
 @pytest.mark.parametrize("fn,args,match", [
     (theory.gap_bound, (1,), "num_classes"),
-    (theory.gap_bound, (10, 0.0), "temperature"),
-    (theory.gap_bound, (10, -1.0), "temperature"),
-    (theory.gap_bound, (10, float("inf")), "temperature"),
+    (functools.partial(theory.gap_bound, temperature=0.0), (10,),
+     "temperature"),
+    (functools.partial(theory.gap_bound, temperature=-1.0), (10,),
+     "temperature"),
+    (functools.partial(theory.gap_bound, temperature=float("inf")), (10,),
+     "temperature"),
     (theory.gap_bound_from_counts, ([2.0, 3.0],), "class_counts"),
     (theory.gap_bound_from_counts, ([2, -1],), "class_counts"),
     (theory.gap_bound_from_counts, ([0, 0],), "class_counts"),
     (theory.gap_bound_from_counts, ([],), "class_counts"),
     (theory.gap_bound_from_counts, ([[1, 2]],), "class_counts"),
-    (theory.batch_gap_bound, ([2, 3], -0.5), "temperature"),
+    (functools.partial(theory.batch_gap_bound, temperature=-0.5), ([2, 3],),
+     "temperature"),
     (theory.batch_gap_bound_from_labels, (np.array([0.0, 1.0]),), "labels"),
     (theory.batch_gap_bound_from_labels, (np.array([], dtype=int),),
      "labels"),
@@ -278,8 +284,8 @@ def test_theorem1_gap_on_random_features(counts, num_views, tau):
   labels = np.repeat(np.arange(len(counts)), counts)
   for dim in (3, 16):
     z = _random_views(labels, num_views, dim, rng)
-    general = theory.gap_bound_from_counts(counts, tau)
-    per_batch = theory.batch_gap_bound(counts, tau)
+    general = theory.gap_bound_from_counts(counts, temperature=tau)
+    per_batch = theory.batch_gap_bound(counts, temperature=tau)
     assert per_batch <= general
     for self_pairs in (False, True):
       gap = theory.check_gap(
@@ -304,18 +310,19 @@ def test_theorem1_batch_bound_is_attained_by_antipodal_classes(counts, tau):
   z = np.repeat(means[labels][:, None, :], 2, axis=1)
   gap = (_p1_loss(z, labels, tau, "dcl") -
          _p1_loss(z, labels, tau, "nscl_paper"))
-  assert gap == pytest.approx(theory.batch_gap_bound(counts, tau), rel=1e-12)
+  assert gap == pytest.approx(
+      theory.batch_gap_bound(counts, temperature=tau), rel=1e-12)
   if counts[0] == counts[1]:
-    assert gap == pytest.approx(theory.gap_bound_from_counts(counts, tau),
-                                rel=1e-12)
+    assert gap == pytest.approx(
+        theory.gap_bound_from_counts(counts, temperature=tau), rel=1e-12)
 
 
 def test_double_counted_gap_bound():
   c, n, tau = 4, 3, 1.0
   expected = math.log(1 + math.exp(2 / tau) * (2 * (n - 1) + 1) /
                       (2 * (c * n - n)))
-  assert theory.double_counted_gap_bound(c, n, 2, tau) == pytest.approx(
-      expected, rel=1e-15)
+  assert theory.double_counted_gap_bound(
+      c, n, 2, temperature=tau) == pytest.approx(expected, rel=1e-15)
   # It exceeds Theorem 1's bound, which this pair can violate: at two
   # antipodal singletons Theorem 1 allows no gap, yet CL (positive counted
   # twice) and code NSCL differ.
@@ -324,13 +331,13 @@ def test_double_counted_gap_bound():
   gap = (_p1_loss(z, labels, 1.0, "cl_code") -
          _p1_loss(z, labels, 1.0, "nscl_code"))
   assert gap > theory.gap_bound_from_counts([1, 1]) + 0.1
-  assert gap <= theory.double_counted_gap_bound(2, 1, 2, 1.0)
+  assert gap <= theory.double_counted_gap_bound(2, 1, 2, temperature=1.0)
   rng = np.random.default_rng(7)
   for (c, n, k, tau) in [(2, 3, 2, 1.0), (3, 2, 2, 0.5), (4, 2, 3, 1.0),
                          (2, 1, 2, 0.3)]:
     labels = np.repeat(np.arange(c), n)
     z = _random_views(labels, k, 4, rng)
-    bound = theory.double_counted_gap_bound(c, n, k, tau)
+    bound = theory.double_counted_gap_bound(c, n, k, temperature=tau)
     # K = 2: the code's ContrastiveLoss; K = 3: the documented definition.
     kind = "cl_code" if k == 2 else "cl_spec"
     theory.check_gap(_p1_loss(z, labels, tau, kind),
@@ -375,13 +382,15 @@ def test_p1_losses_at_etf_match_loops(c, n, k, tau):
   dcl = math.log(k * (n - 1) + k * (big_n - n) * e)
   ntxent = math.log(k * n - 1 + k * (big_n - n) * e)
   check = dict(rel=1e-12, abs=1e-12)
-  assert theory.nscl_at_etf(c, n, k, tau) == pytest.approx(nscl_paper,
-                                                           **check)
+  assert theory.nscl_at_etf(c, n, k, temperature=tau) == pytest.approx(
+      nscl_paper, **check)
   assert theory.nscl_at_etf(
-      c, n, k, tau, positive_in_denominator=True) == pytest.approx(
+      c, n, k, temperature=tau, positive_in_denominator=True) == pytest.approx(
           nscl_code, **check)
-  assert theory.dcl_at_etf(c, n, k, tau) == pytest.approx(dcl, **check)
-  assert theory.ntxent_at_etf(c, n, k, tau) == pytest.approx(ntxent, **check)
+  assert theory.dcl_at_etf(c, n, k, temperature=tau) == pytest.approx(
+      dcl, **check)
+  assert theory.ntxent_at_etf(c, n, k, temperature=tau) == pytest.approx(
+      ntxent, **check)
   # Independent loops on the explicit configuration.
   for self_pairs in (False, True):
     assert _p1_loss(z, labels, tau, "nscl_paper",
@@ -392,26 +401,27 @@ def test_p1_losses_at_etf_match_loops(c, n, k, tau):
                                                                 **check)
   assert _p1_loss(z, labels, tau, "ntxent") == pytest.approx(ntxent, **check)
   assert _p1_loss(z, labels, tau, "dcl_code") == pytest.approx(
-      theory.dcl_at_etf(c, n, k, tau, positive_in_denominator=True), **check)
+      theory.dcl_at_etf(c, n, k, temperature=tau,
+                        positive_in_denominator=True), **check)
   if k == 2:
     assert theory.dcl_at_etf(
-        c, n, k, tau, positive_in_denominator=True) == pytest.approx(
-            ntxent, **check)
+        c, n, k, temperature=tau,
+        positive_in_denominator=True) == pytest.approx(ntxent, **check)
   # Theorem 1 at the NSCL optimum.
-  theory.check_gap(theory.dcl_at_etf(c, n, k, tau),
-                   theory.nscl_at_etf(c, n, k, tau),
-                   theory.gap_bound_from_counts([n] * c, tau), rtol=0.0,
-                   atol=1e-12)
+  theory.check_gap(theory.dcl_at_etf(c, n, k, temperature=tau),
+                   theory.nscl_at_etf(c, n, k, temperature=tau),
+                   theory.gap_bound_from_counts([n] * c, temperature=tau),
+                   rtol=0.0, atol=1e-12)
 
 
 def test_nscl_at_etf_spec_value_and_is_minimum():
   # papers.md section 2.1: -3.37 for C=4, n=3, K=3, tau=0.2.
-  assert round(theory.nscl_at_etf(4, 3, 3, 0.2), 2) == -3.37
+  assert round(theory.nscl_at_etf(4, 3, 3, temperature=0.2), 2) == -3.37
   # The ETF value is below NSCL on random and perturbed features.
   rng = np.random.default_rng(3)
   c, n, k, tau = 3, 2, 2, 0.5
   z, labels = _collapsed_views(c, n, k, 4, rng)
-  best = theory.nscl_at_etf(c, n, k, tau)
+  best = theory.nscl_at_etf(c, n, k, temperature=tau)
   for _ in range(3):
     noisy = z + 0.05 * rng.normal(size=z.shape)
     assert _p1_loss(noisy, labels, tau, "nscl_paper") > best
@@ -421,12 +431,13 @@ def test_nscl_at_etf_spec_value_and_is_minimum():
 
 def test_large_inverse_temperature_is_stable():
   # e underflows to 0 for tau -> 0: values tend to log of the same-class count.
-  assert theory.nscl_at_etf(10, 5, 2, 1e-4,
+  assert theory.nscl_at_etf(10, 5, 2, temperature=1e-4,
                             positive_in_denominator=True) == 0.0
-  assert theory.ntxent_at_etf(10, 5, 2, 1e-4) == pytest.approx(math.log(9))
-  assert theory.dcl_at_etf(10, 1, 2, 1e-4) == pytest.approx(
+  assert theory.ntxent_at_etf(10, 5, 2, temperature=1e-4) == pytest.approx(
+      math.log(9))
+  assert theory.dcl_at_etf(10, 1, 2, temperature=1e-4) == pytest.approx(
       math.log(2 * 9) - 10 / 9 * 1e4)
-  assert theory.scl_at_etf(10, 1e-4) == 0.0
+  assert theory.scl_at_etf(10, temperature=1e-4) == 0.0
 
 
 @pytest.mark.parametrize("c,n,k,tau", _ETF_CASES + [(3, 2, 1, 0.1),
@@ -436,7 +447,7 @@ def test_supcon_at_etf_matches_loops(c, n, k, tau):
   z, labels = _collapsed_views(c, n, k, c + 1, rng)
   expected = math.log(k * n - 1 + k * (c * n - n) *
                       math.exp(-c / ((c - 1) * tau)))
-  value = theory.supcon_at_etf(c, n, k, tau)
+  value = theory.supcon_at_etf(c, n, k, temperature=tau)
   assert value == pytest.approx(expected, rel=1e-12)
   for form in ("out", "in"):
     assert _supcon_loss(z, labels, tau, form) == pytest.approx(value,
@@ -470,7 +481,8 @@ def test_cross_entropy_at_simplex_matches_loop(c, rho, r_w):
     logits = weights @ (rho * zeta[y])
     losses.append(-(logits[y] - _lse(logits)))
   expected = math.log(1 + (c - 1) * math.exp(-rho * r_w * c / (c - 1)))
-  value = theory.cross_entropy_at_simplex(c, rho, r_w)
+  value = theory.cross_entropy_at_simplex(c, feature_radius=rho,
+                                          weight_radius=r_w)
   assert value == pytest.approx(expected, rel=1e-12)
   assert np.mean(losses) == pytest.approx(value, rel=1e-12)
 
@@ -497,11 +509,13 @@ def test_scl_and_ucl_at_etf_match_loops(c, tau):
   e = math.exp(-c / ((c - 1) * tau))
   for beta in (0.0, 2.0, 5.0, 30.0):
     for i, p, loss in _p3_pair_losses(z, labels, tau, beta, "scl"):
-      assert loss == pytest.approx(theory.scl_at_etf(c, tau), rel=1e-12)
+      assert loss == pytest.approx(theory.scl_at_etf(c, temperature=tau),
+                                   rel=1e-12)
     for i, p, loss in _p3_pair_losses(z, labels, tau, beta, "ucl"):
       b = int(counts[labels[i]])
       assert loss == pytest.approx(
-          theory.ucl_at_etf(c, b, big_b, tau, beta), rel=1e-12)
+          theory.ucl_at_etf(c, b, big_b, temperature=tau, beta=beta),
+          rel=1e-12)
       if beta == 0.0:
         assert loss == pytest.approx(
             math.log(1 + b / big_b + (1 - b / big_b) * e), rel=1e-12)
@@ -587,7 +601,8 @@ def test_supcon_multiset_bound_brute_force(c, n, b, tau, rho, n_batches):
   printed = sum(l * m_l[l] * math.log(l - 1 + (b - l) * e)
                 for l in range(2, b + 1))
   np.testing.assert_allclose(bound, printed, rtol=1e-13)
-  mean = theory.supcon_multiset_bound(c, n, b, tau, rho, reduction="mean")
+  mean = theory.supcon_multiset_bound(c, n, b, temperature=tau, radius=rho,
+                                      reduction="mean")
   np.testing.assert_allclose(mean, bound / (n_batches * b), rtol=1e-13)
   # Any other configuration on the sphere (circle for d=2, sphere for d=3,
   # both >= C - 1) has a larger multiset sum.
@@ -668,7 +683,8 @@ def test_fewshot_bound_equals_grid_minimum(alpha, v, m, variant):
     assert res.value / (ways - 1) <= grid_min * (1 + 1e-13)
     assert res.value / (ways - 1) == pytest.approx(grid_min, rel=1e-11)
     assert res.a_star == pytest.approx(grid_arg, rel=1e-4)
-    assert theory.fewshot_bound(alpha, v, m, ways, variant) == res.value
+    assert theory.fewshot_bound(alpha, v, m, ways=ways,
+                                variant=variant) == res.value
 
 
 def test_fewshot_bound_boundary_case_hits_a_equals_5():
@@ -723,7 +739,7 @@ def test_fewshot_bound_large_m_limit(variant):
   limit = 4 * (ways - 1) * alpha
   gaps = []
   for m in (10**4, 10**8, 10**12, 10**16, 10**24):
-    value = theory.fewshot_bound(alpha, v, m, ways, variant)
+    value = theory.fewshot_bound(alpha, v, m, ways=ways, variant=variant)
     gaps.append(value - limit)
     big_a = 2 + 2**1.5 / m
     if variant == "published":
@@ -751,7 +767,7 @@ def test_fewshot_bound_degenerate_inputs():
 
 
 def test_fewshot_bound_residual_guard(monkeypatch):
-  monkeypatch.setattr(theory, "_largest_cubic_root", lambda a, f: (1.0, 0.5))
+  monkeypatch.setattr(theory.fewshot, "_largest_cubic_root", lambda a, f: (1.0, 0.5))
   with pytest.raises(RuntimeError, match="residual"):
     theory.fewshot_bound(0.1, 1.0, 10)
 

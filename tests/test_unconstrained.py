@@ -122,7 +122,8 @@ def test_graf_batch_config_lists_the_twelve_label_configurations():
 def test_cross_entropy_with_free_classifier_reaches_the_simplex():
   config = graf_ce.get_config()
   summary = unconstrained.run(config, None, verbose=False)
-  want = theory.cross_entropy_at_simplex(3, 1.0, 1.0)
+  want = theory.cross_entropy_at_simplex(3, feature_radius=1.0,
+                                         weight_radius=1.0)
   assert want == pytest.approx(math.log(1 + 2 * math.exp(-1.5)))
   assert summary["closed_form_minimum"] == pytest.approx(want, rel=1e-12)
   assert summary["final_loss"] == pytest.approx(want, abs=1e-6)
