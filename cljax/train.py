@@ -356,15 +356,15 @@ def evaluate(model, variables, eval_data, config, *, final: bool = False
         f_tr, y_tr, num_classes=num_classes)
     out[prefix + "effective_rank"] = geometry.effective_rank(f_tr)
     out[prefix + "ncc_train_acc"] = probes.ncc_accuracy(
-        f_tr, y_tr, f_tr, y_tr, num_classes)
+        f_tr, y_tr, f_tr, y_tr, num_classes=num_classes)
     out[prefix + "ncc_test_acc"] = probes.ncc_accuracy(
-        f_tr, y_tr, f_te, y_te, num_classes)
+        f_tr, y_tr, f_te, y_te, num_classes=num_classes)
     fs = config.eval.fewshot
     ways = min(fs.ways, num_classes)
     if ways >= 2:
       episodes = probes.fewshot_episodes(
           f_te, y_te, shots=fs.shots, ways=ways, num_episodes=fs.episodes,
-          key=key, num_classes=num_classes, linear_probe=False)
+          key=key, num_classes=num_classes, classifier=None)
       out[prefix + f"fewshot_{ways}way_{fs.shots}shot_ncc_acc"] = (
           episodes.mean_ncc_accuracy)
     if final and config.eval.linear_probe_steps > 0:
@@ -490,7 +490,7 @@ def measure_fit(model, variables, fit_data, config) -> dict[str, float]:
     f_tr = objective_features(h_tr, z_tr, config)
     f_te = objective_features(h_te, z_te, config)
     if kind == "mean":
-      centers = probes.class_centers(f_tr, y_tr, num_classes)
+      centers = probes.class_centers(f_tr, y_tr, num_classes=num_classes)
       pred_tr = np.asarray(probes.mean_classifier_predict(f_tr, centers))
       pred_te = np.asarray(probes.mean_classifier_predict(f_te, centers))
     else:
@@ -500,7 +500,7 @@ def measure_fit(model, variables, fit_data, config) -> dict[str, float]:
           learning_rate=0.1, batch_size=256, weight_decay=1e-3,
           optimizer="sgd", momentum=0.9, decay_power=5.0)
       w = np.asarray(probe.weights)
-      pred_tr, pred_te = np.argmax(f_tr @ w, -1), np.argmax(f_te @ w, -1)
+      pred_tr, pred_te = np.argmax(f_tr @ w.T, -1), np.argmax(f_te @ w.T, -1)
   return {"fit/train_acc": float(np.mean(pred_tr == y_tr)),
           "fit/clean_train_acc": float(np.mean(pred_tr == y_clean)),
           "fit/test_acc": float(np.mean(pred_te == y_te))}

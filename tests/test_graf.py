@@ -142,7 +142,7 @@ def test_supcon_fit_uses_the_class_mean_classifier(tmp_path):
   x, y, _ = data.train_arrays(normalize=False)
   h, _ = run.features(x)
   u = h / np.linalg.norm(h, axis=-1, keepdims=True)
-  centers = probes.class_centers(u, y, 10)
+  centers = probes.class_centers(u, y, num_classes=10)
   acc = np.mean(np.asarray(probes.mean_classifier_predict(u, centers)) == y)
   np.testing.assert_allclose(acc, summary["fit/train_acc"], atol=1e-6)
   for name in ("distance", "angular_mean", "angular_std"):

@@ -96,7 +96,8 @@ def data():
 
 def test_class_centers_match_numpy_and_empty_class_is_zero(data):
   xtr, ytr, _, _ = data
-  got = probes.class_centers(xtr, ytr, NUM_CLASSES + 1)  # class 5 is empty
+  # Class 5 is empty.
+  got = probes.class_centers(xtr, ytr, num_classes=NUM_CLASSES + 1)
   want = np_centers(xtr, ytr, NUM_CLASSES + 1)
   np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
   np.testing.assert_array_equal(got[5], 0.0)
@@ -113,19 +114,21 @@ def test_ncc_and_mean_classifier_match_numpy(data):
     np.testing.assert_array_equal(probes.mean_classifier_predict(x, centers32),
                                   np_mean_classifier(x, centers)[:, 0])
   np.testing.assert_allclose(
-      probes.ncc_accuracy(xtr, ytr, xte, yte, NUM_CLASSES),
+      probes.ncc_accuracy(xtr, ytr, xte, yte, num_classes=NUM_CLASSES),
       np.mean(np_ncc(xte, centers) == yte), rtol=1e-6)
   np.testing.assert_allclose(
-      probes.mean_classifier_accuracy(xtr, ytr, xte, yte, NUM_CLASSES),
+      probes.mean_classifier_accuracy(xtr, ytr, xte, yte,
+                                      num_classes=NUM_CLASSES),
       np.mean(np_mean_classifier(xte, centers)[:, 0] == yte), rtol=1e-6)
   top3 = np_mean_classifier(xte, centers, top_k=3)
   np.testing.assert_allclose(
-      probes.mean_classifier_accuracy(xtr, ytr, xte, yte, NUM_CLASSES,
+      probes.mean_classifier_accuracy(xtr, ytr, xte, yte,
+                                      num_classes=NUM_CLASSES,
                                       top_k=3),
       np.mean([yte[i] in top3[i] for i in range(len(yte))]), rtol=1e-6)
   # num_classes=None infers C from the concrete train labels.
   assert probes.ncc_accuracy(xtr, ytr, xte, yte) == probes.ncc_accuracy(
-      xtr, ytr, xte, yte, NUM_CLASSES)
+      xtr, ytr, xte, yte, num_classes=NUM_CLASSES)
 
 
 def test_ncc_top_k_and_accuracy_helper(data):
@@ -134,9 +137,9 @@ def test_ncc_top_k_and_accuracy_helper(data):
   dist = np.linalg.norm(xte[:, None, :] - centers[None], axis=-1)
   top2 = np.argsort(dist, axis=1, kind="stable")[:, :2]
   np.testing.assert_allclose(
-      probes.ncc_accuracy(xtr, ytr, xte, yte, NUM_CLASSES, top_k=2),
+      probes.ncc_accuracy(xtr, ytr, xte, yte, num_classes=NUM_CLASSES, top_k=2),
       np.mean([yte[i] in top2[i] for i in range(len(yte))]), rtol=1e-6)
-  assert probes.ncc_accuracy(xtr, ytr, xte, yte, NUM_CLASSES,
+  assert probes.ncc_accuracy(xtr, ytr, xte, yte, num_classes=NUM_CLASSES,
                              top_k=NUM_CLASSES) == 1.0
   assert probes.accuracy(jnp.array([[0, 1], [2, 0]]),
                          jnp.array([1, 1])) == 0.5
@@ -182,17 +185,18 @@ def test_class_absent_from_train_is_never_predicted():
   xtr = np.array([[0., 0.], [0., 1.], [10., 0.]], np.float32)
   ytr = np.array([0, 0, 2], np.int32)  # class 1 has no training sample
   xte = np.array([[0., 0.]], np.float32)  # its zero centre would win NCC
-  assert probes.ncc_accuracy(xtr, ytr, xte, np.array([0]), 3) == 1.0
+  assert probes.ncc_accuracy(xtr, ytr, xte, np.array([0]), num_classes=3) == 1.0
   assert probes.mean_classifier_accuracy(
-      xtr, ytr, -xte - 1.0, np.array([0]), 3) == 1.0
+      xtr, ytr, -xte - 1.0, np.array([0]), num_classes=3) == 1.0
   # Even top-3 (all classes) cannot "hit" the class without a centre.
-  assert probes.ncc_accuracy(xtr, ytr, xte, np.array([1]), 3, top_k=3) == 0.0
+  assert probes.ncc_accuracy(xtr, ytr, xte, np.array([1]), num_classes=3,
+                             top_k=3) == 0.0
 
 
 def test_centre_classifiers_under_jit(data):
   xtr, ytr, xte, _ = data
-  centers = jax.jit(probes.class_centers, static_argnums=2)(xtr, ytr,
-                                                            NUM_CLASSES)
+  centers = jax.jit(probes.class_centers, static_argnames="num_classes")(
+      xtr, ytr, num_classes=NUM_CLASSES)
   np.testing.assert_array_equal(jax.jit(probes.ncc_predict)(xte, centers),
                                 probes.ncc_predict(xte, centers))
   np.testing.assert_array_equal(
@@ -279,11 +283,12 @@ def mixture():
 
 def test_linear_probe_fits_separable_data_and_generalises(mixture):
   xtr, ytr, xte, yte = mixture
-  assert probes.ncc_accuracy(xtr, ytr, xtr, ytr, 3) == 1.0  # separable
+  # Separable.
+  assert probes.ncc_accuracy(xtr, ytr, xtr, ytr, num_classes=3) == 1.0
   res = probes.linear_probe(xtr, ytr, xte, yte, num_classes=3,
                             key=jax.random.key(0), steps=200,
                             learning_rate=0.05, batch_size=32)
-  assert res.weights.shape == (8, 3) and res.bias is None
+  assert res.weights.shape == (3, 8) and res.bias is None  # [C, D]
   assert res.train_accuracy == 1.0
   assert res.test_accuracy >= 0.98
   # Zero init: the first minibatch loss is exactly log(C); then it decreases.
@@ -320,7 +325,7 @@ def test_linear_probe_matches_numpy_full_batch_sgd(mixture):
     gb = np.mean(p - onehot, axis=0) + wd * b
     vw, vb = gw + mom * vw, gb + mom * vb
     w, b = w - lr * vw, b - lr * vb
-  np.testing.assert_allclose(res.weights, w, rtol=1e-4, atol=1e-6)
+  np.testing.assert_allclose(res.weights, w.T, rtol=1e-4, atol=1e-6)  # [C, D]
   np.testing.assert_allclose(res.bias, b, rtol=1e-4, atol=1e-6)
   np.testing.assert_allclose(res.loss_history, losses, rtol=1e-5)
   assert np.isnan(res.test_accuracy)
@@ -428,7 +433,7 @@ def test_fewshot_reproducible_and_fresh_per_episode(fewshot_data, episodes):
 
 def test_fewshot_queries_per_class_and_batching(fewshot_data):
   # queries_per_class=4 -> eligible classes need >= 6 samples: 0, 2, 4, 5.
-  kwargs = dict(queries_per_class=4, linear_probe=False)
+  kwargs = dict(queries_per_class=4, classifier=None)
   res = run_fewshot(fewshot_data, 2, episode_batch_size=3, **kwargs)
   _, y, _, _ = fewshot_data
   assert res.query_indices.shape == (FS_EPISODES, FS_WAYS, 4)
@@ -490,7 +495,8 @@ def test_bad_input_raises_helpful_errors(data, fewshot_data):
   with pytest.raises(ValueError, match=r"must lie in \[0, 3\)"):
     fs(num_classes=3)
   with pytest.raises(ValueError, match="integer dtype"):
-    probes.ncc_accuracy(xtr, ytr.astype(np.float32), xte, yte, NUM_CLASSES)
+    probes.ncc_accuracy(xtr, ytr.astype(np.float32), xte, yte,
+                        num_classes=NUM_CLASSES)
   with pytest.raises(ValueError, match="`train_labels` must have shape|"
                      "`train_labels` must be an integer vector"):
     probes.knn_predict(xtr, ytr[:-1], xte, k=1, num_classes=NUM_CLASSES)
@@ -516,9 +522,10 @@ def test_bad_input_raises_helpful_errors(data, fewshot_data):
   with pytest.raises(ValueError, match="floating-point"):
     probes.ncc_predict(xtr.astype(np.int32), np.zeros((3, 4), np.float32))
   with pytest.raises(ValueError, match=r"must lie in \[0, 3\)"):
-    probes.class_centers(xtr, ytr, 3)
+    probes.class_centers(xtr, ytr, num_classes=3)
   with pytest.raises(ValueError, match="`top_k` must be <= num_classes"):
-    probes.mean_classifier_accuracy(xtr, ytr, xte, yte, NUM_CLASSES, top_k=6)
+    probes.mean_classifier_accuracy(xtr, ytr, xte, yte,
+                                    num_classes=NUM_CLASSES, top_k=6)
   with pytest.raises(ValueError, match="`class_mask` excludes every class"):
     probes.ncc_predict(xtr, np.zeros((3, 4), np.float32),
                        np.zeros(3, bool))

@@ -1,0 +1,151 @@
+"""Argument checks and small helpers shared by the probes (private).
+
+Thin wrappers over :mod:`cljax._checks`: shapes, dtypes and Python
+hyper-parameters are checked at trace time; label ranges only when the labels
+are concrete (outside ``jit``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.typing import ArrayLike
+
+from cljax import _checks
+
+HIGHEST = jax.lax.Precision.HIGHEST
+
+
+def acc_dtype(x: ArrayLike) -> jnp.dtype:
+  # Accumulate in at least float32: bfloat16 class means lose ~3 digits.
+  return jnp.promote_types(jnp.result_type(x), jnp.float32)
+
+
+def check_features(x: ArrayLike, name: str) -> None:
+  _checks.check_rank(x, 2, name, "[N, D]")
+  _checks.check_float(x, name)
+
+
+def check_same_dim(a: ArrayLike, b: ArrayLike, name_a: str,
+                   name_b: str) -> None:
+  if np.shape(a)[-1] != np.shape(b)[-1]:
+    raise ValueError(
+        f"`{name_a}` and `{name_b}` must have the same feature dimension D; "
+        f"got shapes {tuple(np.shape(a))} and {tuple(np.shape(b))}. Use "
+        f"features from the same embedding.")
+
+
+def check_int(value, name: str, minimum: int) -> int:
+  if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+    raise ValueError(
+        f"`{name}` must be a Python int >= {minimum}; got {value!r}.")
+  if value < minimum:
+    raise ValueError(f"`{name}` must be >= {minimum}; got {value}.")
+  return int(value)
+
+
+def check_nonempty(x: ArrayLike, name: str) -> None:
+  if np.shape(x)[0] == 0:
+    raise ValueError(f"`{name}` is empty; pass at least one sample.")
+
+
+def check_class_mask(class_mask: Optional[ArrayLike], num_classes: int
+                     ) -> None:
+  if class_mask is None:
+    return
+  if np.shape(class_mask) != (num_classes,):
+    raise ValueError(
+        f"`class_mask` must be a boolean vector of shape [{num_classes}] (one "
+        f"flag per centre); got shape {tuple(np.shape(class_mask))}.")
+  if _checks.is_concrete(class_mask) and not np.any(np.asarray(class_mask)):
+    raise ValueError(
+        "`class_mask` excludes every class; at least one class must be "
+        "predictable.")
+
+
+def check_top_k(top_k, num_classes: int) -> int:
+  top_k = check_int(top_k, "top_k", 1)
+  if top_k > num_classes:
+    raise ValueError(
+        f"`top_k` must be <= num_classes={num_classes}; got {top_k}.")
+  return top_k
+
+
+def check_key(key: Any, name: str = "key") -> jax.Array:
+  """A typed PRNG key, or a ValueError that says how to make one."""
+  if isinstance(key, (bool, int, np.integer)) or (
+      np.ndim(key) == 0 and not jnp.issubdtype(jnp.result_type(key),
+                                               jax.dtypes.prng_key)):
+    raise ValueError(
+        f"`{name}` must be a JAX PRNG key; got {key!r}. Pass "
+        f"`{name}=jax.random.key({key if isinstance(key, int) else 0})`.")
+  if jnp.issubdtype(jnp.result_type(key), jax.dtypes.prng_key):
+    if np.ndim(key) != 0:
+      raise ValueError(
+          f"`{name}` must be a single PRNG key (shape ()); got shape "
+          f"{tuple(np.shape(key))}. Split it first and pass one key.")
+    return key
+  # A legacy uint32[2] key from jax.random.PRNGKey.
+  if np.shape(key) == (2,) and jnp.result_type(key) == jnp.uint32:
+    return jax.random.wrap_key_data(key)
+  raise ValueError(
+      f"`{name}` must be a JAX PRNG key (jax.random.key(0)); got an array "
+      f"of shape {tuple(np.shape(key))} and dtype {jnp.result_type(key)}.")
+
+
+def check_axis_name(axis_name: Any) -> None:
+  """Fails early, and clearly, when ``axis_name`` is not a bound axis."""
+  if axis_name is None:
+    return
+  try:
+    jax.lax.axis_size(axis_name)
+  except NameError:
+    raise ValueError(
+        f"`axis_name`={axis_name!r} is not bound here: call the probe inside "
+        f"`jax.shard_map` or `jax.pmap` over that axis (each device passes "
+        f"its shard), or leave `axis_name=None` for one global batch.") \
+        from None
+
+
+def check_test_set(features, features_name, test_features, test_labels,
+                   num_classes) -> None:
+  """Validates an optional (test_features, test_labels) pair."""
+  if (test_features is None) != (test_labels is None):
+    raise ValueError(
+        "`test_features` and `test_labels` must be given together (or both "
+        "left as None).")
+  if test_features is not None:
+    check_features(test_features, "test_features")
+    check_nonempty(test_features, "test_features")
+    check_same_dim(features, test_features, features_name, "test_features")
+    _checks.check_labels(test_labels, np.shape(test_features)[0],
+                         "test_labels", num_classes)
+
+
+def check_num_classes_for_classifier(num_classes: int) -> None:
+  # One class gives a loss of 0 and 100 % accuracy whatever the features.
+  if num_classes < 2:
+    raise ValueError(
+        f"`num_classes` must be >= 2 to train a classifier; got "
+        f"{num_classes} (the labels hold a single class). Pass "
+        f"`num_classes=` or labels of at least two classes.")
+
+
+def summary(name: str, fields: dict[str, Any]) -> str:
+  """One-line ``Name(field=value, ...)`` with arrays shown as shapes."""
+  parts = []
+  for key, value in fields.items():
+    if value is None or isinstance(value, (str, int, float, bool)):
+      parts.append(f"{key}={value!r}")
+    elif np.ndim(value) == 0:
+      try:
+        parts.append(f"{key}={float(value):.4g}")
+      except TypeError:  # a PRNG key
+        parts.append(f"{key}=<key>")
+    else:
+      dtype = jnp.result_type(value)
+      parts.append(f"{key}={dtype}{list(np.shape(value))}")
+  return f"{name}({', '.join(parts)})"

@@ -1,0 +1,80 @@
+"""Class sums and the centre-based classifiers' scores (private).
+
+:func:`ncc_scores` is the one nearest-class-centre scoring function of the
+probes (the few-shot episodes use it too), so that every NCC number shares its
+float32 centre shift.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+
+from cljax.probes._common import HIGHEST, acc_dtype
+
+
+def class_sums(features: jax.Array, labels: jax.Array, num_classes: int,
+               axis_name: Optional[str] = None
+               ) -> tuple[jax.Array, jax.Array]:
+  """Per-class sums ``[C, D]`` and counts ``[C]``, psum'd over ``axis_name``."""
+  f = jnp.asarray(features, acc_dtype(features))
+  sums = jax.ops.segment_sum(f, labels, num_segments=num_classes)
+  counts = jax.ops.segment_sum(
+      jnp.ones(labels.shape, f.dtype), labels, num_segments=num_classes)
+  if axis_name is not None:
+    sums, counts = jax.lax.psum((sums, counts), axis_name)
+  return sums, counts
+
+
+def ncc_scores(features: jax.Array, centers: jax.Array,
+               class_mask: Optional[jax.Array] = None) -> jax.Array:
+  """Negative squared Euclidean distances ``-||z - mu_c||^2`` up to a row shift.
+
+  Uses ``||mu_c||^2 - 2 <z, mu_c>`` (``||z||^2`` is constant per row and does
+  not change the argmin) after translating everything by the mean of the
+  (valid) centres: Euclidean distances are translation-invariant, and the
+  shift removes a large common offset that would otherwise cancel
+  catastrophically in float32.
+  """
+  dtype = jnp.promote_types(acc_dtype(features), acc_dtype(centers))
+  z = jnp.asarray(features, dtype)
+  mu = jnp.asarray(centers, dtype)
+  if class_mask is None:
+    shift = jnp.mean(mu, axis=0)
+  else:
+    w = jnp.asarray(class_mask, dtype)
+    shift = (w @ mu) / jnp.maximum(jnp.sum(w), 1.0)
+  z = z - shift
+  mu = mu - shift
+  sq = jnp.sum(mu * mu, axis=-1)
+  scores = 2.0 * jnp.matmul(z, mu.T, precision=HIGHEST) - sq
+  return mask_scores(scores, class_mask)
+
+
+def mean_scores(features: jax.Array, centers: jax.Array,
+                class_mask: Optional[jax.Array] = None) -> jax.Array:
+  """Inner products ``<z, mu_c>``: the mean classifier's logits."""
+  dtype = jnp.promote_types(acc_dtype(features), acc_dtype(centers))
+  scores = jnp.matmul(jnp.asarray(features, dtype),
+                      jnp.asarray(centers, dtype).T, precision=HIGHEST)
+  return mask_scores(scores, class_mask)
+
+
+def mask_scores(scores: jax.Array, class_mask) -> jax.Array:
+  if class_mask is None:
+    return scores
+  return jnp.where(jnp.asarray(class_mask, bool), scores, -jnp.inf)
+
+
+def hit_rate(hits: jax.Array, axis_name: Optional[str] = None) -> jax.Array:
+  """Mean of a bool[N] vector; over the global batch with ``axis_name``."""
+  if axis_name is None:
+    return jnp.mean(hits.astype(jnp.float32))
+  # Counts, not per-device means: shards may hold different numbers of
+  # evaluated samples (the mean of means would weight them equally).
+  correct, total = jax.lax.psum(
+      (jnp.sum(hits.astype(jnp.int32)), jnp.asarray(hits.size, jnp.int32)),
+      axis_name)
+  return correct.astype(jnp.float32) / total.astype(jnp.float32)
