@@ -16,9 +16,11 @@ Typical use in the train loop::
   data = cljax.data.build(config.data, seed=config.seed,
                           process_index=jax.process_index(),
                           process_count=jax.process_count())
-  state, data_state = ckpt.restore_or_init(state, data.state())
-  data.restore(data_state)
-  batch = next(data)                       # host numpy, this process's slice
+  manager = cljax.checkpoint.Manager(workdir, every=1000)
+  if (step := manager.latest_step()) is not None:  # resume
+    restored = manager.restore(step, model=model_state, opt=opt_state)
+    data.restore(restored["data"])     # the iterator's position
+  batch = next(data)                   # host numpy, this process's slice
   x = jax.make_array_from_process_local_data(sharding, batch["x"])
   # inside the jitted step:
   views = data.make_views(jax.random.fold_in(aug_key, step), x)  # [B, K, ...]
