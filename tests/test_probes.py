@@ -1,11 +1,15 @@
 """Tests for cljax.probes against NumPy float64 loops written from definitions."""
 
+import functools
 import math
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax.sharding import AxisType
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from cljax import probes
 
@@ -533,3 +537,260 @@ def test_bad_input_raises_helpful_errors(data, fewshot_data):
     probes.accuracy(np.zeros(3, np.float32), np.zeros(3, np.int32))
   with pytest.raises(ValueError, match="must be given together"):
     probes.linear_probe(xtr, ytr, xte, num_classes=NUM_CLASSES, key=key)
+
+
+# --------------------------------------------------------------------------
+# The closed-form ridge probe (big_vision's few-shot recipe).
+# --------------------------------------------------------------------------
+
+
+def np_ridge(x, y, num_classes, l2_reg):
+  """big_vision's fewshot_lsr recipe, written from its formula in float64."""
+  x = np.asarray(x, np.float64)
+  mean, std = x.mean(axis=0), x.std(axis=0) + 1e-5
+  def design(f):
+    rows = []
+    for row in np.asarray(f, np.float64):
+      rows.append(list((row - mean) / std) + [100.0])
+    return np.array(rows)
+  xa = design(x)
+  targets = -np.ones((len(y), num_classes))
+  for i, label in enumerate(y):
+    targets[i, label] = 1.0
+  w = np.linalg.inv(xa.T @ xa + l2_reg * np.eye(xa.shape[1])) @ xa.T @ targets
+  return lambda f: design(f) @ w  # scores [M, C]
+
+
+@pytest.mark.parametrize("n_train", [120, 6])  # N >= D + 1 (primal), N < D
+def test_ridge_probe_matches_numpy(mixture, n_train):
+  xtr, ytr, xte, yte = mixture
+  xtr, ytr = xtr[:n_train], ytr[:n_train]
+  for l2_reg in (1.0, 2.0**10):
+    res = probes.ridge_probe(xtr, ytr, xte, yte, num_classes=3,
+                             l2_reg=l2_reg)
+    scores = np_ridge(xtr, ytr, 3, l2_reg)
+    assert res.weights.shape == (3, 8) and res.bias.shape == (3,)
+    # The folded [C, D] weights and bias reproduce the reference scores.
+    got = np.asarray(xte, np.float64) @ np.asarray(res.weights).T + res.bias
+    np.testing.assert_allclose(got, scores(xte), rtol=1e-3, atol=1e-4)
+    np.testing.assert_array_equal(
+        probes.linear_probe_predict(xte, res.weights, res.bias),
+        np.argmax(scores(xte), axis=1))
+    np.testing.assert_allclose(
+        res.test_accuracy, np.mean(np.argmax(scores(xte), 1) == yte),
+        rtol=1e-6)
+    np.testing.assert_allclose(
+        res.train_accuracy, np.mean(np.argmax(scores(xtr), 1) == ytr),
+        rtol=1e-6)
+  assert np.isnan(probes.ridge_probe(xtr, ytr, num_classes=3).test_accuracy)
+
+
+def test_fewshot_ridge_classifier_recomputed_with_numpy(fewshot_data):
+  x, y, xt, yt = fewshot_data
+  res = run_fewshot(fewshot_data, 5, classifier="ridge", ridge_l2_reg=4.0)
+  for e in range(FS_EPISODES):
+    classes = list(np.asarray(res.classes[e]))
+    support = np.asarray(res.support_indices[e]).reshape(-1)
+    scores = np_ridge(x[support], np.repeat(np.arange(FS_WAYS), FS_SHOTS),
+                      FS_WAYS, 4.0)
+    q = np.asarray(res.query_indices[e])[np.asarray(res.query_mask[e])]
+    want = np.mean(np.argmax(scores(x[q]), 1) ==
+                   np.array([classes.index(c) for c in y[q]]))
+    np.testing.assert_allclose(res.linear_probe_accuracy[e], want, rtol=1e-6)
+    in_ep = np.isin(yt, classes)
+    if in_ep.any():
+      want_test = np.mean(np.argmax(scores(xt[in_ep]), 1) == np.array(
+          [classes.index(c) for c in yt[in_ep]]))
+      np.testing.assert_allclose(res.test_linear_probe_accuracy[e],
+                                 want_test, rtol=1e-6)
+  # NCC does not depend on the classifier beside it.
+  ncc_only = run_fewshot(fewshot_data, 5, classifier=None)
+  np.testing.assert_array_equal(res.ncc_accuracy, ncc_only.ncc_accuracy)
+
+
+# --------------------------------------------------------------------------
+# axis_name: one device equals eight (shard_map, pmap, sharded jit).
+# --------------------------------------------------------------------------
+
+NUM_DEVICES = 8
+
+
+@pytest.fixture(scope="module")
+def sharded_data():
+  # Sorted train labels: each shard of 8 holds one or two classes, so every
+  # class is absent from most shards; class 5 has no training sample at all
+  # and class 2 is rare. Two bank rows are exact duplicates with different
+  # labels on different shards (the kNN tie rule crosses devices).
+  rng = np.random.default_rng(7)
+  counts = (20, 12, 3, 17, 12, 0)
+  ytr = np.repeat(np.arange(6), counts).astype(np.int32)  # 64 samples
+  means = 2.0 * rng.normal(size=(6, 5))
+  xtr = (means[ytr] + rng.normal(size=(64, 5))).astype(np.float32)
+  xtr[50] = xtr[3]
+  yte = rng.integers(0, 6, size=48).astype(np.int32)
+  xte = (means[yte] + rng.normal(size=(48, 5))).astype(np.float32)
+  xte[7] = xtr[3]
+  return xtr, ytr, xte, yte
+
+
+SHARDED_PROBES = {
+    "ncc_accuracy": functools.partial(probes.ncc_accuracy, num_classes=6),
+    "ncc_accuracy_top2": functools.partial(probes.ncc_accuracy,
+                                           num_classes=6, top_k=2),
+    "mean_classifier_accuracy": functools.partial(
+        probes.mean_classifier_accuracy, num_classes=6),
+    "knn_cosine": functools.partial(probes.knn_accuracy, k=5, num_classes=6,
+                                    chunk_size=4),
+    "knn_euclidean_1nn": functools.partial(
+        probes.knn_accuracy, k=1, num_classes=6, metric="euclidean"),
+}
+
+
+def _shard(mesh, *arrays):
+  return [jax.device_put(a, NamedSharding(mesh, P("data"))) for a in arrays]
+
+
+@pytest.mark.parametrize("name", sorted(SHARDED_PROBES))
+def test_probe_sums_one_device_equals_eight(name, sharded_data):
+  fn = SHARDED_PROBES[name]
+  want = float(fn(*sharded_data))
+  mesh = jax.make_mesh((NUM_DEVICES,), ("data",),
+                       axis_types=(AxisType.Explicit,))
+  mapped = jax.jit(jax.shard_map(
+      functools.partial(fn, axis_name="data"), mesh=mesh,
+      in_specs=(P("data"),) * 4, out_specs=P()))
+  np.testing.assert_allclose(mapped(*_shard(mesh, *sharded_data)), want,
+                             rtol=1e-6)
+  per_device = [a.reshape(NUM_DEVICES, -1, *a.shape[1:])
+                for a in sharded_data]
+  pmapped = jax.pmap(functools.partial(fn, axis_name="i"), axis_name="i")
+  np.testing.assert_allclose(pmapped(*per_device), want, rtol=1e-6)
+  for axis_type in (AxisType.Explicit, AxisType.Auto):
+    mesh = jax.make_mesh((NUM_DEVICES,), ("data",), axis_types=(axis_type,))
+    np.testing.assert_allclose(
+        jax.jit(fn)(*_shard(mesh, *sharded_data)), want, rtol=1e-6)
+
+
+def test_knn_predictions_against_a_sharded_bank(sharded_data):
+  xtr, ytr, xte, yte = sharded_data
+  mesh = jax.make_mesh((NUM_DEVICES,), ("data",),
+                       axis_types=(AxisType.Explicit,))
+  for k, metric in ((1, "euclidean"), (4, "cosine"), (9, "euclidean")):
+    want = np_knn(xtr, ytr, xte, k, 6, metric)
+    np.testing.assert_array_equal(
+        probes.knn_predict(xtr, ytr, xte, k=k, num_classes=6, metric=metric),
+        want)
+    fn = functools.partial(probes.knn_predict, k=k, num_classes=6,
+                           metric=metric, axis_name="data")
+    got = jax.jit(jax.shard_map(fn, mesh=mesh, in_specs=(P("data"),) * 3,
+                                out_specs=P("data")))(
+                                    *_shard(mesh, xtr, ytr, xte))
+    np.testing.assert_array_equal(got, want)
+  # The duplicated bank row: 1-NN ties between index 3 (class 0) and 50
+  # (class 4) on another shard go to the lower global index.
+  assert want[7] == np_knn(xtr, ytr, xte[7:8], 1, 6, "euclidean")[0] == 0
+  # k may exceed one shard's size, but not the whole bank.
+  with pytest.raises(ValueError, match=r"`k` must be <= the number of "
+                     r"training samples \(64\)"):
+    jax.shard_map(functools.partial(probes.knn_predict, k=65, num_classes=6,
+                                    axis_name="data"),
+                  mesh=mesh, in_specs=(P("data"),) * 3,
+                  out_specs=P("data"))(*_shard(mesh, xtr, ytr, xte))
+
+
+def test_class_centers_and_accuracy_with_axis_name(sharded_data):
+  xtr, ytr, xte, yte = sharded_data
+  mesh = jax.make_mesh((NUM_DEVICES,), ("data",),
+                       axis_types=(AxisType.Explicit,))
+  centers = jax.jit(jax.shard_map(
+      functools.partial(probes.class_centers, num_classes=6,
+                        axis_name="data"),
+      mesh=mesh, in_specs=(P("data"),) * 2, out_specs=P()))(
+          *_shard(mesh, xtr, ytr))
+  np.testing.assert_allclose(centers, np_centers(xtr, ytr, 6), rtol=1e-5,
+                             atol=1e-6)
+  pred = np.asarray(probes.ncc_predict(xte, centers))
+  acc = jax.pmap(functools.partial(probes.accuracy, axis_name="i"),
+                 axis_name="i")(pred.reshape(NUM_DEVICES, -1),
+                                yte.reshape(NUM_DEVICES, -1))
+  np.testing.assert_allclose(acc, np.mean(pred == yte), rtol=1e-6)
+
+
+def test_axis_name_outside_a_mapped_context(sharded_data):
+  xtr, ytr, xte, yte = sharded_data
+  with pytest.raises(ValueError, match=r"`axis_name`='data' is not bound"):
+    probes.ncc_accuracy(xtr, ytr, xte, yte, num_classes=6, axis_name="data")
+  with pytest.raises(ValueError, match=r"`axis_name`='data' is not bound"):
+    probes.knn_predict(xtr, ytr, xte, k=1, num_classes=6, axis_name="data")
+  mesh = jax.make_mesh((NUM_DEVICES,), ("data",),
+                       axis_types=(AxisType.Explicit,))
+  with pytest.raises(ValueError, match="`num_classes` is required"):
+    jax.shard_map(functools.partial(probes.ncc_accuracy, axis_name="data"),
+                  mesh=mesh, in_specs=(P("data"),) * 4,
+                  out_specs=P())(*_shard(mesh, *sharded_data))
+
+
+# --------------------------------------------------------------------------
+# More bad input, and short result summaries.
+# --------------------------------------------------------------------------
+
+
+def test_keys_and_degenerate_inputs_are_named(data, fewshot_data):
+  xtr, ytr, _, _ = data
+  x, y, _, _ = fewshot_data
+  with pytest.raises(ValueError, match=r"`key` must be a JAX PRNG key; got "
+                     r"0\. Pass `key=jax.random.key\(0\)`"):
+    probes.linear_probe(xtr, ytr, num_classes=NUM_CLASSES, key=0)
+  with pytest.raises(ValueError, match=r"`key` must be a JAX PRNG key"):
+    probes.fewshot_episodes(x, y, shots=1, ways=2, num_episodes=1, key=3)
+  with pytest.raises(ValueError, match=r"single PRNG key"):
+    probes.linear_probe(xtr, ytr, num_classes=NUM_CLASSES,
+                        key=jax.random.split(jax.random.key(0)))
+  # A legacy uint32[2] key still works and equals the typed key.
+  legacy = probes.linear_probe(xtr, ytr, num_classes=NUM_CLASSES, steps=3,
+                               key=jax.random.PRNGKey(4))
+  typed = probes.linear_probe(xtr, ytr, num_classes=NUM_CLASSES, steps=3,
+                              key=jax.random.key(4))
+  np.testing.assert_array_equal(legacy.weights, typed.weights)
+  with pytest.raises(TypeError, match=r"linear_probe=False\) was renamed: "
+                     r"pass `classifier="):
+    probes.fewshot_episodes(x, y, shots=1, ways=2, num_episodes=1,
+                            key=jax.random.key(0), linear_probe=False)
+  with pytest.raises(ValueError, match="`classifier` must be one of"):
+    probes.fewshot_episodes(x, y, shots=1, ways=2, num_episodes=1,
+                            key=jax.random.key(0), classifier="svm")
+  one_class = np.zeros(len(ytr), np.int32)
+  for fit in (lambda: probes.linear_probe(xtr, one_class,
+                                          key=jax.random.key(0)),
+              lambda: probes.ridge_probe(xtr, one_class)):
+    with pytest.raises(ValueError, match=r"`num_classes` must be >= 2 to "
+                       r"train a classifier; got 1"):
+      fit()
+  empty = np.zeros((0, 4), np.float32)
+  with pytest.raises(ValueError, match="`train_features` is empty"):
+    probes.ridge_probe(empty, np.zeros(0, np.int32), num_classes=2)
+  with pytest.raises(ValueError, match="`train_features` is empty"):
+    probes.ncc_accuracy(empty, np.zeros(0, np.int32), xtr, ytr,
+                        num_classes=NUM_CLASSES)
+  with pytest.raises(ValueError, match="`l2_reg` must be finite and > 0"):
+    probes.ridge_probe(xtr, ytr, l2_reg=0.0)
+  with pytest.raises(ValueError, match=r"`weights` must have shape \[C, D\]"):
+    probes.linear_probe_predict(xtr, np.zeros((4, 3), np.float32))
+  with pytest.raises(TypeError, match="positional argument"):
+    probes.ncc_accuracy(xtr, ytr, xtr, ytr, NUM_CLASSES)  # keyword-only
+
+
+def test_results_print_a_short_summary(episodes, mixture):
+  text = repr(episodes)
+  assert text.startswith(f"FewShotResult(episodes={FS_EPISODES}, "
+                         f"ways={FS_WAYS}, shots={FS_SHOTS}, ")
+  assert "mean_ncc_accuracy=" in text and "\n" not in text
+  assert len(text) < 300 and "[[" not in text  # no index arrays
+  xtr, ytr, _, _ = mixture
+  lp = repr(probes.linear_probe(xtr, ytr, num_classes=3, steps=5,
+                                key=jax.random.key(0)))
+  assert lp.startswith("LinearProbeResult(weights=float32[3, 8], bias=None")
+  assert "loss_history=float32[5]" in lp and len(lp) < 300
+  ridge = repr(probes.ridge_probe(xtr, ytr))
+  assert ridge.startswith("RidgeProbeResult(weights=float32[3, 8], "
+                          "bias=float32[3], train_accuracy=1")

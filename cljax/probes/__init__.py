@@ -1,4 +1,4 @@
-"""Probes on frozen features: NCC, mean classifier, kNN, linear probes, few-shot.
+"""Probes on frozen features: NCC, mean classifier, kNN, linear, few-shot.
 
 Every classifier here reads frozen features ``float[N, D]`` and integer class
 ids ``int[N]`` in ``[0, num_classes)``. Nothing trains an encoder. Classifier

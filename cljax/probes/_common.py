@@ -12,6 +12,8 @@ from typing import Any, Optional
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec
 from jax.typing import ArrayLike
 
 from cljax import _checks
@@ -22,6 +24,29 @@ HIGHEST = jax.lax.Precision.HIGHEST
 def acc_dtype(x: ArrayLike) -> jnp.dtype:
   # Accumulate in at least float32: bfloat16 class means lose ~3 digits.
   return jnp.promote_types(jnp.result_type(x), jnp.float32)
+
+
+def explicit_batch_mesh(x: jax.Array):
+  """The mesh when ``x``'s rows are sharded on an Explicit mesh, else None.
+
+  Under ``jit`` on such arrays, scatters and row-by-row matmuls need an
+  explicit output sharding (JAX raises a ShardingTypeError otherwise).
+  """
+  sharding = getattr(jax.typeof(x), "sharding", None)
+  mesh = getattr(sharding, "mesh", None)
+  if mesh is None or mesh.empty or not sharding.spec:
+    return None
+  if sharding.spec[0] is None:
+    return None
+  return mesh
+
+
+def replicated(x: jax.Array) -> jax.Array:
+  """``x`` all-gathered when its rows are sharded on an Explicit mesh."""
+  mesh = explicit_batch_mesh(x)
+  if mesh is None:
+    return x
+  return jax.reshard(x, NamedSharding(mesh, PartitionSpec()))
 
 
 def check_features(x: ArrayLike, name: str) -> None:

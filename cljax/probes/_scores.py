@@ -12,7 +12,12 @@ from typing import Optional
 import jax
 import jax.numpy as jnp
 
-from cljax.probes._common import HIGHEST, acc_dtype
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec
+
+from cljax.probes._common import HIGHEST
+from cljax.probes._common import acc_dtype
+from cljax.probes._common import explicit_batch_mesh
 
 
 def class_sums(features: jax.Array, labels: jax.Array, num_classes: int,
@@ -20,9 +25,19 @@ def class_sums(features: jax.Array, labels: jax.Array, num_classes: int,
                ) -> tuple[jax.Array, jax.Array]:
   """Per-class sums ``[C, D]`` and counts ``[C]``, psum'd over ``axis_name``."""
   f = jnp.asarray(features, acc_dtype(features))
-  sums = jax.ops.segment_sum(f, labels, num_segments=num_classes)
-  counts = jax.ops.segment_sum(
-      jnp.ones(labels.shape, f.dtype), labels, num_segments=num_classes)
+  mesh = explicit_batch_mesh(f)
+  if mesh is None:
+    sums = jax.ops.segment_sum(f, labels, num_segments=num_classes)
+    counts = jax.ops.segment_sum(
+        jnp.ones(labels.shape, f.dtype), labels, num_segments=num_classes)
+  else:
+    # Rows sharded on an Explicit mesh (sharded jit): a scatter cannot say
+    # where its output lives, a one-hot contraction over the sharded rows
+    # can (each device sums its rows, XLA all-reduces the [C, D] result).
+    onehot = jax.nn.one_hot(labels, num_classes, dtype=f.dtype)
+    sums = jnp.einsum("nc,nd->cd", onehot, f, precision=HIGHEST,
+                      out_sharding=NamedSharding(mesh, PartitionSpec()))
+    counts = jnp.sum(onehot, axis=0)
   if axis_name is not None:
     sums, counts = jax.lax.psum((sums, counts), axis_name)
   return sums, counts
@@ -70,11 +85,11 @@ def mask_scores(scores: jax.Array, class_mask) -> jax.Array:
 
 def hit_rate(hits: jax.Array, axis_name: Optional[str] = None) -> jax.Array:
   """Mean of a bool[N] vector; over the global batch with ``axis_name``."""
-  if axis_name is None:
-    return jnp.mean(hits.astype(jnp.float32))
-  # Counts, not per-device means: shards may hold different numbers of
-  # evaluated samples (the mean of means would weight them equally).
-  correct, total = jax.lax.psum(
-      (jnp.sum(hits.astype(jnp.int32)), jnp.asarray(hits.size, jnp.int32)),
-      axis_name)
+  # Integer counts and one division on every path, so that one device and
+  # many give the same float. Counts, not per-device means: the mean of
+  # means would weight unequal shards equally.
+  correct = jnp.sum(hits.astype(jnp.int32))
+  total = jnp.asarray(hits.size, jnp.int32)
+  if axis_name is not None:
+    correct, total = jax.lax.psum((correct, total), axis_name)
   return correct.astype(jnp.float32) / total.astype(jnp.float32)

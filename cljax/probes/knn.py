@@ -92,11 +92,15 @@ def _vote(nbr_labels, k, num_classes):
                                              "chunk_size"))
 def _knn_predict_impl(train_features, train_labels, test_features, *, k,
                       num_classes, metric, chunk_size):
-  bank, bank_sq, queries = _prepare(train_features, test_features, metric,
-                                    None)
+  # Under jit on arrays sharded on an Explicit mesh, each query needs every
+  # bank row: gather (`axis_name` is the path without the gather).
+  bank, bank_sq, queries = _prepare(_common.replicated(train_features),
+                                    _common.replicated(test_features),
+                                    metric, None)
   m = queries.shape[0]
   chunks = _chunk(queries, chunk_size)
-  _, _, labels = _candidates(chunks, bank, bank_sq, train_labels, 0, k)
+  _, _, labels = _candidates(chunks, bank, bank_sq,
+                             _common.replicated(train_labels), 0, k)
   return _vote(labels[:m], k, num_classes)
 
 
