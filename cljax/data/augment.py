@@ -198,8 +198,11 @@ def make_views(key: jax.Array, images: jax.typing.ArrayLike, num_views: int,
       the mode cannot handle.
 
   Examples:
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> from cljax import data
     >>> x = jnp.zeros((4, 8, 8, 3))
-    >>> make_views(jax.random.key(0), x, 2, "crop_flip").shape
+    >>> data.make_views(jax.random.key(0), x, 2, "crop_flip").shape
     (4, 2, 8, 8, 3)
   """
   cfg = resolve_config(config)

@@ -150,7 +150,8 @@ def gaussian_mixture_config(*, kind: str = "vectors", num_classes: int,
     ValueError: a parameter is out of range.
 
   Examples:
-    >>> gaussian_mixture_config(num_classes=7, dim=16).name
+    >>> from cljax import data
+    >>> data.gaussian_mixture_config(num_classes=7, dim=16).name
     'vectors_c7_d16_n500_t100_noise1.0_seed0'
   """
   params = dict(kind=kind, num_classes=int(num_classes), dim=int(dim),

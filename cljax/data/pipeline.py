@@ -357,7 +357,8 @@ def build(data_config: Any, *, seed: int, process_index: int = 0,
     DatasetNotPreparedError: a stock dataset is not prepared in ``data_dir``.
 
   Examples:
-    >>> it = build({"name": "cljax_digits", "batch_size": 64}, seed=0)
+    >>> from cljax import data
+    >>> it = data.build({"name": "cljax_digits", "batch_size": 64}, seed=0)
     >>> batch = next(it)
     >>> batch["x"].shape, batch["label"].shape
     ((64, 8, 8, 1), (64,))

@@ -72,7 +72,9 @@ def select_classes(labels: np.ndarray, classes: Sequence[int]
     increasing order and their ``int64[N']`` remapped labels.
 
   Examples:
-    >>> select_classes(np.array([0, 7, 2, 7]), (7, 2))
+    >>> import numpy as np
+    >>> from cljax.data import transforms
+    >>> transforms.select_classes(np.array([0, 7, 2, 7]), (7, 2))
     (array([1, 2, 3]), array([0, 1, 0]))
   """
   labels = np.asarray(labels)

@@ -196,9 +196,12 @@ def build(model_config: Any) -> ContrastiveModel:
       lists the valid choices.
 
   Examples:
-    >>> model = build({"encoder": "mlp", "head": "linear",
-    ...                "encoder_kwargs": {"widths": [32]},
-    ...                "head_kwargs": {"output_dim": 8}})
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> from cljax import models
+    >>> model = models.build({"encoder": "mlp", "head": "linear",
+    ...                       "encoder_kwargs": {"widths": [32]},
+    ...                       "head_kwargs": {"output_dim": 8}})
     >>> x = jnp.ones((2, 5))
     >>> variables = model.init(jax.random.key(0), x, train=False)
     >>> h, z = model.apply(variables, x, train=False)
