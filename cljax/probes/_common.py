@@ -159,6 +159,30 @@ def check_num_classes_for_classifier(num_classes: int) -> None:
         f"`num_classes=` or labels of at least two classes.")
 
 
+def classifier_inputs(train_features, train_labels, test_features,
+                      test_labels, num_classes):
+  """Validates a trained classifier's data; returns them in >= float32.
+
+  Returns:
+    ``(num_classes, x, y, xt, yt)``; ``xt`` and ``yt`` are None without a
+    test set.
+  """
+  check_features(train_features, "train_features")
+  check_nonempty(train_features, "train_features")
+  n = np.shape(train_features)[0]
+  num_classes = _checks.infer_num_classes(train_labels, num_classes,
+                                          "train_labels")
+  _checks.check_labels(train_labels, n, "train_labels", num_classes)
+  check_num_classes_for_classifier(num_classes)
+  check_test_set(train_features, "train_features", test_features,
+                 test_labels, num_classes)
+  dtype = acc_dtype(train_features)
+  x = jnp.asarray(train_features, dtype)
+  xt = None if test_features is None else jnp.asarray(test_features, dtype)
+  yt = None if test_labels is None else jnp.asarray(test_labels)
+  return num_classes, x, jnp.asarray(train_labels), xt, yt
+
+
 def summary(name: str, fields: dict[str, Any]) -> str:
   """One-line ``Name(field=value, ...)`` with arrays shown as shapes."""
   parts = []

@@ -244,28 +244,16 @@ def linear_probe(train_features: ArrayLike, train_labels: ArrayLike,
     >>> res  # doctest: +ELLIPSIS
     LinearProbeResult(weights=float32[2, 2], bias=None, train_accuracy=1, ...)
   """
-  _common.check_features(train_features, "train_features")
-  _common.check_nonempty(train_features, "train_features")
-  n = np.shape(train_features)[0]
-  num_classes = _checks.infer_num_classes(train_labels, num_classes,
-                                          "train_labels")
-  _checks.check_labels(train_labels, n, "train_labels", num_classes)
-  _common.check_num_classes_for_classifier(num_classes)
-  _common.check_test_set(train_features, "train_features", test_features,
-                         test_labels, num_classes)
+  num_classes, x, y, xt, yt = _common.classifier_inputs(
+      train_features, train_labels, test_features, test_labels, num_classes)
   check_probe_hparams(steps, epochs, learning_rate, batch_size, weight_decay,
                       momentum, decay_power, optimizer)
   key = _common.check_key(key)
-  batch_size, total_steps = probe_steps(n, batch_size, steps, epochs)
-
-  dtype = _common.acc_dtype(train_features)
-  x = jnp.asarray(train_features, dtype)
-  xt = None if test_features is None else jnp.asarray(test_features, dtype)
-  yt = None if test_labels is None else jnp.asarray(test_labels)
-  hyper = tuple(jnp.asarray(v, dtype) for v in
+  batch_size, total_steps = probe_steps(x.shape[0], batch_size, steps, epochs)
+  hyper = tuple(jnp.asarray(v, x.dtype) for v in
                 (learning_rate, weight_decay, momentum, decay_power))
   params, train_acc, test_acc, final_loss, history = _linear_probe_impl(
-      x, jnp.asarray(train_labels), xt, yt, key, hyper,
+      x, y, xt, yt, key, hyper,
       num_classes=num_classes, batch_size=batch_size,
       total_steps=total_steps, use_bias=bool(use_bias), optimizer=optimizer)
   return LinearProbeResult(

@@ -15,7 +15,6 @@ from typing import NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax.typing import ArrayLike
 
 from cljax import _checks
@@ -131,22 +130,10 @@ def ridge_probe(train_features: ArrayLike, train_labels: ArrayLike,
     >>> res.weights.shape, res.train_accuracy.item()
     ((2, 2), 1.0)
   """
-  _common.check_features(train_features, "train_features")
-  _common.check_nonempty(train_features, "train_features")
-  n = np.shape(train_features)[0]
-  num_classes = _checks.infer_num_classes(train_labels, num_classes,
-                                          "train_labels")
-  _checks.check_labels(train_labels, n, "train_labels", num_classes)
-  _common.check_num_classes_for_classifier(num_classes)
-  _common.check_test_set(train_features, "train_features", test_features,
-                         test_labels, num_classes)
+  num_classes, x, y, xt, yt = _common.classifier_inputs(
+      train_features, train_labels, test_features, test_labels, num_classes)
   _checks.check_positive(l2_reg, "l2_reg")
-  dtype = _common.acc_dtype(train_features)
-  x = jnp.asarray(train_features, dtype)
-  xt = None if test_features is None else jnp.asarray(test_features, dtype)
-  yt = None if test_labels is None else jnp.asarray(test_labels)
   weights, bias, train_acc, test_acc = _ridge_probe_impl(
-      x, jnp.asarray(train_labels), xt, yt, jnp.asarray(l2_reg, dtype),
-      num_classes=num_classes)
+      x, y, xt, yt, jnp.asarray(l2_reg, x.dtype), num_classes=num_classes)
   return RidgeProbeResult(weights=weights, bias=bias,
                           train_accuracy=train_acc, test_accuracy=test_acc)
