@@ -774,6 +774,14 @@ def test_keys_and_degenerate_inputs_are_named(data, fewshot_data):
                         num_classes=NUM_CLASSES)
   with pytest.raises(ValueError, match="`l2_reg` must be finite and > 0"):
     probes.ridge_probe(xtr, ytr, l2_reg=0.0)
+  with pytest.raises(ValueError, match="`l2_reg` must be a real number"):
+    probes.ridge_probe(xtr, ytr, l2_reg=True)
+  with pytest.raises(ValueError, match="`learning_rate` must be a real"):
+    probes.linear_probe(xtr, ytr, key=jax.random.key(0), learning_rate=True)
+  with pytest.raises(ValueError, match=r"`learning_rate` must be a scalar; "
+                     r"got shape \(2,\)"):
+    probes.linear_probe(xtr, ytr, key=jax.random.key(0),
+                        learning_rate=np.array([0.1, 0.2]))
   with pytest.raises(ValueError, match=r"`weights` must have shape \[C, D\]"):
     probes.linear_probe_predict(xtr, np.zeros((4, 3), np.float32))
   with pytest.raises(TypeError, match="positional argument"):

@@ -767,7 +767,8 @@ def test_fewshot_bound_degenerate_inputs():
 
 
 def test_fewshot_bound_residual_guard(monkeypatch):
-  monkeypatch.setattr(theory.fewshot, "_largest_cubic_root", lambda a, f: (1.0, 0.5))
+  monkeypatch.setattr(theory.fewshot, "_largest_cubic_root",
+                      lambda a, f: (1.0, 0.5))
   with pytest.raises(RuntimeError, match="residual"):
     theory.fewshot_bound(0.1, 1.0, 10)
 
@@ -786,3 +787,28 @@ def test_fewshot_bound_residual_guard(monkeypatch):
 def test_fewshot_bound_bad_input(kwargs, match):
   with pytest.raises(ValueError, match=match):
     theory.fewshot_bound(**kwargs)
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda: theory.gap_bound(10, temperature=True), "`temperature` must be "
+     "a real number"),
+    (lambda: theory.gap_bound(10, temperature=np.array([1.0, 2.0])),
+     "`temperature` must be a real number"),
+    (lambda: theory.gap_bound(10.0), "`num_classes` must be a Python "
+     "integer"),
+    (lambda: theory.ucl_at_etf(3, 2, 4, beta=True), "`beta` must be a real"),
+    (lambda: theory.fewshot_bound(float("nan"), 1.0, 5),
+     "`directional_cdnv` must be finite"),
+    (lambda: theory.simplex_etf(3, 2, radius=float("inf")),
+     "`radius` must be finite"),
+])
+def test_flags_vectors_and_non_finite_hyper_parameters_are_named(call, match):
+  with pytest.raises(ValueError, match=match):
+    call()
+
+
+def test_hyper_parameters_are_keyword_only():
+  with pytest.raises(TypeError, match="positional argument"):
+    theory.gap_bound(10, 0.5)  # temperature is keyword-only
+  with pytest.raises(TypeError, match="positional argument"):
+    theory.fewshot_bound(0.1, 1.0, 5, 2)  # ways is keyword-only

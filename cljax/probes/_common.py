@@ -91,6 +91,20 @@ def check_class_mask(class_mask: Optional[ArrayLike], num_classes: int
         "predictable.")
 
 
+def check_hyper(value: Any, name: str, allow_zero: bool = False) -> None:
+  """A real scalar hyper-parameter (> 0, or >= 0): no bool, no vector.
+
+  Traced scalars pass (their value is the caller's responsibility).
+  """
+  if isinstance(value, (bool, np.bool_)):
+    raise ValueError(f"`{name}` must be a real number; got {value!r}.")
+  if np.ndim(value) != 0:
+    raise ValueError(
+        f"`{name}` must be a scalar; got shape {tuple(np.shape(value))}. "
+        f"Run one probe per value to sweep it.")
+  _checks.check_positive(value, name, allow_zero=allow_zero)
+
+
 def check_top_k(top_k, num_classes: int) -> int:
   top_k = check_int(top_k, "top_k", 1)
   if top_k > num_classes:

@@ -268,7 +268,7 @@ def fewshot_episodes(features: ArrayLike, labels: ArrayLike, *, shots: int,
     raise TypeError(f"fewshot_episodes() got unexpected keyword arguments "
                     f"{sorted(removed)}.")
   _checks.check_choice(classifier, "classifier", _CLASSIFIERS)
-  _checks.check_positive(ridge_l2_reg, "ridge_l2_reg")
+  _common.check_hyper(ridge_l2_reg, "ridge_l2_reg")
   _common.check_features(features, "features")
   n, d = np.shape(features)
   shots = _common.check_int(shots, "shots", 1)

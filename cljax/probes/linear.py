@@ -155,11 +155,10 @@ def _linear_probe_impl(x, y, xt, yt, key, hyper, *, num_classes, batch_size,
 def check_probe_hparams(steps, epochs, learning_rate, batch_size,
                          weight_decay, momentum, decay_power, optimizer,
                          prefix=""):
-  _checks.check_positive(learning_rate, prefix + "learning_rate")
-  _checks.check_positive(weight_decay, prefix + "weight_decay",
-                         allow_zero=True)
-  _checks.check_positive(momentum, prefix + "momentum", allow_zero=True)
-  _checks.check_positive(decay_power, prefix + "decay_power", allow_zero=True)
+  _common.check_hyper(learning_rate, prefix + "learning_rate")
+  _common.check_hyper(weight_decay, prefix + "weight_decay", allow_zero=True)
+  _common.check_hyper(momentum, prefix + "momentum", allow_zero=True)
+  _common.check_hyper(decay_power, prefix + "decay_power", allow_zero=True)
   _common.check_int(batch_size, prefix + "batch_size", 1)
   if epochs is None:
     _common.check_int(steps, prefix + "steps", 1)

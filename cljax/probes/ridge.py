@@ -17,7 +17,6 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from cljax import _checks
 from cljax.probes import _common
 
 # big_vision's `BIAS_CONSTANT` and its few-shot configs' `l2_reg = 2 ** 10`.
@@ -132,7 +131,7 @@ def ridge_probe(train_features: ArrayLike, train_labels: ArrayLike,
   """
   num_classes, x, y, xt, yt = _common.classifier_inputs(
       train_features, train_labels, test_features, test_labels, num_classes)
-  _checks.check_positive(l2_reg, "l2_reg")
+  _common.check_hyper(l2_reg, "l2_reg")
   weights, bias, train_acc, test_acc = _ridge_probe_impl(
       x, y, xt, yt, jnp.asarray(l2_reg, x.dtype), num_classes=num_classes)
   return RidgeProbeResult(weights=weights, bias=bias,
