@@ -184,11 +184,15 @@ def fewshot_episodes(features: ArrayLike, labels: ArrayLike, *, shots: int,
 
   On each episode it reports the accuracy on the queries (micro-averaged over
   all queries of the episode) of (a) NCC with the support means as centres and
-  (b) a bias-free linear layer trained on the support set with cross-entropy
-  (Adam by default, lr 3e-4, zero init, minibatch ``min(ways * shots,
-  linear_probe_batch_size)`` -- P1's ``min(2m, 256)`` for 2 ways). Given a
-  test set, both are also evaluated on every test sample of the episode's
-  classes (P1 evaluates its few-shot probes on the pair's full test split).
+  (b) a linear classifier fitted to the support set: with
+  ``classifier="linear_probe"`` a bias-free linear layer trained with
+  cross-entropy (Adam by default, lr 3e-4, zero init, minibatch
+  ``min(ways * shots, linear_probe_batch_size)`` -- P1's ``min(2m, 256)`` for
+  2 ways); with ``classifier="ridge"`` the closed-form ridge probe (no
+  training loop: the few-shot linear-probe error against m beside NCC, P1
+  figure (e), costs little more than NCC). Given a test set, both are also
+  evaluated on every test sample of the episode's classes (P1 evaluates its
+  few-shot probes on the pair's full test split).
 
   Unlike P1's reference code, which reseeds before drawing so that all repeats
   share one subset, each episode here draws a fresh subset. Same key, same
