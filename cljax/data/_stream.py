@@ -21,6 +21,7 @@ import collections
 import threading
 from typing import Any
 
+from absl import flags
 import grain
 import jax
 import numpy as np
@@ -101,6 +102,11 @@ def host_iterator(rows: _BatchRows, read: _ReadBatch, *, worker_threads: int,
   dataset = rows.map(read).to_iter_dataset(grain.ReadOptions(
       num_threads=worker_threads, prefetch_buffer_size=prefetch))
   if num_workers:
+    if not flags.FLAGS.is_parsed():
+      # grain 0.2.18 reads one of its absl flags when it starts a worker,
+      # which raises in programs that never parse flags (notebooks, pytest,
+      # library use); absl's own answer is to take the defaults.
+      flags.FLAGS.mark_as_parsed()
     dataset = dataset.mp_prefetch(grain.MultiprocessingOptions(
         num_workers=num_workers, per_worker_buffer_size=prefetch))
   return iter(dataset)

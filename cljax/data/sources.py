@@ -46,9 +46,10 @@ STATS = {
     "fashion_mnist": ((0.2860,), (0.3530,)),
 }
 
-# Records per read when a whole split is scanned: bounds the host memory of
-# a scan (256 CIFAR images are 0.8 MB as float32).
+# Records per read when a whole split is scanned, at most _READ_CHUNK and
+# _CHUNK_BYTES of inputs: this bounds the host memory of a scan.
 _READ_CHUNK = 256
+_CHUNK_BYTES = 8 * 2**20
 
 
 class DatasetNotPreparedError(FileNotFoundError):
@@ -231,6 +232,8 @@ class Reader:
       raise ValueError(f"Split {split!r} of {name!r} is empty.")
     first = np.asarray(self.records([0])[0][self.input_key])
     self.example_shape, self.dtype = first.shape, first.dtype
+    self.chunk_size = int(max(1, min(_READ_CHUNK,
+                                     _CHUNK_BYTES // max(1, first.nbytes))))
 
   @property
   def is_image(self) -> bool:
@@ -256,9 +259,12 @@ class Reader:
         ) from e
     return records
 
-  def inputs(self, rows) -> np.ndarray:
-    """``[len(rows), *example_shape]`` inputs in their stored dtype."""
-    records = self.records(rows)
+  def inputs(self, rows, records=None) -> np.ndarray:
+    """``[len(rows), *example_shape]`` inputs in their stored dtype.
+
+    ``records`` are ``self.records(rows)`` when the caller has them already.
+    """
+    records = self.records(rows) if records is None else records
     out = np.empty((len(records),) + tuple(self.example_shape), self.dtype)
     for i, (row, record) in enumerate(zip(rows, records)):
       try:
@@ -273,11 +279,11 @@ class Reader:
             f"{e}") from e
     return out
 
-  def chunks(self, rows=None, chunk: int = _READ_CHUNK):
-    """Yields ``(start, rows[start:start + chunk])`` over ``rows`` (all)."""
+  def chunks(self, rows=None):
+    """Yields ``(start, rows[start:start + chunk_size])`` over ``rows`` (all)."""
     rows = np.arange(self.num_examples) if rows is None else np.asarray(rows)
-    for start in range(0, rows.size, chunk):
-      yield start, rows[start:start + chunk]
+    for start in range(0, rows.size, self.chunk_size):
+      yield start, rows[start:start + self.chunk_size]
 
   def labels(self) -> np.ndarray:
     """``int64[num_examples]`` labels, read chunk by chunk."""
@@ -329,8 +335,7 @@ def load(name: str, split: str, *, data_dir: str | None = None,
   labels = np.empty((reader.num_examples,), np.int64)
   for start, rows in reader.chunks():
     records = reader.records(rows)
-    x[start:start + rows.size] = [np.asarray(r[reader.input_key])
-                                  for r in records]
+    x[start:start + rows.size] = reader.inputs(rows, records)
     labels[start:start + rows.size] = [int(r[label_key]) for r in records]
   return Split(x=x, labels=labels, num_classes=reader.num_classes(labels),
                input_key=reader.input_key)
