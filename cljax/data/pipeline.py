@@ -55,7 +55,11 @@ class Pipeline:
      "index": int32[b]}           # example index in the original split
 
   with ``b = batch_size // process_count``. The iterator is infinite; epochs
-  roll over on their own. Transforms apply in the order class subset, then
+  roll over on their own. Records are read by grain threads (and worker
+  processes with ``num_workers > 0``) ahead of use; :meth:`device_batches`
+  also sends ``prefetch`` batches to the devices ahead of the step, and
+  :meth:`close` stops the readers. A record that cannot be read raises
+  :class:`~cljax.data.sources.RecordReadError` naming it. Transforms apply in the order class subset, then
   label noise, and the ``"balanced"`` sampler balances the training labels
   (after noise), which are the labels the loss sees.
 
@@ -234,6 +238,15 @@ class Pipeline:
 
     Returns:
       An iterator; :meth:`restore` empties its prefetched batches.
+
+    Examples:
+      >>> from jax.sharding import NamedSharding, PartitionSpec as P
+      >>> mesh = jax.make_mesh((jax.device_count(),), ("data",))
+      >>> it = build({"name": "cljax_digits", "batch_size": 64}, seed=0)
+      >>> batches = it.device_batches(NamedSharding(mesh, P("data")))
+      >>> batch = next(batches)
+      >>> batch["x"].shape, it.state()["step"]
+      ((64, 8, 8, 1), 1)
     """
     if self._device is not None and self._device.in_flight:
       raise RuntimeError("This pipeline already feeds a device_batches() "
