@@ -18,6 +18,8 @@ _INSTALL_REQUIRES = [
     "chex>=0.1.92",
     "ml-collections>=1.1.0",
     "tensorflow-datasets>=4.9.10",
+    # The streaming training input pipeline (cljax/data/_stream.py).
+    "grain>=0.2.18",
     "numpy>=2.0",
     "absl-py>=2.1",
     # Its bundled 8x8 digits are one of the embedded default datasets.

@@ -711,6 +711,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     del frame
     stop["signal"] = signum
 
+  # Global batches, the next config.data.prefetch already sent to devices.
+  batches = data.device_batches(batch_sharding)
   previous = signal.signal(signal.SIGTERM, on_sigterm)
   progress = None
   if verbose and jax.process_index() == 0:
@@ -723,13 +725,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     step = start
     stop_when_fit = fit_every and fit.get("stop", False)
     while step < num_steps and not (stop_when_fit and fit_step is not None):
-      batch = next(data)
-      global_batch = {
-          "x": jax.make_array_from_process_local_data(
-              batch_sharding, batch["x"]),
-          "label": jax.make_array_from_process_local_data(
-              batch_sharding, batch["label"])}
-      state, metrics = step_fn(state, global_batch)
+      state, metrics = step_fn(state, next(batches))
       step += 1
       loss = float(metrics["train/loss"])
       grad_norm = float(metrics["train/grad_norm"])
@@ -780,6 +776,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   finally:
     if progress is not None:
       progress.close()
+    data.close()
     manager.close()
     writer.close()
     signal.signal(signal.SIGTERM, previous)

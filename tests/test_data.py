@@ -471,6 +471,9 @@ def test_default_config_is_a_config_dict_that_builds(data_dir):
     ({"batch_size": 64}, "exceeds"),
     ({"augment": {"mode": "simclr"}}, "needs images"),
     ({"num_views": 0}, "num_views"),
+    ({"num_workers": -1}, "num_workers"),
+    ({"worker_threads": 1.5}, "worker_threads"),
+    ({"prefetch": 0}, "prefetch"),
 ])
 def test_bad_config_raises_value_error(data_dir, overrides, match):
   with pytest.raises(ValueError, match=match):

@@ -20,15 +20,16 @@ Typical use in the train loop::
   if (step := manager.latest_step()) is not None:  # resume
     restored = manager.restore(step, model=model_state, opt=opt_state)
     data.restore(restored["data"])     # the iterator's position
-  batch = next(data)                   # host numpy, this process's slice
-  x = jax.make_array_from_process_local_data(sharding, batch["x"])
+  batches = data.device_batches(sharding)  # global jax.Arrays, prefetched
+  batch = next(batches)                    # or next(data): host numpy slice
   # inside the jitted step:
-  views = data.make_views(jax.random.fold_in(aug_key, step), x)  # [B, K, ...]
+  views = data.make_views(jax.random.fold_in(aug_key, step), batch["x"])
   x_eval, y_eval = cljax.data.load_split(config.data, "test")    # numpy
 
 Modules: :mod:`~cljax.data.config` (schema), :mod:`~cljax.data.sources`
-(names -> arrays), :mod:`~cljax.data.transforms` (class subsets, label noise),
-:mod:`~cljax.data.samplers`, :mod:`~cljax.data.pipeline` (the iterator),
+(names -> records and arrays), :mod:`~cljax.data.transforms` (class subsets,
+label noise), :mod:`~cljax.data.samplers`, :mod:`~cljax.data.pipeline` (the
+iterator, streaming through grain as in :mod:`~cljax.data._stream`),
 :mod:`~cljax.data.augment` (JAX views), and the builders
 :mod:`~cljax.data.gaussian_mixture` and :mod:`~cljax.data.digits`.
 """
@@ -49,6 +50,7 @@ from cljax.data.pipeline import load_split
 from cljax.data.pipeline import Pipeline
 from cljax.data.sources import DatasetNotPreparedError
 from cljax.data.sources import EMBEDDED
+from cljax.data.sources import RecordReadError
 from cljax.data.sources import get_builder
 
 __all__ = [
@@ -58,6 +60,7 @@ __all__ = [
     "GaussianMixture",
     "GaussianMixtureConfig",
     "Pipeline",
+    "RecordReadError",
     "augment",
     "build",
     "default_config",

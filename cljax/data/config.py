@@ -22,7 +22,18 @@ label_noise_seed   None                                  None: the run seed
 normalize          True                                  per-channel mean/std
 num_views          2                                     K views per example
 augment            augment.DEFAULTS                      mode + parameters
+num_workers        0                                     grain worker processes
+worker_threads     2                                     reading threads each
+prefetch           2                                     batches in flight
 ================== ===================================== ======================
+
+The last three shape the streaming pipeline (:mod:`cljax.data.pipeline`), not
+the batch sequence: changing them never changes which examples a step sees,
+so a run may resume with other values. ``num_workers=0`` reads in threads of
+the training process (enough when decoding is cheap); on an accelerator host
+with JPEG/PNG images use several processes. Host memory held by the pipeline
+is about ``prefetch * (1 + num_workers)`` local batches plus ``prefetch``
+on device.
 """
 
 from __future__ import annotations
@@ -51,6 +62,9 @@ DEFAULTS: dict[str, Any] = {
     "normalize": True,
     "num_views": 2,
     "augment": dict(augment_lib.DEFAULTS),
+    "num_workers": 0,
+    "worker_threads": 2,
+    "prefetch": 2,
 }
 
 
@@ -124,6 +138,12 @@ def resolve(config: Any) -> dict[str, Any]:
   if int(cfg["num_views"]) != cfg["num_views"] or cfg["num_views"] < 1:
     raise ValueError(
         f"`num_views` must be an int >= 1; got {cfg['num_views']}.")
+  for key, low in (("num_workers", 0), ("worker_threads", 0),
+                   ("prefetch", 1)):
+    value = cfg[key]
+    if isinstance(value, bool) or int(value) != value or value < low:
+      raise ValueError(f"`{key}` must be an int >= {low}; got {value!r}.")
+    cfg[key] = int(value)
   if isinstance(cfg["classes"], list):
     cfg["classes"] = tuple(cfg["classes"])
   return cfg

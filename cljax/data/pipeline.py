@@ -1,14 +1,19 @@
 """The training-batch iterator: dataset + transforms + sampler + process slice.
 
-:class:`Pipeline` holds the (transformed) training split in host memory and
-yields this process's slice of each global batch as NumPy arrays. The global
-batch sequence depends only on the data config and the run seed, never on the
-number of processes: process ``p`` of ``P`` takes rows ``[p*b, (p+1)*b)`` with
-``b = batch_size // P``, so the slices concatenated in process order are the
-single-process batch and ``jax.make_array_from_process_local_data`` assembles
-it. Its position is ``(epoch, step)``; :meth:`Pipeline.state` and
-:meth:`Pipeline.restore` save and reload it for a bit-exact resume (also on a
-different number of processes).
+:class:`Pipeline` streams the training split with grain: records are read on
+demand from the TFDS ``data_source`` (array_record, random access), in
+``worker_threads`` threads (and optionally ``num_workers`` processes), with
+``prefetch`` batches in flight, so no split is held in host memory; only the
+label vector is (8 bytes an example). It yields this process's slice of each
+global batch. The global batch sequence depends only on the data config and
+the run seed, never on the number of processes, threads or workers: process
+``p`` of ``P`` takes rows ``[p*b, (p+1)*b)`` with ``b = batch_size // P``, so
+the slices concatenated in process order are the single-process batch and
+``jax.make_array_from_process_local_data`` assembles it
+(:meth:`Pipeline.device_batches` does that ahead of the step). Its position is
+``(epoch, step)``; :meth:`Pipeline.state` and :meth:`Pipeline.restore` save
+and reload it for a bit-exact resume (also on a different number of
+processes or workers). The grain graph is in :mod:`cljax.data._stream`.
 
 Images are yielded as float32 in ``[0, 1]``, *not* normalised: colour
 augmentation needs that range, so normalisation happens on device after
@@ -23,6 +28,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from cljax.data import _stream
 from cljax.data import augment as augment_lib
 from cljax.data import config as config_lib
 from cljax.data import samplers
@@ -49,7 +55,11 @@ class Pipeline:
      "index": int32[b]}           # example index in the original split
 
   with ``b = batch_size // process_count``. The iterator is infinite; epochs
-  roll over on their own. Transforms apply in the order class subset, then
+  roll over on their own. Records are read by grain threads (and worker
+  processes with ``num_workers > 0``) ahead of use; :meth:`device_batches`
+  also sends ``prefetch`` batches to the devices ahead of the step, and
+  :meth:`close` stops the readers. A record that cannot be read raises
+  :class:`~cljax.data.sources.RecordReadError` naming it. Transforms apply in the order class subset, then
   label noise, and the ``"balanced"`` sampler balances the training labels
   (after noise), which are the labels the loss sees.
 
@@ -90,23 +100,26 @@ class Pipeline:
     self.batch_size = int(cfg["batch_size"])
     self.local_batch_size = self.batch_size // self.process_count
 
-    split = sources.load(cfg["name"], cfg["split"], data_dir=cfg["data_dir"],
-                         label_key=cfg["label_key"],
-                         input_key=cfg["input_key"])
-    self.input_key = split.input_key
-    self._check_augment(split)
-    classes = transforms.class_list(cfg["classes"], split.num_classes)
+    reader = sources.Reader(cfg["name"], cfg["split"],
+                            data_dir=cfg["data_dir"],
+                            label_key=cfg["label_key"],
+                            input_key=cfg["input_key"])
+    self.input_key = reader.input_key
+    self._check_augment(reader)
+    all_labels = reader.labels()
+    split_classes = reader.num_classes(all_labels)
+    classes = transforms.class_list(cfg["classes"], split_classes)
     if classes is None:
-      self._x, labels = split.x, split.labels
-      self._index = np.arange(split.labels.size, dtype=np.int64)
-      self.num_classes = split.num_classes
+      self._index, labels = np.arange(all_labels.size), all_labels
+      self.num_classes = split_classes
     else:
-      self._index, labels = transforms.select_classes(split.labels, classes)
-      self._x = split.x[self._index]
+      self._index, labels = transforms.select_classes(all_labels, classes)
       self.num_classes = len(classes)
       if not self._index.size:
         raise ValueError(
             f"`classes` {classes} has no example in split {cfg['split']!r}.")
+    self._reader = reader
+    self._index = self._index.astype(np.int64)
     self.clean_labels = labels
     if cfg["label_noise"] > 0:
       noise_seed = (self.seed if cfg["label_noise_seed"] is None else
@@ -131,16 +144,17 @@ class Pipeline:
           f"`batch_size` ({self.batch_size}) exceeds the "
           f"{samplers.epoch_length(self.sampler, self.labels)} examples of "
           f"one epoch; lower `config.data.batch_size`.")
-    self._epoch, self._step = 0, 0
-    self._table_epoch, self._table = None, None
+    self._position = 0  # Global batches handed out (over all epochs).
+    self._host = None  # The grain iterator, started on the first batch.
+    self._device = None
 
-  def _check_augment(self, split: sources.Split) -> None:
+  def _check_augment(self, reader: sources.Reader) -> None:
     mode = self.config["augment"]["mode"]
-    if mode in ("simclr", "crop_flip") and not split.is_image:
+    if mode in ("simclr", "crop_flip") and not reader.is_image:
       raise ValueError(
           f"Augmentation mode {mode!r} needs images, but "
-          f"{self.config['name']!r} has examples of shape {split.x.shape[1:]}. "
-          f"Use "
+          f"{self.config['name']!r} has examples of shape "
+          f"{tuple(reader.example_shape)}. Use "
           f"`augment.mode='noise'` or `'identity'` for vectors.")
 
   # -- iteration --------------------------------------------------------------
@@ -148,46 +162,107 @@ class Pipeline:
   @property
   def input_shape(self) -> tuple[int, ...]:
     """Shape of one example, e.g. ``(32, 32, 3)`` or ``(D,)``."""
-    return tuple(self._x.shape[1:])
+    return tuple(self._reader.example_shape)
 
   @property
   def epoch(self) -> int:
-    return self._epoch
+    return self._position // self.steps_per_epoch
 
   @property
   def step(self) -> int:
     """Global batches already yielded (over all epochs)."""
-    return self._epoch * self.steps_per_epoch + self._step
-
-  def _epoch_table(self, epoch: int) -> np.ndarray:
-    if self._table_epoch != epoch:
-      self._table = samplers.epoch_indices(
-          self.sampler, self.labels, seed=self.seed, epoch=epoch,
-          batch_size=self.batch_size)
-      self._table_epoch = epoch
-    return self._table
+    return self._position
 
   def global_indices(self, epoch: int, step: int) -> np.ndarray:
     """``int64[batch_size]`` row indices of one global batch (all processes)."""
-    return self._epoch_table(epoch)[step]
+    return samplers.epoch_indices(
+        self.sampler, self.labels, seed=self.seed, epoch=epoch,
+        batch_size=self.batch_size)[step]
+
+  def _next_host(self) -> dict[str, np.ndarray]:
+    if self._host is None:
+      # Started (or restarted after close/restore) at the first batch not yet
+      # handed out, so prefetched-but-unused batches are read again.
+      cfg, b = self.config, self.local_batch_size
+      rows = _stream._BatchRows(  # pylint: disable=protected-access
+          sampler=self.sampler, labels=self.labels, seed=self.seed,
+          batch_size=self.batch_size, steps_per_epoch=self.steps_per_epoch,
+          lo=self.process_index * b, hi=(self.process_index + 1) * b,
+          start=self._position)
+      self._host = _stream.host_iterator(
+          rows,
+          _stream._ReadBatch(self._reader, self._index),  # pylint: disable=protected-access
+          worker_threads=cfg["worker_threads"], prefetch=cfg["prefetch"],
+          num_workers=cfg["num_workers"])
+    batch = next(self._host)
+    rows = batch["row"]
+    return {
+        "x": batch["x"],
+        "label": self.labels[rows].astype(np.int32),
+        "clean_label": self.clean_labels[rows].astype(np.int32),
+        "index": self._index[rows].astype(np.int32),
+    }
+
+  def _advance(self) -> None:
+    self._position += 1
 
   def __iter__(self) -> "Pipeline":
     return self
 
   def __next__(self) -> dict[str, np.ndarray]:
-    rows = self.global_indices(self._epoch, self._step)
-    b = self.local_batch_size
-    rows = rows[self.process_index * b:(self.process_index + 1) * b]
-    batch = {
-        "x": sources.to_float(self._x[rows]),
-        "label": self.labels[rows].astype(np.int32),
-        "clean_label": self.clean_labels[rows].astype(np.int32),
-        "index": self._index[rows].astype(np.int32),
-    }
-    self._step += 1
-    if self._step == self.steps_per_epoch:
-      self._epoch, self._step = self._epoch + 1, 0
+    if self._device is not None and self._device.in_flight:
+      raise RuntimeError(
+          "This pipeline feeds a device_batches() iterator that holds "
+          "prefetched batches; take batches from that iterator only.")
+    batch = self._next_host()
+    self._advance()
     return batch
+
+  def device_batches(self, sharding: jax.sharding.Sharding, *,
+                     keys: tuple[str, ...] = ("x", "label")
+                     ) -> _stream.DevicePrefetch:
+    """Global batches as ``jax.Array`` s, ``config.prefetch`` sent ahead.
+
+    Replaces ``next(pipeline)`` followed by
+    ``jax.make_array_from_process_local_data``: each item is
+    ``{key: jax.Array[batch_size, ...]}`` laid out by ``sharding`` (e.g.
+    ``NamedSharding(mesh, P("data"))``), and while the step runs the next
+    ``prefetch`` batches are already being transferred. :meth:`state` counts
+    only the batches this iterator has handed out, so a checkpoint taken
+    between steps resumes exactly.
+
+    Args:
+      sharding: the global batch's sharding (leading axis split over the
+        devices of every process).
+      keys: the batch entries to transfer.
+
+    Returns:
+      An iterator; :meth:`restore` empties its prefetched batches.
+
+    Examples:
+      >>> from jax.sharding import NamedSharding, PartitionSpec as P
+      >>> mesh = jax.make_mesh((jax.device_count(),), ("data",))
+      >>> it = build({"name": "cljax_digits", "batch_size": 64}, seed=0)
+      >>> batches = it.device_batches(NamedSharding(mesh, P("data")))
+      >>> batch = next(batches)
+      >>> batch["x"].shape, it.state()["step"]
+      ((64, 8, 8, 1), 1)
+    """
+    if self._device is not None and self._device.in_flight:
+      raise RuntimeError("This pipeline already feeds a device_batches() "
+                         "iterator; use that one.")
+    self._device = _stream.DevicePrefetch(
+        self._next_host, sharding, keys=keys, depth=self.config["prefetch"],
+        on_consume=self._advance)
+    return self._device
+
+  def close(self) -> None:
+    """Stops the reading threads and worker processes (restarted on demand)."""
+    if self._host is not None:
+      self._host.close()
+    self._host = None
+    if self._device is not None:
+      self._device.clear()
 
   # -- checkpointing -----------------------------------------------------------
 
@@ -201,8 +276,8 @@ class Pipeline:
     """
     return {
         "version": _STATE_VERSION,
-        "epoch": int(self._epoch),
-        "step": int(self._step),
+        "epoch": int(self.epoch),
+        "step": int(self._position % self.steps_per_epoch),
         "seed": int(self.seed),
         "sampler": self.sampler,
         "batch_size": int(self.batch_size),
@@ -231,7 +306,9 @@ class Pipeline:
             f"data config and seed of the saved run.")
     if not (0 <= state["step"] < self.steps_per_epoch and state["epoch"] >= 0):
       raise ValueError(f"`state` has an out-of-range position: {state}.")
-    self._epoch, self._step = int(state["epoch"]), int(state["step"])
+    self.close()
+    self._position = (int(state["epoch"]) * self.steps_per_epoch +
+                      int(state["step"]))
 
   # -- device-side helpers (jittable) ------------------------------------------
 
@@ -253,20 +330,36 @@ class Pipeline:
 
   # -- whole arrays ------------------------------------------------------------
 
-  def train_arrays(self, *, normalize: bool = True
+  def train_arrays(self, *, normalize: bool = True, indices=None
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The whole transformed training split, for probes and train accuracy.
+    """The transformed training split as arrays, for probes and train accuracy.
+
+    Read from the data source on each call (the pipeline holds no examples).
+
+    Args:
+      normalize: normalise as the pipeline does (when it normalises).
+      indices: optional ``int[n]`` positions in ``[0, num_examples)`` to read
+        instead of the whole split (e.g. a random evaluation subset).
 
     Returns:
-      ``(x, labels, clean_labels)``: ``float32[N, ...]`` (normalised when
-      ``normalize`` and the pipeline normalises), ``int32[N]`` training labels
-      (with label noise) and ``int32[N]`` clean labels.
+      ``(x, labels, clean_labels)``: ``float32[n, ...]``, ``int32[n]``
+      training labels (with label noise) and ``int32[n]`` clean labels.
     """
-    x = sources.to_float(self._x)
+    positions = (np.arange(self.num_examples) if indices is None else
+                 np.asarray(indices, np.int64))
+    if positions.ndim != 1 or (positions.size and (
+        positions.min() < 0 or positions.max() >= self.num_examples)):
+      raise ValueError(
+          f"`indices` must be a 1-D array of positions in "
+          f"[0, {self.num_examples}); got shape {positions.shape}.")
+    x = np.empty((positions.size,) + self.input_shape, np.float32)
+    for start, part in self._reader.chunks(self._index[positions]):
+      x[start:start + part.size] = sources.to_float(self._reader.inputs(part))
     if normalize and self.mean is not None:
-      x = (x - self.mean) / self.std
-    return (x, self.labels.astype(np.int32),
-            self.clean_labels.astype(np.int32))
+      x -= self.mean
+      x /= self.std
+    return (x, self.labels[positions].astype(np.int32),
+            self.clean_labels[positions].astype(np.int32))
 
   def eval_split(self, split: str | None = None, *, normalize: bool = True
                  ) -> tuple[np.ndarray, np.ndarray]:

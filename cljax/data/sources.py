@@ -11,9 +11,9 @@ Two kinds of names are accepted:
   machine with internet access (see :class:`DatasetNotPreparedError`).
 
 Everything is read with ``tfds`` random-access data sources, which need no
-TensorFlow. A split is held in host memory in its stored dtype (uint8 for
-stock images: CIFAR-10's train split is 150 MB) and converted to float32 one
-batch at a time.
+TensorFlow. Training reads records on demand through a :class:`Reader` (the
+grain pipeline, :mod:`cljax.data.pipeline`); :func:`load` reads a whole split
+into host memory, in its stored dtype, for evaluation.
 """
 
 from __future__ import annotations
@@ -46,7 +46,10 @@ STATS = {
     "fashion_mnist": ((0.2860,), (0.3530,)),
 }
 
-_READ_CHUNK = 1024
+# Records per read when a whole split is scanned, at most _READ_CHUNK and
+# _CHUNK_BYTES of inputs: this bounds the host memory of a scan.
+_READ_CHUNK = 256
+_CHUNK_BYTES = 8 * 2**20
 
 
 class DatasetNotPreparedError(FileNotFoundError):
@@ -196,18 +199,118 @@ def _num_classes(features, name: str, label_key: str) -> int | None:
   return None
 
 
-def _records(source, start: int, stop: int) -> list:
-  keys = list(range(start, stop))
+class RecordReadError(RuntimeError):
+  """A record of a split could not be read or decoded (names which one)."""
+
+
+class Reader:
+  """Random access to the examples of one split, none of them held in memory.
+
+  It wraps the split's ``tfds`` data source (array_record, random access) and
+  reads rows on demand, so it can be pickled into grain worker processes.
+  Every failure names the record, the split and the dataset.
+
+  Attributes:
+    name, split: what was opened.
+    input_key, label_key: the input and label features.
+    num_examples: records in the split.
+    example_shape, dtype: shape and stored dtype of one input, e.g.
+      ``(32, 32, 3)`` and ``uint8``.
+  """
+
+  def __init__(self, name: str, split: str, *, data_dir: str | None = None,
+               label_key: str = "label", input_key: str | None = None):
+    builder, source = open_split(name, split, data_dir)
+    features = builder.info.features
+    self.name, self.split = name, split
+    self.input_key = _input_key(features, name, input_key)
+    self.label_key = label_key
+    self._num_classes = _num_classes(features, name, label_key)
+    self.source = source
+    self.num_examples = len(source)
+    if self.num_examples == 0:
+      raise ValueError(f"Split {split!r} of {name!r} is empty.")
+    first = np.asarray(self.records([0])[0][self.input_key])
+    self.example_shape, self.dtype = first.shape, first.dtype
+    self.chunk_size = int(max(1, min(_READ_CHUNK,
+                                     _CHUNK_BYTES // max(1, first.nbytes))))
+
+  @property
+  def is_image(self) -> bool:
+    return len(self.example_shape) == 3
+
+  def _where(self, row: int) -> str:
+    return f"record {row} of split {self.split!r} of dataset {self.name!r}"
+
+  def records(self, rows) -> list:
+    """The raw records ``rows`` (a sequence of ints), as dicts of NumPy."""
+    rows = [int(r) for r in rows]
+    try:
+      return _batched_read(self.source, rows)
+    except Exception:  # pylint: disable=broad-except
+      pass  # Read them one by one below, to name the failing record.
+    records = []
+    for row in rows:
+      try:
+        records.append(self.source[row])
+      except Exception as e:  # pylint: disable=broad-except
+        raise RecordReadError(
+            f"Reading {self._where(row)} failed: {type(e).__name__}: {e}"
+        ) from e
+    return records
+
+  def inputs(self, rows, records=None) -> np.ndarray:
+    """``[len(rows), *example_shape]`` inputs in their stored dtype.
+
+    ``records`` are ``self.records(rows)`` when the caller has them already.
+    """
+    records = self.records(rows) if records is None else records
+    out = np.empty((len(records),) + tuple(self.example_shape), self.dtype)
+    for i, (row, record) in enumerate(zip(rows, records)):
+      try:
+        value = np.asarray(record[self.input_key])
+        if value.shape != self.example_shape:
+          raise ValueError(f"input of shape {value.shape}, expected "
+                           f"{self.example_shape}")
+        out[i] = value
+      except Exception as e:  # pylint: disable=broad-except
+        raise RecordReadError(
+            f"Decoding {self._where(int(row))} failed: {type(e).__name__}: "
+            f"{e}") from e
+    return out
+
+  def chunks(self, rows=None):
+    """Yields ``(start, rows[start:start + chunk_size])`` over ``rows`` (all)."""
+    rows = np.arange(self.num_examples) if rows is None else np.asarray(rows)
+    for start in range(0, rows.size, self.chunk_size):
+      yield start, rows[start:start + self.chunk_size]
+
+  def labels(self) -> np.ndarray:
+    """``int64[num_examples]`` labels, read chunk by chunk."""
+    labels = np.empty((self.num_examples,), np.int64)
+    for start, rows in self.chunks():
+      labels[start:start + rows.size] = [
+          int(r[self.label_key]) for r in self.records(rows)]
+    return labels
+
+  def num_classes(self, labels: np.ndarray) -> int:
+    """Classes of the label feature (``labels.max() + 1`` if not a ClassLabel)."""
+    if self._num_classes is None:
+      return int(labels.max()) + 1
+    return self._num_classes
+
+
+def _batched_read(source, keys: list) -> list:
   try:
     return source.__getitems__(keys)
-  except TypeError:
+  except (TypeError, AttributeError):
     # `tfds.testing.mock_data` sources lack the batched read.
     return [source[k] for k in keys]
 
 
 def load(name: str, split: str, *, data_dir: str | None = None,
          label_key: str = "label", input_key: str | None = None) -> Split:
-  """Reads a whole split into host memory.
+  """Reads a whole split into host memory (evaluation; training streams).
 
   Args:
     name: dataset name (see module docstring).
@@ -223,25 +326,19 @@ def load(name: str, split: str, *, data_dir: str | None = None,
   Raises:
     ValueError: unknown dataset, split or feature.
     DatasetNotPreparedError: a stock dataset is not prepared.
+    RecordReadError: a record cannot be read.
   """
-  builder, source = open_split(name, split, data_dir)
-  features = builder.info.features
-  key = _input_key(features, name, input_key)
-  num_classes = _num_classes(features, name, label_key)
-  n = len(source)
-  if n == 0:
-    raise ValueError(f"Split {split!r} of {name!r} is empty.")
-  x, labels = None, np.empty((n,), np.int64)
-  for start in range(0, n, _READ_CHUNK):
-    records = _records(source, start, min(n, start + _READ_CHUNK))
-    batch = np.stack([np.asarray(r[key]) for r in records])
-    if x is None:
-      x = np.empty((n,) + batch.shape[1:], batch.dtype)
-    x[start:start + len(records)] = batch
-    labels[start:start + len(records)] = [int(r[label_key]) for r in records]
-  if num_classes is None:
-    num_classes = int(labels.max()) + 1
-  return Split(x=x, labels=labels, num_classes=num_classes, input_key=key)
+  reader = Reader(name, split, data_dir=data_dir, label_key=label_key,
+                  input_key=input_key)
+  x = np.empty((reader.num_examples,) + tuple(reader.example_shape),
+               reader.dtype)
+  labels = np.empty((reader.num_examples,), np.int64)
+  for start, rows in reader.chunks():
+    records = reader.records(rows)
+    x[start:start + rows.size] = reader.inputs(rows, records)
+    labels[start:start + rows.size] = [int(r[label_key]) for r in records]
+  return Split(x=x, labels=labels, num_classes=reader.num_classes(labels),
+               input_key=reader.input_key)
 
 
 def to_float(x: np.ndarray) -> np.ndarray:
@@ -254,12 +351,24 @@ def to_float(x: np.ndarray) -> np.ndarray:
 @functools.lru_cache(maxsize=32)
 def _computed_stats(name: str, data_dir: str | None, input_key: str | None
                     ) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
-  train = load(name, "train", data_dir=data_dir, input_key=input_key)
-  if not train.is_image:
+  reader = Reader(name, "train", data_dir=data_dir, input_key=input_key)
+  if not reader.is_image:
     return None
-  # float64 sums: 50k x 32 x 32 values in float32 lose digits.
-  x = to_float(train.x).astype(np.float64)
-  return (tuple(x.mean(axis=(0, 1, 2))), tuple(x.std(axis=(0, 1, 2))))
+  # Chunk by chunk (the split is never held), merging per-channel counts,
+  # means and squared deviations (Chan et al.'s pairwise update), in float64:
+  # 50k x 32 x 32 values in float32 lose digits.
+  count, mean, m2 = 0, 0.0, 0.0
+  for _, rows in reader.chunks():
+    x = to_float(reader.inputs(rows)).astype(np.float64)
+    x = x.reshape(-1, x.shape[-1])
+    n, m = x.shape[0], x.mean(axis=0)
+    delta = m - mean
+    total = count + n
+    mean = mean + delta * (n / total)
+    m2 = m2 + ((x - m) ** 2).sum(axis=0) + delta ** 2 * (count * n / total)
+    count = total
+  return (tuple(float(v) for v in mean),
+          tuple(float(v) for v in np.sqrt(m2 / count)))
 
 
 def normalization_stats(name: str, data_dir: str | None = None, *,
