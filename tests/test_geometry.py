@@ -510,23 +510,23 @@ def simplex_etf(num_classes, dim, seed=0):
 def _collapse_metrics(z, labels, w):
   """All metrics that vanish (or are known) at a collapsed simplex ETF."""
   g = geometry
-  out = {"nc1": g.nc1(z, labels, 4),
-         "zero_sum": g.zero_sum(z, labels, 4),
-         "unit_norm": g.unit_norm(z, labels, 4),
-         "eip": g.equal_inner_product(z, labels, 4),
-         "cdnv": g.cdnv(z, labels, 4),
-         "directional_cdnv": g.directional_cdnv(z, labels, 4),
-         "within": g.within_class_distance(z, labels, 4),
-         "spectrum": g.class_mean_spectrum(z, labels, 4),
-         "erank_means": g.effective_rank(g.class_means(z, labels, 4)),
+  out = {"nc1": g.nc1(z, labels, num_classes=4),
+         "zero_sum": g.zero_sum(z, labels, num_classes=4),
+         "unit_norm": g.unit_norm(z, labels, num_classes=4),
+         "eip": g.equal_inner_product(z, labels, num_classes=4),
+         "cdnv": g.cdnv(z, labels, num_classes=4),
+         "directional_cdnv": g.directional_cdnv(z, labels, num_classes=4),
+         "within": g.within_class_distance(z, labels, num_classes=4),
+         "spectrum": g.class_mean_spectrum(z, labels, num_classes=4),
+         "erank_means": g.effective_rank(g.class_means(z, labels, num_classes=4)),
          "nc3": g.nc3_self_duality(z, labels, w),
          "nc4": g.nc4_ncc_agreement(z, labels, w)}
   for center in (True, False, "classes"):
-    out[f"etf_{center}"] = g.etf_distance(z, labels, 4, center=center)
-    out[f"equinorm_{center}"] = g.equinorm(z, labels, 4, center=center)
-    out[f"equiangularity_{center}"] = g.equiangularity(z, labels, 4,
+    out[f"etf_{center}"] = g.etf_distance(z, labels, num_classes=4, center=center)
+    out[f"equinorm_{center}"] = g.equinorm(z, labels, num_classes=4, center=center)
+    out[f"equiangularity_{center}"] = g.equiangularity(z, labels, num_classes=4,
                                                        center=center)
-    out[f"max_angle_{center}"] = g.max_angle(z, labels, 4, center=center)
+    out[f"max_angle_{center}"] = g.max_angle(z, labels, num_classes=4, center=center)
   return out
 
 
@@ -772,11 +772,19 @@ def test_feature_statistics_bad_inputs():
   with pytest.raises(ValueError, match=r"integer dtype"):
     stats.update(f, y.astype(np.float64))
   with pytest.raises(ValueError, match=r"same \(num_classes, dim"):
-    stats.merge(geometry.FeatureStatistics(5, D, False))
+    stats.merge(geometry.FeatureStatistics(5, D, per_class_second_moments=False))
   with pytest.raises(ValueError, match=r"`dim` must be a positive int"):
     geometry.FeatureStatistics(5, 0)
 
 
 def test_docstring_examples():
-  result = doctest.testmod(geometry, optionflags=doctest.ELLIPSIS)
+  # geometry is a package: run the examples of each of its modules.
+  import pkgutil  # pylint: disable=g-import-not-at-top
+  import importlib  # pylint: disable=g-import-not-at-top
+  attempted = failed = 0
+  for info in pkgutil.iter_modules(geometry.__path__):
+    module = importlib.import_module(f"cljax.geometry.{info.name}")
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    attempted, failed = attempted + result.attempted, failed + result.failed
+  result = doctest.TestResults(failed, attempted)
   assert result.attempted > 0 and result.failed == 0
