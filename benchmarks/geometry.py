@@ -67,13 +67,21 @@ def _child(n, mode, run, repeats):
     noise = jax.random.normal(k3, (n, D), out_sharding=shard)
     return centers.at[labels].get(out_sharding=shard) + noise, labels
 
+  def old_effective_rank(x):
+    # The previous effective_rank: SVD of the gathered, centred [N, D]
+    # matrix (XLA's CPU SVD then needs an [N, N] workspace).
+    s = jnp.linalg.svd(x - jnp.mean(x, axis=0), compute_uv=False)
+    p = s / jnp.sum(s) + 1e-7
+    return jnp.exp(-jnp.sum(p * jnp.log(p)))
+
   def four(f, y):
     if mode == "gather":
       f, y = jax.reshard(f, full), jax.reshard(y, full)
     return (geometry.nc1(f, y, num_classes=C),
             geometry.cdnv(f, y, num_classes=C),
             geometry.etf_distance(f, y, num_classes=C),
-            geometry.effective_rank(f))
+            old_effective_rank(f) if mode == "gather"
+            else geometry.effective_rank(f))
 
   shapes = (jax.ShapeDtypeStruct((n, D), jnp.float32, sharding=shard),
             jax.ShapeDtypeStruct((n,), jnp.int32, sharding=shard))
@@ -145,6 +153,7 @@ def main():
                            "holds 8 copies of [N, D] in one process")
   parser.add_argument("--sharded-run-max", type=int, default=1048576)
   parser.add_argument("--repeats", type=int, default=3)
+  parser.add_argument("--out", default=str(HERE / "geometry.json"))
   args = parser.parse_args()
   if args.child:
     _child(int(args.child[0]), args.child[1], args.run, args.repeats)
@@ -159,7 +168,7 @@ def main():
   meta = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
           "machine": platform.platform(), "cpus": os.cpu_count(),
           "devices": DEVICES, "D": D, "C": C, "command": " ".join(sys.argv)}
-  (HERE / "geometry.json").write_text(
+  Path(args.out).write_text(
       json.dumps({"meta": meta, "records": records}, indent=1) + "\n")
   print(_table(records))
 
