@@ -1,7 +1,7 @@
 """Spectra: singular values, effective rank, class-mean spectrum (P3).
 
 On one device the singular values come from the SVD of the (centred) [N, D]
-matrix; per device or sharded, from the eigenvalues of the psum'd D x D
+matrix (through its QR factor when N > D); per device or sharded, from the eigenvalues of the psum'd D x D
 centred Gram matrix, so nothing of size N leaves a device.
 """
 
@@ -22,6 +22,11 @@ def _singular_values_local(x, *, axis_name, center):
   if axis_name is None:
     if center:
       x = x - jnp.mean(x, axis=0)
+    if x.shape[0] > x.shape[1]:
+      # Householder R of a tall matrix has its singular values: the SVD then
+      # works on [D, D], where XLA's SVD of [N, D] needs an [N, N] workspace
+      # (4 TB at N = 1M).
+      x = jnp.linalg.qr(x, mode="r")
     s = jnp.sort(jnp.linalg.svd(x, compute_uv=False))[::-1]
     return fm.nan_unless(jnp.all(jnp.isfinite(x)), s, jnp)
   n = dp.global_count(x.shape[0], axis_name)
