@@ -6,7 +6,8 @@ exactly for any N with the tiled engine (memory O(N·K·D), never the
 [NK, NK] matrix). ``evaluate_split`` embeds every example of a TFDS split
 with a trained run's model, in batches, makes K views of each, and returns
 those losses together with the geometry metrics of the clean features,
-accumulated batch by batch in ``geometry.FeatureStatistics``.
+accumulated batch by batch on device by the streaming accumulator
+``geometry.init`` / ``update`` / ``finalize``.
 
   run = cljax.checkpoint.load("runs/default")
   out = cljax.evaluate.evaluate_split(run, "train")
@@ -24,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from cljax import _checks
+from cljax import _class_stats
 from cljax import geometry
 from cljax import losses
 from cljax import models
@@ -115,8 +117,9 @@ def evaluate_split(run: Any, split: str = "train", *, num_views: int = 2,
 
   Returns:
     dict with "losses" (``dataset_losses``), "geometry_h" and "geometry_z"
-    (``FeatureStatistics.metrics()`` of the clean encoder features and of
-    the sphere-normalised head outputs), "num_examples", and "seconds"
+    (``geometry.finalize`` of the clean encoder features and of the
+    sphere-normalised head outputs, as NumPy values; the keys of
+    ``FeatureStatistics.metrics()``), "num_examples", and "seconds"
     (embedding and loss time).
 
   Raises:
@@ -138,6 +141,7 @@ def evaluate_split(run: Any, split: str = "train", *, num_views: int = 2,
   make_views = _views_fn(num_views, view_mode, data_config["augment"],
                          run.input_mean, run.input_std)
   key = jax.random.key(seed)
+  update = jax.jit(geometry.update)
   z_views, stats_h, stats_z = [], None, None
   for i, lo in enumerate(range(0, len(y), batch_size)):
     xb, yb = jnp.asarray(x[lo:lo + batch_size]), y[lo:lo + batch_size]
@@ -154,17 +158,24 @@ def evaluate_split(run: Any, split: str = "train", *, num_views: int = 2,
           (xb - run.input_mean) / run.input_std)
       h_clean, z_clean = models.embed(run.model, run.variables, clean,
                                       batch_size=b)
-    z_clean = z_clean / np.maximum(
-        np.linalg.norm(z_clean, axis=-1, keepdims=True), 1e-12)
+    z_clean = _class_stats.unit_rows(jnp.asarray(z_clean))
     if stats_h is None:
-      stats_h = geometry.FeatureStatistics(num_classes, h_clean.shape[-1],
-                                           per_class_second_moments=False)
-      stats_z = geometry.FeatureStatistics(num_classes, z_clean.shape[-1],
-                                           per_class_second_moments=False)
-    stats_h.update(h_clean, yb)
-    stats_z.update(z_clean, yb)
+      stats_h = geometry.init(num_classes, h_clean.shape[-1])
+      stats_z = geometry.init(num_classes, z_clean.shape[-1])
+    stats_h = update(stats_h, h_clean, yb)
+    stats_z = update(stats_z, z_clean, yb)
   loss_values = dataset_losses(np.concatenate(z_views), y,
                                temperature=temperature, block_size=block_size)
-  return {"losses": loss_values, "geometry_h": stats_h.metrics(),
-          "geometry_z": stats_z.metrics(), "num_examples": int(len(y)),
+  return {"losses": loss_values, "geometry_h": _host_metrics(stats_h),
+          "geometry_z": _host_metrics(stats_z), "num_examples": int(len(y)),
           "seconds": time.perf_counter() - start}
+
+
+def _host_metrics(stats: geometry.Statistics) -> dict[str, Any]:
+  """``geometry.finalize`` as NumPy arrays and Python floats."""
+  out = jax.device_get(geometry.finalize(stats))
+  eip = out.pop("equal_inner_product")
+  out = {k: (float(v) if np.ndim(v) == 0 else np.asarray(v))
+         for k, v in out.items()}
+  out["equal_inner_product"] = type(eip)(*map(float, eip))
+  return out

@@ -510,23 +510,23 @@ def simplex_etf(num_classes, dim, seed=0):
 def _collapse_metrics(z, labels, w):
   """All metrics that vanish (or are known) at a collapsed simplex ETF."""
   g = geometry
-  out = {"nc1": g.nc1(z, labels, 4),
-         "zero_sum": g.zero_sum(z, labels, 4),
-         "unit_norm": g.unit_norm(z, labels, 4),
-         "eip": g.equal_inner_product(z, labels, 4),
-         "cdnv": g.cdnv(z, labels, 4),
-         "directional_cdnv": g.directional_cdnv(z, labels, 4),
-         "within": g.within_class_distance(z, labels, 4),
-         "spectrum": g.class_mean_spectrum(z, labels, 4),
-         "erank_means": g.effective_rank(g.class_means(z, labels, 4)),
+  out = {"nc1": g.nc1(z, labels, num_classes=4),
+         "zero_sum": g.zero_sum(z, labels, num_classes=4),
+         "unit_norm": g.unit_norm(z, labels, num_classes=4),
+         "eip": g.equal_inner_product(z, labels, num_classes=4),
+         "cdnv": g.cdnv(z, labels, num_classes=4),
+         "directional_cdnv": g.directional_cdnv(z, labels, num_classes=4),
+         "within": g.within_class_distance(z, labels, num_classes=4),
+         "spectrum": g.class_mean_spectrum(z, labels, num_classes=4),
+         "erank_means": g.effective_rank(g.class_means(z, labels, num_classes=4)),
          "nc3": g.nc3_self_duality(z, labels, w),
          "nc4": g.nc4_ncc_agreement(z, labels, w)}
   for center in (True, False, "classes"):
-    out[f"etf_{center}"] = g.etf_distance(z, labels, 4, center=center)
-    out[f"equinorm_{center}"] = g.equinorm(z, labels, 4, center=center)
-    out[f"equiangularity_{center}"] = g.equiangularity(z, labels, 4,
+    out[f"etf_{center}"] = g.etf_distance(z, labels, num_classes=4, center=center)
+    out[f"equinorm_{center}"] = g.equinorm(z, labels, num_classes=4, center=center)
+    out[f"equiangularity_{center}"] = g.equiangularity(z, labels, num_classes=4,
                                                        center=center)
-    out[f"max_angle_{center}"] = g.max_angle(z, labels, 4, center=center)
+    out[f"max_angle_{center}"] = g.max_angle(z, labels, num_classes=4, center=center)
   return out
 
 
@@ -772,11 +772,107 @@ def test_feature_statistics_bad_inputs():
   with pytest.raises(ValueError, match=r"integer dtype"):
     stats.update(f, y.astype(np.float64))
   with pytest.raises(ValueError, match=r"same \(num_classes, dim"):
-    stats.merge(geometry.FeatureStatistics(5, D, False))
+    stats.merge(geometry.FeatureStatistics(5, D, per_class_second_moments=False))
   with pytest.raises(ValueError, match=r"`dim` must be a positive int"):
     geometry.FeatureStatistics(5, 0)
 
 
 def test_docstring_examples():
-  result = doctest.testmod(geometry, optionflags=doctest.ELLIPSIS)
+  # geometry is a package: run the examples of each of its modules.
+  import pkgutil  # pylint: disable=g-import-not-at-top
+  import importlib  # pylint: disable=g-import-not-at-top
+  attempted = failed = 0
+  for info in pkgutil.iter_modules(geometry.__path__):
+    module = importlib.import_module(f"cljax.geometry.{info.name}")
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    attempted, failed = attempted + result.attempted, failed + result.failed
+  result = doctest.TestResults(failed, attempted)
   assert result.attempted > 0 and result.failed == 0
+
+
+# ---------------------------------------------------------------------------
+# Regressions: coincident means with 3-sample classes, non-finite input,
+# degenerate sizes (issue 10, items 2 and 7).
+# ---------------------------------------------------------------------------
+
+# Classes 0 and 2 hold the same three points; 1/3 is inexact in binary, so a
+# fused sums * (1/counts) used to make their means differ by ~1e-8 and the
+# pair dominated the CDNV (1.2e18).
+_TRIPLE = [[-0.9, 0.0], [1.1, 0.0], [0.1, 1.0]]
+SET_C = np.array(_TRIPLE + [[4.0, 0.5], [4.0, -0.5]] + _TRIPLE, np.float32)
+LABELS_C = np.array([0, 0, 0, 1, 1, 2, 2, 2], np.int32)
+
+
+def _cdnv_trio(z, y):
+  return {"cdnv": geometry.cdnv(z, y, num_classes=3),
+          "directional_cdnv": geometry.directional_cdnv(z, y, num_classes=3),
+          "augmentation_cdnv": geometry.augmentation_collapse(
+              jnp.stack([z, z + 0.1], axis=1), y,
+              num_classes=3)["augmentation_cdnv"]}
+
+
+@pytest.mark.parametrize("mode", ["eager", "jit"])
+def test_coincident_three_sample_classes_are_skipped(mode):
+  fn = jax.jit(_cdnv_trio) if mode == "jit" else _cdnv_trio
+  got = jax.device_get(fn(SET_C, LABELS_C))
+  zf = SET_C.astype(np.float64)
+  np.testing.assert_allclose(got["cdnv"], ref_cdnv(zf, LABELS_C, 3),
+                             rtol=1e-5)
+  np.testing.assert_allclose(got["directional_cdnv"],
+                             ref_directional_cdnv(zf, LABELS_C, 3), rtol=1e-5)
+  stream = geometry.FeatureStatistics(3, 2).update(SET_C, LABELS_C).metrics()
+  np.testing.assert_allclose(got["cdnv"], stream["cdnv"], rtol=1e-5)
+  np.testing.assert_allclose(got["directional_cdnv"],
+                             stream["directional_cdnv"], rtol=1e-5)
+  # The coincident pair counts as distance 0 in the mean squared distance.
+  views = np.stack([zf, zf + 0.1], axis=1)
+  np.testing.assert_allclose(
+      got["augmentation_cdnv"],
+      ref_augmentation(views, LABELS_C, 3)["augmentation_cdnv"], rtol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["eager", "jit"])
+def test_constant_features_give_the_documented_nan(mode):
+  fn = jax.jit(_cdnv_trio) if mode == "jit" else _cdnv_trio
+  z = np.full_like(SET_C, 0.3)
+  got = jax.device_get(fn(z, LABELS_C))
+  assert all(np.isnan(v) for v in got.values()), got
+  assert np.isnan(geometry.nc1(z, LABELS_C))
+
+
+NONFINITE_METRICS = {
+    "nc1": lambda z, y: geometry.nc1(z, y),
+    "cdnv": lambda z, y: geometry.cdnv(z, y),
+    "directional_cdnv": lambda z, y: geometry.directional_cdnv(z, y),
+    "etf_distance": lambda z, y: geometry.etf_distance(z, y),
+    "equinorm": lambda z, y: geometry.equinorm(z, y),
+    "within_class_distance": lambda z, y: geometry.within_class_distance(
+        z, y),
+    "nc4": lambda z, y: geometry.nc4_ncc_agreement(
+        z, y, np.eye(3, 2, dtype=np.float32)),
+    "effective_rank": lambda z, y: geometry.effective_rank(z),
+    "uniformity": lambda z, y: geometry.uniformity(z),
+    "alignment": lambda z, y: geometry.alignment(jnp.stack([z, z], axis=1)),
+}
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+@pytest.mark.parametrize("name", sorted(NONFINITE_METRICS))
+def test_non_finite_features_propagate_nan(name, bad):
+  z = SET_C.copy()
+  z[3, 0] = bad
+  assert np.isnan(NONFINITE_METRICS[name](z, LABELS_C)), name
+
+
+def test_nc1_with_one_class_is_nan_and_empty_input_raises():
+  assert np.isnan(geometry.nc1(SET_C[:3], LABELS_C[:3]))
+  assert np.isnan(geometry.FeatureStatistics(1, 2).update(
+      SET_C[:3], LABELS_C[:3]).metrics()["nc1"])
+  with pytest.raises(ValueError, match=r"`features` needs at least 1 row"):
+    geometry.nc1(SET_C[:0], LABELS_C[:0], num_classes=3)
+  with pytest.raises(ValueError, match=r"`features` needs at least 1 row"):
+    geometry.cdnv(SET_C[:0], LABELS_C[:0], num_classes=3)
+  with pytest.raises(ValueError, match=r"`x` needs at least 1 row"):
+    geometry.effective_rank(SET_C[:0])
+  with pytest.raises(ValueError, match=r"`features` needs at least 2 row"):
+    geometry.uniformity(SET_C[:1])

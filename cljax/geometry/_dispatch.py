@@ -1,0 +1,198 @@
+"""Input checks and the three ways a metric runs: global, per device, sharded.
+
+Every metric is written once as a per-device function of its shard that
+sums its sufficient statistics over ``axis_name`` (``_class_stats.psum``;
+the identity when it is None). ``run`` calls it
+
+* directly, when the caller passes ``axis_name`` (inside their
+  ``jax.shard_map`` or ``jax.pmap``): every device gets the global value;
+* jitted on one device, for unsharded input;
+* under ``jax.shard_map`` over the mesh axes of the batch dimension, when
+  the features are sharded along the batch on an Explicit mesh (the training
+  layout): statistics are computed per shard and reduced, so nothing of size
+  N is gathered (peak memory O(N/devices D + C D + D^2)).
+"""
+
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from cljax import _checks
+from cljax import _class_stats as cs
+
+F32 = jnp.float32
+_CENTER_CHOICES = (True, False, "global", "classes", "none")
+
+
+def normalize_center(center) -> str:
+  if isinstance(center, str):
+    _checks.check_choice(center, "center", ("global", "classes", "none"))
+    return center
+  if isinstance(center, (bool, np.bool_)):
+    return "global" if center else "none"
+  raise ValueError(
+      f"`center` must be one of {_CENTER_CHOICES} (a static Python value, "
+      f"not an array); got {center!r}.")
+
+
+def as_array(x: Any) -> Any:
+  return x if isinstance(x, (jax.Array, np.ndarray)) else np.asarray(x)
+
+
+def prepare_features(features, axis_name, name="features", rank=2,
+                     layout="float[N, D]", min_rows=1):
+  """Checks rank, dtype and size; returns a float32 array."""
+  features = as_array(features)
+  _checks.check_rank(features, rank, name, layout)
+  _checks.check_float(features, name)
+  n = np.shape(features)[0]
+  # Per device (axis_name) a shard may be small; the global N is checked
+  # where the caller's batch is known, i.e. without axis_name.
+  if axis_name is None and n < min_rows:
+    raise ValueError(
+        f"`{name}` needs at least {min_rows} row(s) (samples along the first "
+        f"axis, layout {layout}); got shape {tuple(np.shape(features))}.")
+  return jnp.asarray(features).astype(F32)
+
+
+def prepare(features, labels, num_classes, axis_name, name="features",
+            rank=2, layout="float[N, D]"):
+  """Checks features and labels; returns (float32 z, int32 labels, C)."""
+  z = prepare_features(features, axis_name, name, rank, layout)
+  labels = as_array(labels)
+  n = z.shape[0]
+  # Shape and dtype first, so a float or misshaped label vector gets the
+  # precise message rather than a failure while inferring num_classes.
+  _checks.check_labels(labels, n, "labels")
+  c = _checks.infer_num_classes(labels, num_classes)
+  _checks.check_labels(labels, n, "labels", c)
+  return z, jnp.asarray(labels).astype(jnp.int32), c
+
+
+def check_weights(weights, num_classes, dim):
+  weights = as_array(weights)
+  _checks.check_rank(weights, 2, "weights", "float[C, D]")
+  _checks.check_float(weights, "weights")
+  c, d = np.shape(weights)
+  if d != dim:
+    raise ValueError(
+        f"`weights` must have shape [C, {dim}] (one classifier row per class, "
+        f"same width as `features`); got {tuple(np.shape(weights))}.")
+  if num_classes is not None and int(num_classes) != c:
+    raise ValueError(
+        f"`weights` has {c} rows but `num_classes={num_classes}`; pass the "
+        f"classifier of all {num_classes} classes or drop `num_classes`.")
+  return jnp.asarray(weights).astype(F32), c
+
+
+def _raise_bad_labels(bad, num_classes):
+  if int(bad):
+    raise ValueError(
+        f"`labels` must lie in [0, {num_classes}); {int(bad)} label(s) of the "
+        f"global batch (on some device's shard) lie outside. Remap the class "
+        f"ids or pass a larger `num_classes`.")
+
+
+def check_labels_on_device(labels, num_classes, axis_name):
+  """Per-device path: traced labels are range-checked on every shard.
+
+  The count of bad labels is psum'd, so a bad label on one shard stops every
+  device with the same message (raised by the runtime as a JaxRuntimeError
+  that carries it) instead of being silently dropped from the sums.
+  """
+  if axis_name is None or _checks.is_concrete(labels):
+    return
+  bad = jnp.sum(((labels < 0) | (labels >= num_classes)).astype(jnp.int32))
+  jax.debug.callback(_raise_bad_labels, cs.psum(bad, axis_name), num_classes)
+
+
+def _batch_placement(x):
+  """(mesh, axes) when ``x`` is sharded along dim 0 on an Explicit mesh."""
+  sharding = getattr(jax.typeof(x), "sharding", None)
+  mesh = getattr(sharding, "mesh", None)
+  if mesh is None or mesh.empty or all(s is None for s in sharding.spec):
+    return None
+  spec = tuple(sharding.spec)
+  if spec[0] is None or any(s is not None for s in spec[1:]):
+    return mesh, None  # Sharded along features: gathered (rare, small).
+  return mesh, spec[0]
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _jit_local(fn, static, *args):
+  return fn(*args, axis_name=None, **dict(static))
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 4))
+def _jit_sharded(fn, static, mesh, axes, n_batch, *args):
+  batch = [jax.reshard(x, jax.NamedSharding(mesh, jax.P(axes)))
+           for x in args[:n_batch]]
+  params = [jax.reshard(p, jax.NamedSharding(mesh, jax.P()))
+            for p in args[n_batch:]]
+  per_device = jax.shard_map(
+      functools.partial(fn, axis_name=axes, **dict(static)), mesh=mesh,
+      in_specs=(jax.P(axes),) * len(batch) + (jax.P(),) * len(params),
+      out_specs=jax.P(), check_vma=False)
+  return per_device(*batch, *params)
+
+
+def _replicated(x, mesh):
+  return jax.reshard(x, jax.NamedSharding(mesh, jax.P()))
+
+
+def run(fn, batch, params=(), *, axis_name=None, **static):
+  """Runs per-device ``fn(*batch, *params, axis_name=..., **static)``.
+
+  Args:
+    fn: the per-device metric (a module-level function, hashable).
+    batch: arrays with the samples along dim 0 (features, labels).
+    params: replicated arrays (weights, bias, scalar hyper-parameters).
+    axis_name: the caller's mapped axis, or None.
+    **static: hashable static arguments (num_classes, center, ...).
+
+  Returns:
+    ``fn``'s output: the global-batch value (on every device when mapped).
+  """
+  static = tuple(sorted(static.items()))
+  params = tuple(jnp.asarray(p, F32) for p in params)
+  if axis_name is not None:
+    cs.check_axis_name(axis_name)
+    return fn(*batch, *params, axis_name=axis_name, **dict(static))
+  placement = _batch_placement(batch[0])
+  if placement is not None and placement[1] is not None:
+    mesh, axes = placement
+    names = axes if isinstance(axes, tuple) else (axes,)
+    shards = int(np.prod([mesh.shape[a] for a in names]))
+    if batch[0].shape[0] % shards == 0:
+      return _jit_sharded(fn, static, mesh, axes, len(batch), *batch,
+                          *params)
+  # Unsharded input, or a layout shard_map cannot split evenly: one device.
+  args = tuple(_replicated(x, _batch_placement(x)[0])
+               if _batch_placement(x) is not None else x
+               for x in batch + params)
+  return _jit_local(fn, static, *args)
+
+
+# ----------------------------------------------------------------------------
+# Per-device building blocks (every sum is psum'd over axis_name).
+# ----------------------------------------------------------------------------
+
+
+def stats(z, labels, num_classes, axis_name):
+  """(counts [C], means [C, D], present [C]) of the global batch."""
+  check_labels_on_device(labels, num_classes, axis_name)
+  s = cs.class_stats(z, labels, num_classes, axis_name=axis_name)
+  return s.counts, cs.class_means(s), s.counts > 0
+
+
+def residual_sums(r, labels, num_classes, axis_name):
+  """Per-class sums of ||r||^2 over the global batch (float[C])."""
+  return cs.psum(jax.ops.segment_sum(jnp.sum(r * r, axis=-1), labels,
+                                     num_segments=num_classes), axis_name)
+
+
+def global_count(n, axis_name):
+  return cs.psum(jnp.asarray(n, F32), axis_name)

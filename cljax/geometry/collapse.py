@@ -1,0 +1,422 @@
+"""Neural collapse NC1-NC4 of Papyan, Han & Donoho (PNAS 2020).
+
+Class counts and means, within-class variability collapse (NC1), the simplex
+geometry of the centred means (NC2: equinorm, equiangularity, max-angle,
+ETF distance), self-duality (NC3) and agreement with the nearest class
+centre (NC4). Conventions (masking, centring, NaN) are in ``cljax.geometry``.
+"""
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from jax.typing import ArrayLike
+import numpy as np
+
+from cljax import _checks
+from cljax import _class_stats as cs
+from cljax.geometry import _dispatch as dp
+from cljax.geometry import _formulas as fm
+
+F32 = dp.F32
+
+
+def _class_counts_local(labels, *, axis_name, num_classes):
+  dp.check_labels_on_device(labels, num_classes, axis_name)
+  return cs.psum(jax.ops.segment_sum(jnp.ones(labels.shape, jnp.int32),
+                                     labels, num_segments=num_classes),
+                 axis_name)
+
+
+def class_counts(labels: ArrayLike, *, num_classes: int | None = None,
+                 axis_name: Any = None) -> jax.Array:
+  """Number of samples per class.
+
+  Args:
+    labels: int[N] class ids in ``[0, num_classes)``.
+    num_classes: number of classes C; ``None`` infers ``max(labels) + 1``
+      from concrete labels (required, as a static int, under ``jit``).
+    axis_name: mapped axis when called per device inside ``jax.shard_map`` or
+      ``jax.pmap``; the counts are then those of the global batch.
+
+  Returns:
+    int32[C] counts; classes without samples have count 0.
+
+  Raises:
+    ValueError: if ``labels`` is not an integer vector, or (concrete labels)
+      lies outside ``[0, num_classes)``.
+
+  References:
+    Papyan, Han & Donoho, PNAS 2020 (n_c of the class means).
+
+  Examples:
+    >>> class_counts(jnp.array([0, 2, 2]), num_classes=4).tolist()
+    [1, 0, 2, 0]
+  """
+  labels = dp.as_array(labels)
+  _checks.check_rank(labels, 1, "labels", "int[N]")
+  _checks.check_labels(labels, np.shape(labels)[0], "labels")
+  c = _checks.infer_num_classes(labels, num_classes)
+  _checks.check_labels(labels, np.shape(labels)[0], "labels", c)
+  labels = jnp.asarray(labels).astype(jnp.int32)
+  return dp.run(_class_counts_local, (labels,), axis_name=axis_name,
+                num_classes=c)
+
+
+def _class_means_local(z, labels, *, axis_name, num_classes):
+  return dp.stats(z, labels, num_classes, axis_name)[1]
+
+
+def class_means(features: ArrayLike, labels: ArrayLike, *,
+                num_classes: int | None = None,
+                axis_name: Any = None) -> jax.Array:
+  """Per-class mean features ``mu_c = (1/n_c) sum_{i: y_i = c} z_i``.
+
+  Args:
+    features: float[N, D] features (float32 or bfloat16).
+    labels: int[N] class ids in ``[0, num_classes)``.
+    num_classes: number of classes C; ``None`` infers ``max(labels) + 1``
+      from concrete labels (required, as a static int, under ``jit``).
+    axis_name: mapped axis (per-device call); see ``cljax.geometry``.
+
+  Returns:
+    float32[C, D] class means; the row of a class without samples is 0.
+
+  Raises:
+    ValueError: on a wrong rank, non-float features, non-integer labels, a
+      length mismatch, or (concrete labels) labels out of range.
+
+  References:
+    Papyan, Han & Donoho, PNAS 2020, Eq. (1) (class means).
+
+  Examples:
+    >>> z = jnp.array([[0., 0.], [2., 0.], [5., 5.]])
+    >>> class_means(z, jnp.array([0, 0, 1])).tolist()
+    [[1.0, 0.0], [5.0, 5.0]]
+  """
+  z, labels, c = dp.prepare(features, labels, num_classes, axis_name)
+  return dp.run(_class_means_local, (z, labels), axis_name=axis_name,
+                num_classes=c)
+
+
+def _nc1_local(z, labels, rcond, *, axis_name, num_classes):
+  counts, means, present = dp.stats(z, labels, num_classes, axis_name)
+  r = z - means[labels]
+  # Sigma_W as a D x D psum: O(D^2) memory per device whatever N and C.
+  scatter = cs.psum(fm.matmul(r.T, r, jnp), axis_name)
+  sigma_w = scatter / jnp.sum(counts)
+  return fm.nc1_from(means, counts, present, sigma_w, rcond, jnp)
+
+
+def nc1(features: ArrayLike, labels: ArrayLike, *,
+        num_classes: int | None = None, rcond: float = 1e-6,
+        axis_name: Any = None) -> jax.Array:
+  r"""Within-class variability collapse NC1 = tr(Sigma_W Sigma_B^+) / C.
+
+  ``Sigma_W = 1/N sum_i (z_i - mu_{y_i})(z_i - mu_{y_i})^T`` and
+  ``Sigma_B = 1/C sum_c (mu_c - mu_G)(mu_c - mu_G)^T`` with ``mu_G`` the
+  global mean of all samples and C the number of non-empty classes. The
+  pseudo-inverse zeroes singular values below ``rcond * sigma_max``
+  (``Sigma_B`` has rank at most C - 1).
+
+  It takes the thin SVD of the [C, D] centred-mean matrix M
+  (``Sigma_B = M^T M / C``) and evaluates ``NC1 = sum_k w_k^T Sigma_W w_k /
+  s_k^2`` over its right singular vectors; ``Sigma_W`` is a D x D sum, so
+  sharded or per-device evaluation only reduces [C, D] and [D, D] arrays.
+
+  Args:
+    features: float[N, D] features.
+    labels: int[N] class ids.
+    num_classes: number of classes (static under ``jit``); empty classes are
+      masked.
+    rcond: relative cut-off for the pseudo-inverse, on the singular values of
+      ``Sigma_B`` (i.e. on ``s_k^2``).
+    axis_name: mapped axis (per-device call); see ``cljax.geometry``.
+
+  Returns:
+    float32 scalar; 0 at exact within-class collapse. NaN (undefined, since
+    ``Sigma_B = 0``) with fewer than two non-empty classes or when all class
+    means coincide, and NaN for NaN/Inf features.
+
+  Raises:
+    ValueError: on malformed ``features``/``labels`` or ``rcond < 0``.
+
+  References:
+    Papyan, Han & Donoho, PNAS 2020, NC1; spec ``papers.md`` section 5.
+
+  Examples:
+    >>> z = jnp.array([[-1., 0.], [1., 0.], [4., 1.], [4., -1.]])
+    >>> round(float(nc1(z, jnp.array([0, 0, 1, 1]))), 4)  # (1/2)(1/4)/2
+    0.0625
+  """
+  z, labels, c = dp.prepare(features, labels, num_classes, axis_name)
+  _checks.check_positive(rcond, "rcond", allow_zero=True)
+  return dp.run(_nc1_local, (z, labels), (rcond,), axis_name=axis_name,
+                num_classes=c)
+
+
+def _means_metric_local(z, labels, *, axis_name, num_classes, center, metric):
+  counts, means, present = dp.stats(z, labels, num_classes, axis_name)
+  mc = fm.center_means(means, counts, present, center, jnp)
+  if metric == "equinorm":
+    return fm.equinorm_from(mc, present, jnp)
+  if metric == "equiangularity":
+    return fm.equiangularity_from(mc, present, jnp)
+  if metric == "max_angle":
+    return fm.simplex_deviation_from(mc, present, jnp)[0]
+  if metric == "etf_distance":
+    return fm.etf_distance_from(mc, present, jnp)
+  if metric == "simplex_deviation":
+    return fm.simplex_deviation_from(mc, present, jnp)
+  if metric == "p3_raw":
+    return fm.p3_raw_from(means, present, jnp)
+  if metric == "class_mean_spectrum":
+    return fm.class_mean_spectrum_from(means, present, jnp)
+  raise AssertionError(metric)
+
+
+def means_metric(features, labels, num_classes, center, metric, axis_name):
+  """A metric of the class means only (shared with jiang and spectrum)."""
+  z, labels, c = dp.prepare(features, labels, num_classes, axis_name)
+  return dp.run(_means_metric_local, (z, labels), axis_name=axis_name,
+                num_classes=c, center=dp.normalize_center(center),
+                metric=metric)
+
+
+def equinorm(features: ArrayLike, labels: ArrayLike, *,
+             num_classes: int | None = None, center: bool | str = True,
+             axis_name: Any = None) -> jax.Array:
+  """Equinorm: std_c ||mu_c - mu_G|| / mean_c ||mu_c - mu_G|| (NC2).
+
+  The standard deviation is the population one (divisor C), over non-empty
+  classes.
+
+  Args:
+    features: float[N, D] features.
+    labels: int[N] class ids.
+    num_classes: number of classes (static under ``jit``).
+    center: ``True``/``"global"`` (global sample mean), ``"classes"`` (mean of
+      class means) or ``False``/``"none"`` (raw means). Static.
+    axis_name: mapped axis (per-device call); see ``cljax.geometry``.
+
+  Returns:
+    float32 scalar, 0 when all centred means have equal norms.
+
+  Raises:
+    ValueError: on malformed inputs or an unknown ``center``.
+
+  References:
+    Papyan, Han & Donoho, PNAS 2020, NC2 (equinorm); spec ``papers.md`` s. 5.
+
+  Examples:
+    >>> z = jnp.array([[1., 0.], [-1., 0.], [0., 3.], [0., -3.]])
+    >>> float(equinorm(z, jnp.array([0, 1, 2, 3]), center=False))
+    0.5
+  """
+  return means_metric(features, labels, num_classes, center, "equinorm",
+                      axis_name)
+
+
+def equiangularity(features: ArrayLike, labels: ArrayLike, *,
+                   num_classes: int | None = None, center: bool | str = True,
+                   axis_name: Any = None) -> jax.Array:
+  """Std over ordered pairs c != c' of cos(mu_c - mu_G, mu_c' - mu_G) (NC2).
+
+  Args:
+    features: float[N, D] features.
+    labels: int[N] class ids.
+    num_classes: number of classes (static under ``jit``).
+    center: see ``equinorm``.
+    axis_name: mapped axis (per-device call); see ``cljax.geometry``.
+
+  Returns:
+    float32 scalar (population std), 0 when all pairwise angles are equal.
+
+  Raises:
+    ValueError: on malformed inputs or an unknown ``center``.
+
+  References:
+    Papyan, Han & Donoho, PNAS 2020, NC2 (equiangularity).
+
+  Examples:
+    >>> z = jnp.array([[1., 0.], [-1., 0.], [0., 1.]])  # angles 180, 90, 90
+    >>> round(float(equiangularity(z, jnp.array([0, 1, 2]), center=False)), 4)
+    0.4714
+  """
+  return means_metric(features, labels, num_classes, center,
+                      "equiangularity", axis_name)
+
+
+def max_angle(features: ArrayLike, labels: ArrayLike, *,
+              num_classes: int | None = None, center: bool | str = True,
+              axis_name: Any = None) -> jax.Array:
+  """Mean over ordered pairs c != c' of |cos(mu_c, mu_c') + 1/(C-1)|.
+
+  The deviation of the pairwise cosines from the simplex value -1/(C-1)
+  (C = number of non-empty classes). With ``center=False`` this is P3's
+  equal-inner-product metric (``equal_inner_product(...).mean``).
+
+  Args:
+    features: float[N, D] features.
+    labels: int[N] class ids.
+    num_classes: number of classes (static under ``jit``).
+    center: see ``equinorm``.
+    axis_name: mapped axis (per-device call); see ``cljax.geometry``.
+
+  Returns:
+    float32 scalar, 0 at a simplex ETF.
+
+  Raises:
+    ValueError: on malformed inputs or an unknown ``center``.
+
+  References:
+    Papyan, Han & Donoho, PNAS 2020, NC2 (max-angle); spec ``papers.md`` s. 5.
+
+  Examples:
+    >>> z = jnp.array([[1., 0.], [0., 1.]])  # cos 0 vs the target -1
+    >>> float(max_angle(z, jnp.array([0, 1]), center=False))
+    1.0
+  """
+  return means_metric(features, labels, num_classes, center, "max_angle",
+                      axis_name)
+
+
+def etf_distance(features: ArrayLike, labels: ArrayLike, *,
+                 num_classes: int | None = None, center: bool | str = True,
+                 axis_name: Any = None) -> jax.Array:
+  """Frobenius distance of the normalised mean Gram matrix to the simplex ETF.
+
+  ``|| G/||G||_F - (I - 11^T/C)/sqrt(C-1) ||_F`` with ``G_cc' =
+  <u_c, u_c'>`` over the unit-normalised (centred) class means ``u_c`` of the
+  C non-empty classes.
+
+  Args:
+    features: float[N, D] features.
+    labels: int[N] class ids.
+    num_classes: number of classes (static under ``jit``).
+    center: see ``equinorm``.
+    axis_name: mapped axis (per-device call); see ``cljax.geometry``.
+
+  Returns:
+    float32 scalar in [0, 2]; 0 exactly at a simplex ETF.
+
+  Raises:
+    ValueError: on malformed inputs or an unknown ``center``.
+
+  References:
+    Spec ``papers.md`` section 5 (ETF deviation); Papyan et al. 2020, NC2.
+
+  Examples:
+    >>> z = jnp.array([[1., 0.], [-1., 0.]])  # two antipodal means: an ETF
+    >>> float(etf_distance(z, jnp.array([0, 1])))
+    0.0
+  """
+  return means_metric(features, labels, num_classes, center, "etf_distance",
+                      axis_name)
+
+
+def _nc3_local(z, labels, w, *, axis_name, num_classes, center):
+  counts, means, present = dp.stats(z, labels, num_classes, axis_name)
+  mc = fm.center_means(means, counts, present, center, jnp)
+  return fm.self_duality_from(w, mc, present, jnp)
+
+
+def nc3_self_duality(features: ArrayLike, labels: ArrayLike,
+                     weights: ArrayLike, *, num_classes: int | None = None,
+                     center: bool | str = True,
+                     axis_name: Any = None) -> jax.Array:
+  """Self-duality NC3: || W/||W||_F - M/||M||_F ||_F.
+
+  Args:
+    features: float[N, D] features.
+    labels: int[N] class ids.
+    weights: float[C, D] classifier rows, one per class; rows of empty
+      classes are ignored.
+    num_classes: number of classes; defaults to ``weights.shape[0]`` (so it is
+      optional under ``jit``).
+    center: centring of the class means M (rows); see ``equinorm``.
+    axis_name: mapped axis (per-device call); ``weights`` is replicated.
+
+  Returns:
+    float32 scalar in [0, 2], 0 when W is proportional to M.
+
+  Raises:
+    ValueError: on malformed inputs or when ``weights`` does not have
+      ``num_classes`` rows of width D.
+
+  References:
+    Papyan, Han & Donoho, PNAS 2020, NC3.
+
+  Examples:
+    >>> z = jnp.array([[1., 0.], [-1., 0.]])
+    >>> float(nc3_self_duality(z, jnp.array([0, 1]), 2 * z))
+    0.0
+  """
+  z = dp.prepare_features(features, axis_name)
+  w, c = dp.check_weights(weights, num_classes, z.shape[1])
+  z, labels, c = dp.prepare(z, labels, c, axis_name)
+  return dp.run(_nc3_local, (z, labels), (w,), axis_name=axis_name,
+                num_classes=c, center=dp.normalize_center(center))
+
+
+def _nc4_local(z, labels, w, b, *, axis_name, num_classes):
+  _, means, present = dp.stats(z, labels, num_classes, axis_name)
+  logits = fm.matmul(z, w.T, jnp) + b
+  lin_pred = jnp.argmax(jnp.where(present, logits, -jnp.inf), axis=-1)
+  ncc_pred = jnp.argmax(cs.ncc_scores(z, means, present), axis=-1)
+  agree = cs.psum(jnp.sum((lin_pred == ncc_pred).astype(F32)), axis_name)
+  finite = jnp.isfinite(cs.psum(jnp.sum(z), axis_name))
+  return fm.nan_unless(finite, agree / dp.global_count(z.shape[0], axis_name),
+                       jnp)
+
+
+def nc4_ncc_agreement(features: ArrayLike, labels: ArrayLike,
+                      weights: ArrayLike, bias: ArrayLike | None = None, *,
+                      num_classes: int | None = None,
+                      axis_name: Any = None) -> jax.Array:
+  """NC4: fraction of samples where the classifier agrees with the NCC.
+
+  Compares ``argmax_c (W z + b)_c`` with the nearest class centre
+  ``argmin_c ||z - mu_c||_2``, the centres computed from
+  ``(features, labels)`` (scores shifted by the mean centre against float32
+  cancellation, as in ``cljax.probes``). Empty classes are excluded from
+  both argmaxes (they have no centre).
+
+  Args:
+    features: float[N, D] features to classify.
+    labels: int[N] class ids (used only to compute the centres).
+    weights: float[C, D] classifier rows.
+    bias: optional float[C] classifier bias.
+    num_classes: number of classes; defaults to ``weights.shape[0]``.
+    axis_name: mapped axis (per-device call); weights and bias replicated.
+
+  Returns:
+    float32 scalar in [0, 1]; 1 at NC4. NaN for NaN/Inf features.
+
+  Raises:
+    ValueError: on malformed inputs.
+
+  References:
+    Papyan, Han & Donoho, PNAS 2020, NC4.
+
+  Examples:
+    >>> z = jnp.array([[0., 1.], [0., 3.], [4., 0.]])
+    >>> w = jnp.array([[0., 1.], [1., 0.]])
+    >>> float(nc4_ncc_agreement(z, jnp.array([0, 0, 1]), w))
+    1.0
+  """
+  z = dp.prepare_features(features, axis_name)
+  w, c = dp.check_weights(weights, num_classes, z.shape[1])
+  z, labels, c = dp.prepare(z, labels, c, axis_name)
+  if bias is None:
+    b = jnp.zeros((c,), F32)
+  else:
+    bias = dp.as_array(bias)
+    if np.shape(bias) != (c,):
+      raise ValueError(
+          f"`bias` must have shape [{c}] (one entry per class); got "
+          f"{tuple(np.shape(bias))}.")
+    _checks.check_float(bias, "bias")
+    b = jnp.asarray(bias).astype(F32)
+  return dp.run(_nc4_local, (z, labels), (w, b), axis_name=axis_name,
+                num_classes=c)
