@@ -1,8 +1,8 @@
 """Class sums and the centre-based classifiers' scores (private).
 
-:func:`ncc_scores` is the one nearest-class-centre scoring function of the
-probes (the few-shot episodes use it too), so that every NCC number shares its
-float32 centre shift.
+:func:`ncc_scores` is :func:`cljax._class_stats.ncc_scores`, the one
+nearest-class-centre scoring function of geometry (NC4), the probes and the
+few-shot episodes, so that every NCC number shares its float32 centre shift.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import jax.numpy as jnp
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec
 
+from cljax._class_stats import ncc_scores  # noqa: F401  (re-exported)
 from cljax.probes._common import HIGHEST
 from cljax.probes._common import acc_dtype
 from cljax.probes._common import explicit_batch_mesh
@@ -41,31 +42,6 @@ def class_sums(features: jax.Array, labels: jax.Array, num_classes: int,
   if axis_name is not None:
     sums, counts = jax.lax.psum((sums, counts), axis_name)
   return sums, counts
-
-
-def ncc_scores(features: jax.Array, centers: jax.Array,
-               class_mask: Optional[jax.Array] = None) -> jax.Array:
-  """Negative squared Euclidean distances ``-||z - mu_c||^2`` up to a row shift.
-
-  Uses ``||mu_c||^2 - 2 <z, mu_c>`` (``||z||^2`` is constant per row and does
-  not change the argmin) after translating everything by the mean of the
-  (valid) centres: Euclidean distances are translation-invariant, and the
-  shift removes a large common offset that would otherwise cancel
-  catastrophically in float32.
-  """
-  dtype = jnp.promote_types(acc_dtype(features), acc_dtype(centers))
-  z = jnp.asarray(features, dtype)
-  mu = jnp.asarray(centers, dtype)
-  if class_mask is None:
-    shift = jnp.mean(mu, axis=0)
-  else:
-    w = jnp.asarray(class_mask, dtype)
-    shift = (w @ mu) / jnp.maximum(jnp.sum(w), 1.0)
-  z = z - shift
-  mu = mu - shift
-  sq = jnp.sum(mu * mu, axis=-1)
-  scores = 2.0 * jnp.matmul(z, mu.T, precision=HIGHEST) - sq
-  return mask_scores(scores, class_mask)
 
 
 def mean_scores(features: jax.Array, centers: jax.Array,
