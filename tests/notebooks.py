@@ -24,16 +24,25 @@ def execute(name: str, monkeypatch, env: dict[str, str],
   The kernel sees one CPU device and the Agg backend, as on a laptop, and
   starts in ``cwd`` (relative to the repository root): ``"colabs"`` is where
   Jupyter and ``jupyter nbconvert --execute`` start it, ``""`` the root.
+  With ``CLJAX_EXECUTED_NOTEBOOKS`` set, the kernel draws with the inline
+  backend instead and the executed notebook, figures included, is written
+  to that folder (to look at every figure).
   """
   for key, value in env.items():
     monkeypatch.setenv(key, value)
   monkeypatch.setenv("JAX_NUM_CPU_DEVICES", "1")
-  monkeypatch.setenv("MPLBACKEND", "Agg")
+  out = os.environ.get("CLJAX_EXECUTED_NOTEBOOKS")
+  # Agg draws nothing into the notebook; the inline backend keeps the figures.
+  monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline"
+                     if out else "Agg")
   nb = nbformat.read(os.path.join(ROOT, "colabs", name), as_version=4)
   client = nbclient.NotebookClient(
       nb, timeout=600, kernel_name="python3",
       resources={"metadata": {"path": os.path.join(ROOT, cwd)}})
   client.execute()
+  if out:  # Keep the executed notebook, figures included, to look at.
+    os.makedirs(out, exist_ok=True)
+    nbformat.write(nb, os.path.join(out, name))
   errors = [o for c in nb.cells if c.cell_type == "code"
             for o in c.get("outputs", []) if o.get("output_type") == "error"]
   assert not errors, errors
