@@ -21,8 +21,8 @@ def log_plot(ax: Any, x: Sequence[float], y: Sequence[float], *fmt: str,
   A log axis silently drops values <= 0, so a measured error of exactly 0
   would leave no trace. Those points are drawn as open downward triangles on
   the bottom edge of the axes (in the line's colour) and get their own
-  legend entry, "<label> = 0"; NaNs are dropped as usual. Sets the y scale
-  to log.
+  legend entry, "<label>: 0 (off the log scale)"; NaNs are dropped as
+  usual. Sets the y scale to log.
 
   Args:
     ax: a matplotlib Axes.
@@ -40,7 +40,7 @@ def log_plot(ax: Any, x: Sequence[float], y: Sequence[float], *fmt: str,
   >>> fig, ax = plt.subplots()
   >>> artists = log_plot(ax, [1, 2, 5], [0.1, 0.0, 0.0], "o-", label="error")
   >>> [a.get_label() for a in artists]
-  ['error', 'error = 0']
+  ['error', 'error: 0 (off the log scale)']
   >>> plt.close(fig)
   """
   x, y = list(x), [float(v) for v in y]
@@ -58,7 +58,7 @@ def log_plot(ax: Any, x: Sequence[float], y: Sequence[float], *fmt: str,
                      markersize=9, markerfacecolor="none",
                      markeredgewidth=1.5, color=line.get_color(),
                      transform=ax.get_xaxis_transform(), clip_on=False,
-                     label=f"{label or 'value'} = 0")
+                     label=f"{label or 'value'}: 0 (off the log scale)")
     artists.append(marks)
   return artists
 

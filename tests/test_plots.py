@@ -31,7 +31,7 @@ def test_log_plot_marks_zeros_on_the_bottom_edge():
   np.testing.assert_array_equal(marks.get_xdata(), [2])
   # Axes coordinates: y = 0 is the bottom edge whatever the limits.
   assert marks.get_ydata()[0] == 0 and not marks.get_clip_on()
-  assert marks.get_label() == "error = 0"
+  assert marks.get_label() == "error: 0 (off the log scale)"
   assert marks.get_color() == line.get_color()
   assert len(plots.log_plot(ax, [1], [1.0], label="positive")) == 1
   plt.close(fig)
@@ -67,5 +67,6 @@ def test_training_curves_labels_every_axis_and_keeps_legends_off_the_data(
     assert not legend.get_window_extent(renderer).overlaps(
         ax.get_window_extent(renderer))
   labels = [t.get_text() for t in axes[2].get_legend().get_texts()]
-  assert "NC1 of z (eval) = 0" in labels and "Theorem-1 bound" in labels
+  assert "NC1 of z (eval): 0 (off the log scale)" in labels
+  assert "Theorem-1 bound" in labels
   close(fig)
