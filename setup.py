@@ -38,7 +38,7 @@ _EXTRAS = {
     # Peer benchmarks. torch must be the CPU build: install it as
     # `pip install "torch==2.13.0+cpu"` first (see benchmarks/README.md).
     "bench": ["pytorch-metric-learning>=2.8", "psutil>=5.9"],
-    "colabs": ["jupyter", "nbclient>=0.10"],
+    "colabs": ["jupyter>=1.1", "nbclient>=0.10"],
 }
 
 setuptools.setup(

@@ -63,6 +63,7 @@ from cljax import data as data_lib
 from cljax import geometry
 from cljax import losses
 from cljax import models
+from cljax import plots
 from cljax import probes
 
 
@@ -559,40 +560,6 @@ class _Writer:
       self._tb.close()
 
 
-def _plot(rows: list[dict], path: str) -> None:
-  """Training curves: the optimised loss, the CL/NSCL pair with the gap and
-  its bound, and the eval geometry."""
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-
-  def series(name):
-    pts = [(r["step"], r[name]) for r in rows if name in r]
-    return ([p[0] for p in pts], [p[1] for p in pts])
-
-  fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-  axes[0].plot(*series("train/loss"), label="optimised loss")
-  axes[0].set_title("training loss")
-  for name in ("dcl", "nscl", "ntxent", "supcon_out"):
-    axes[1].plot(*series(f"train/{name}"), label=name)
-  axes[1].set_title("all losses (monitor temperature)")
-  axes[2].plot(*series("train/gap"), label="DCL - NSCL gap")
-  axes[2].plot(*series("train/gap_bound"), "--", label="Theorem-1 bound")
-  steps, nc1 = series("eval/z/nc1")
-  if steps:
-    ax = axes[2].twinx()
-    ax.plot(steps, nc1, "k.-", label="NC1 (z)")
-    ax.set_yscale("log")
-    ax.legend(loc="center right")
-  axes[2].set_title("gap vs bound")
-  for ax in axes:
-    ax.set_xlabel("step")
-    ax.legend(loc="upper right")
-  fig.tight_layout()
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
-
-
 # --- the loop -----------------------------------------------------------------
 
 def _host(state) -> dict:
@@ -790,7 +757,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     with open(os.path.join(workdir, "summary.json"), "w") as f:
       json.dump(summary, f, indent=2)
     try:
-      _plot(writer.rows, os.path.join(workdir, "training_curves.png"))
+      plots.training_curves(
+          writer.rows, os.path.join(workdir, "training_curves.png"))
     except ImportError:
       pass
   if verbose and jax.process_index() == 0:

@@ -29,9 +29,11 @@ def test_graf_notebook_executes(sweep_dir, monkeypatch):
   clean = [os.path.join(sweep_dir, f"loss.name={loss},data.label_noise=0.0")
            for loss in ("supcon", "cross_entropy")]
   nb = notebooks.execute("graf.ipynb", monkeypatch, {
-      "CLJAX_GRAF_RUNS": os.pathsep.join(clean), "CLJAX_GRAF_SWEEP": sweep_dir})
-  text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code"
-                 for o in c.get("outputs", []))
+      "CLJAX_GRAF_RUNS": os.pathsep.join(map(notebooks.from_root, clean)),
+      "CLJAX_GRAF_SWEEP": notebooks.from_root(sweep_dir)})
+  text = notebooks.text_output(nb)
+  assert f"CLJAX_GRAF_RUNS: reading {', '.join(clean)}\n" in text
+  assert f"CLJAX_GRAF_SWEEP: reading {sweep_dir}\n" in text
   # Both models were loaded and both noise rates of each were tabulated.
   assert "supcon (" in text and "CE (" in text
   assert text.count("p=0.30") == 2 and text.count("p=0.00") == 2

@@ -34,9 +34,11 @@ def test_jiang_colab_executes_and_recomputes_the_runs(sweep_dir, tmp_path,
                                                       monkeypatch):
   out = str(tmp_path / "metrics.json")
   figures = str(tmp_path / "figures")
-  notebooks.execute("jiang.ipynb", monkeypatch, {
-      "CLJAX_SWEEP_DIR": sweep_dir, "CLJAX_FIGURE_DIR": figures,
+  nb = notebooks.execute("jiang.ipynb", monkeypatch, {
+      "CLJAX_SWEEP_DIR": notebooks.from_root(sweep_dir), "CLJAX_FIGURE_DIR": figures,
       "CLJAX_METRICS_OUT": out})
+  assert (f"CLJAX_SWEEP_DIR: reading {sweep_dir}\n"
+          in notebooks.text_output(nb))
   with open(out) as f:
     result = json.load(f)
   runs = result["runs"]

@@ -39,15 +39,19 @@ def test_luthra_notebook_executes_and_its_numbers_hold(sweep_dir, tmp_path,
                                                        monkeypatch):
   figures = tmp_path / "figures"
   summary_path = tmp_path / "summary.json"
-  notebooks.execute("luthra.ipynb", monkeypatch, {
-      "CLJAX_LUTHRA_PAIRED": sweep_dir,
-      "CLJAX_LUTHRA_GAP_VS_CLASSES": sweep_dir,
-      "CLJAX_LUTHRA_TEMPERATURE": sweep_dir,
+  relative = notebooks.from_root(sweep_dir)
+  nb = notebooks.execute("luthra.ipynb", monkeypatch, {
+      "CLJAX_LUTHRA_PAIRED": relative,
+      "CLJAX_LUTHRA_GAP_VS_CLASSES": relative,
+      "CLJAX_LUTHRA_TEMPERATURE": relative,
       "CLJAX_LUTHRA_FIGURES": str(figures),
       "CLJAX_LUTHRA_SUMMARY": str(summary_path),
       "CLJAX_LUTHRA_SHOTS": "1,5",
       "CLJAX_LUTHRA_EPISODES": "4",
   })
+  text = notebooks.text_output(nb)
+  for name in ("PAIRED", "GAP_VS_CLASSES", "TEMPERATURE"):
+    assert f"CLJAX_LUTHRA_{name}: reading {sweep_dir}\n" in text
   summary = json.loads(summary_path.read_text())
 
   paired = summary["paired"]

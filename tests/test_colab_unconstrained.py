@@ -41,13 +41,14 @@ def test_unconstrained_features_notebook_executes(runs_dir, tmp_path,
                                                   monkeypatch):
   figures = tmp_path / "figures"
   nb = notebooks.execute("unconstrained_features.ipynb", monkeypatch, {
-      "CLJAX_UNCONSTRAINED_DIR": runs_dir, "CLJAX_FIGURES": str(figures)})
+      "CLJAX_UNCONSTRAINED_DIR": notebooks.from_root(runs_dir),
+      "CLJAX_FIGURES": str(figures)})
   names = sorted(os.listdir(figures))
   assert names == ["unconstrained_graf_batches.png",
                    "unconstrained_graf_multisets.png",
                    "unconstrained_jiang_beta.png",
                    "unconstrained_luthra_thm2.png"]
-  text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code"
-                 for o in c.get("outputs", []))
+  text = notebooks.text_output(nb)
+  assert f"CLJAX_UNCONSTRAINED_DIR: reading {runs_dir}\n" in text
   assert "2002 multisets of size 9 from 6 points" in text
   assert "(7, 1, 1)" in text and "(3, 3, 3)" in text
