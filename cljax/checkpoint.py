@@ -264,6 +264,23 @@ def saved_steps(workdir: str) -> list[int]:
                 if name.isdigit())
 
 
+def looks_intact(workdir: str, step: int) -> bool:
+  """A cheap integrity check of a finalised step (reads no array data).
+
+  Every item's directory, the JSON items' files and non-empty OCDBT
+  manifests must be there; a truncated array file passes (only a restore
+  reads the data).
+  """
+  root = os.path.join(workdir, "checkpoints", str(step))
+  needed = [os.path.join(root, "meta", "metadata"),
+            os.path.join(root, "data", "metadata")]
+  manifests = [os.path.join(root, item, "manifest.ocdbt")
+               for item in ("model", "opt")]
+  return (all(os.path.isfile(p) for p in needed) and
+          all(os.path.isfile(p) and os.path.getsize(p) > 0
+              for p in manifests))
+
+
 def check_options(*, every: int, keep: int | None) -> None:
   """Fails on checkpoint options that would lose checkpoints.
 

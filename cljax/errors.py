@@ -84,9 +84,13 @@ def write_error(path: str, error: BaseException) -> WriteError:
     free = f"{stat.f_bavail * stat.f_frsize / 2**20:.1f} MiB free"
   except OSError:
     free = "free space unknown"
-  reason = getattr(error, "strerror", None) or str(error) or type(
-      error).__name__
-  return WriteError(errno.EIO if getattr(error, "errno", None) is None
-                    else error.errno,
+  code = getattr(error, "errno", None)
+  reason = getattr(error, "strerror", None) or " ".join(str(error).split())
+  if code is None and "No space left on device" in reason:
+    # Orbax/tensorstore report ENOSPC as a ValueError with the OS text.
+    code = errno.ENOSPC
+  if code is not None:
+    reason = os.strerror(code) if len(reason) > 160 else reason
+  return WriteError(errno.EIO if code is None else code,
                     f"writing {path} failed on the file system mounted at "
-                    f"{mount} ({free}): {reason}")
+                    f"{mount} ({free}): {reason or type(error).__name__}")

@@ -605,7 +605,8 @@ def _finished_summary(workdir: str, config, num_steps: int) -> dict | None:
   steps = ckpt_lib.saved_steps(workdir)
   if summary is None or not steps or summary.get("interrupted", False):
     return None
-  if summary.get("step") != max(steps):
+  if summary.get("step") != max(steps) or not ckpt_lib.looks_intact(
+      workdir, max(steps)):
     return None
   fit = config.get("fit", None)
   stopped_at_fit = (fit is not None and fit.get("stop", False) and
@@ -755,10 +756,12 @@ def _train_locked(config, workdir, mesh, *, verbose, rerun_final_eval):
          f"{workdir}.")
   start = int(start or 0)
 
-  def checked_step(state, batch, first_bad):
+  # The key is an argument, not a closed-over constant: embedding a device
+  # array as a constant would copy it to the host when the step compiles.
+  def checked_step(state, batch, first_bad, key):
     new_state, metrics = train_step(
         state, batch, model=model, tx=tx, schedule=schedule, config=config,
-        data=data, base_key=base_key)
+        data=data, base_key=key)
     finite = (jnp.isfinite(metrics["train/loss"]) &
               jnp.isfinite(metrics["train/grad_norm"]) &
               _all_finite((new_state["params"], new_state["batch_stats"])))
@@ -829,7 +832,8 @@ def _train_locked(config, workdir, mesh, *, verbose, rerun_final_eval):
                 batch_sharding, batch["x"]),
             "label": jax.make_array_from_process_local_data(
                 batch_sharding, batch["label"])}
-        state, metrics, first_bad = step_fn(state, global_batch, first_bad)
+        state, metrics, first_bad = step_fn(state, global_batch, first_bad,
+                                            base_key)
         step += 1
         n_last += 1
         interrupted = interrupts.reached(step)
