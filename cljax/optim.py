@@ -32,7 +32,7 @@ def make_optimizer(optim, steps: int
   >>> import ml_collections
   >>> tx, lr = make_optimizer(ml_collections.ConfigDict(
   ...     {"name": "sgd", "learning_rate": 0.1, "schedule": "constant"}), 10)
-  >>> float(lr(3))
+  >>> round(float(lr(3)), 6)
   0.1
   """
   lr = float(optim["learning_rate"])

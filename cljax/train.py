@@ -37,6 +37,12 @@ first step reaching ``fit.threshold`` as ``fit/step`` in the summary;
 Resume is exact: the augmentation key of step t is ``fold_in(seed, t)`` and
 the data iterator's state is checkpointed, so a killed run restarted in the
 same work dir continues bit for bit.
+
+Steps run asynchronously: nothing is copied to the host on a step that
+neither logs nor checkpoints. Whether the step's loss, gradient and
+parameters are finite is tracked on device and read where the loop logs or
+saves, so no checkpoint holds a non-finite value. The faults a run ends with
+(``cljax.errors``) each have a documented exit status in ``cljax.main``.
 """
 
 from __future__ import annotations

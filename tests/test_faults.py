@@ -16,6 +16,7 @@ import sys
 import jax
 import numpy as np
 import pytest
+import test_train
 from jax._src import array as jax_array
 
 from cljax import _interrupt
@@ -23,24 +24,14 @@ from cljax import _lock
 from cljax import checkpoint
 from cljax import errors
 from cljax import train
-from experiments import default
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _config(**overrides):
-  config = default.get_config("smoke")
-  config.eval.linear_probe_steps = 0
-  config.eval_every = 0
-  config.optim.schedule = "constant"
-  config.optim.warmup_steps = 0
-  for path, value in overrides.items():
-    node = config
-    *parents, leaf = path.split(".")
-    for p in parents:
-      node = node[p]
-    node[leaf] = value
-  return config
+  """test_train's smoke config, without evaluation, at a constant rate."""
+  return test_train._config(**{"eval_every": 0, "optim.schedule": "constant",
+                               "optim.warmup_steps": 0, **overrides})
 
 
 def _base_config():
