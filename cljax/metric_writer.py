@@ -63,7 +63,9 @@ class MetricWriter:
     try:
       with open(self.path, "w") as f:
         f.writelines(json.dumps(r) + "\n" for r in self.rows)
-      self._file = open(self.path, "a")
+      # Unbuffered: a failed write leaves nothing behind to fail again when
+      # the file is closed or collected.
+      self._file = open(self.path, "ab", buffering=0)
     except OSError as e:
       raise errors.write_error(self.path, e) from e
     if tensorboard:
@@ -91,8 +93,7 @@ class MetricWriter:
       return
     row = {"step": int(step), **metrics}
     try:
-      self._file.write(json.dumps(row) + "\n")
-      self._file.flush()
+      self._file.write((json.dumps(row) + "\n").encode())
     except OSError as e:
       raise errors.write_error(self.path, e) from e
     self.rows.append(row)
