@@ -13,8 +13,16 @@ Layout of a work dir::
 The orbax v0 ``CheckpointManager`` writes each step to a temporary directory
 and renames it when complete, so a run killed during a save leaves the last
 complete checkpoint as ``latest_step()``; nothing here ever deletes a
-finished checkpoint except the ``keep`` policy, which only removes older ones
-after a newer save has completed.
+finished checkpoint except the ``keep`` policy (``keep >= 1``), which only
+removes older ones after a newer save has completed, so the latest one always
+stays.
+
+A checkpoint that is complete but damaged afterwards (a truncated array file,
+a missing ``meta/metadata``, an empty ``opt/manifest.ocdbt``) does not stop a
+resume or a ``load``: both fall back to the newest intact checkpoint and say
+which step was corrupt and how to remove it. A resume moves the corrupt step
+aside to ``<workdir>/corrupt_checkpoints/<step>`` so that the run can write
+that step again; ``load`` never changes the work dir.
 
 ``load(workdir)`` restores the model alone (never the optimizer) onto one
 device, whatever device count wrote it, for colabs and analysis.
@@ -22,9 +30,13 @@ device, whatever device count wrote it, for colabs and analysis.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import logging
 import os
+import shutil
+import sys
 from typing import Any
 
 import jax
@@ -33,7 +45,69 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
+from cljax import errors
+from cljax import metric_writer
+
 _ITEMS = ("model", "opt", "data", "meta")
+CORRUPT_DIR = "corrupt_checkpoints"
+
+
+class _DropReadOnlyNotice(logging.Filter):
+  """Drops orbax's "Given directory is read only" warning.
+
+  Orbax logs it for every read-only manager; opening a run for analysis is
+  read-only by design, so the warning tells a user nothing.
+  """
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("Given directory is read only")
+
+
+@contextlib.contextmanager
+def _quiet_read_only():
+  logger = logging.getLogger("absl")
+  notice = _DropReadOnlyNotice()
+  logger.addFilter(notice)
+  try:
+    yield
+  finally:
+    logger.removeFilter(notice)
+
+
+def _read_only_manager(directory: str) -> ocp.CheckpointManager:
+  with _quiet_read_only():
+    return ocp.CheckpointManager(
+        directory, options=ocp.CheckpointManagerOptions(
+            read_only=True, create=False, save_interval_steps=0),
+        item_names=_ITEMS)
+
+
+def _restore_newest(steps: list[int], restore) -> tuple[int, Any, dict]:
+  """Restores the newest of ``steps`` that ``restore(step)`` can read.
+
+  Returns:
+    ``(step, restored, corrupt)``: ``corrupt`` maps each newer step that
+    failed to its error.
+
+  Raises:
+    The newest step's error when no step restores: then nothing is known to
+    be corrupt (a mismatched target fails on every step alike).
+  """
+  corrupt = {}
+  for step in sorted(steps, reverse=True):
+    try:
+      return step, restore(step), corrupt
+    except Exception as e:  # pylint: disable=broad-except
+      # Orbax and tensorstore raise many types for damaged files
+      # (ValueError, FileNotFoundError, OCDBT status errors, ...).
+      corrupt[step] = e
+  first = max(corrupt)
+  raise corrupt[first]
+
+
+def _describe(error: BaseException) -> str:
+  text = " ".join(str(error).split())
+  return f"{type(error).__name__}: {text[:200]}"
 
 
 def _abstract(tree: Any, sharding: Any = None) -> Any:
@@ -50,13 +124,17 @@ class Manager:
   Args:
     workdir: the run's directory; checkpoints go to ``workdir/checkpoints``.
     every: save when ``step % every == 0`` (and whenever ``force``).
-    keep: how many recent checkpoints to keep (None: all).
+    keep: how many recent checkpoints to keep, >= 1 (None: all).
+
+  Raises:
+    ValueError: ``every < 1`` or ``keep < 1`` (``keep=0`` would delete every
+      checkpoint, the latest included).
   """
 
   def __init__(self, workdir: str, *, every: int, keep: int | None = 3):
-    if every < 1:
-      raise ValueError(f"`checkpoint.every` must be >= 1; got {every}.")
-    self.directory = os.path.join(os.path.abspath(workdir), "checkpoints")
+    check_options(every=every, keep=keep)
+    self.workdir = os.path.abspath(workdir)
+    self.directory = os.path.join(self.workdir, "checkpoints")
     # Saves interrupted by a kill leave orbax temporary directories; they are
     # reported here and removed by the manager (cleanup_tmp_directories).
     self.partial = sorted(
@@ -68,10 +146,15 @@ class Manager:
         cleanup_tmp_directories=True)
     self._manager = ocp.CheckpointManager(
         self.directory, options=options, item_names=_ITEMS)
+    self._closed = False
 
   def latest_step(self) -> int | None:
     """The newest *complete* checkpoint (partial ones are ignored)."""
     return self._manager.latest_step()
+
+  def should_save(self, step: int) -> bool:
+    """Whether ``save(step)`` (unforced) writes a checkpoint."""
+    return self._manager.should_save(step)
 
   def all_steps(self) -> list[int]:
     return list(self._manager.all_steps())
@@ -84,7 +167,11 @@ class Manager:
         opt=ocp.args.StandardSave(opt),
         data=ocp.args.JsonSave(data),
         meta=ocp.args.JsonSave(meta))
-    return self._manager.save(step, args=args, force=force)
+    try:
+      return self._manager.save(step, args=args, force=force)
+    except Exception as e:  # pylint: disable=broad-except
+      # An earlier asynchronous save's failure surfaces here.
+      raise self._write_error(e) from e
 
   def restore(self, step: int, *, model: Any, opt: Any) -> dict[str, Any]:
     """Restores ``step`` into the structure and shardings of the targets.
@@ -101,12 +188,113 @@ class Manager:
     out = self._manager.restore(step, args=args)
     return {name: out[name] for name in _ITEMS}
 
+  def restore_latest(self, *, model: Any, opt: Any, log=print
+                     ) -> tuple[int | None, dict[str, Any] | None]:
+    """Restores the newest intact checkpoint (see ``restore``).
+
+    A newer checkpoint that fails to restore while an older one restores is
+    corrupt: it is moved to ``<workdir>/corrupt_checkpoints/<step>`` (so the
+    run can write that step again) and ``log`` says so and how to delete it.
+
+    Returns:
+      ``(step, restored)``, or ``(None, None)`` without checkpoints.
+
+    Raises:
+      The newest checkpoint's restore error when none restores (a target
+      that does not match the saved tree fails on every step alike).
+    """
+    steps = self.all_steps()
+    if not steps:
+      return None, None
+    step, restored, corrupt = _restore_newest(
+        steps, lambda s: self.restore(s, model=model, opt=opt))
+    if corrupt:
+      aside = os.path.join(self.workdir, CORRUPT_DIR)
+      os.makedirs(aside, exist_ok=True)
+      for bad, error in sorted(corrupt.items()):
+        target = os.path.join(aside, str(bad))
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.move(os.path.join(self.directory, str(bad)), target)
+        log(f"Checkpoint step {bad} is corrupt ({_describe(error)}); moved it "
+            f"to {target} and resumed from step {step}. Delete it with: "
+            f"rm -r {target}")
+      self._manager.reload()
+    return step, restored
+
   def wait(self) -> None:
-    self._manager.wait_until_finished()
+    """Waits for the pending save; raises ``WriteError`` if it failed."""
+    try:
+      self._manager.wait_until_finished()
+      self._manager.check_for_errors()
+    except Exception as e:  # pylint: disable=broad-except
+      raise self._write_error(e) from e
+
+  def _write_error(self, error: BaseException) -> Exception:
+    if isinstance(error, errors.WriteError):
+      return error
+    cause = error
+    while cause is not None and not isinstance(cause, OSError):
+      cause = cause.__cause__ or cause.__context__
+    return errors.write_error(self.directory, cause or error)
 
   def close(self) -> None:
-    self._manager.wait_until_finished()
-    self._manager.close()
+    """Waits for the pending save and closes; raises ``WriteError``."""
+    if self._closed:
+      return
+    self._closed = True
+    try:
+      self.wait()
+    finally:
+      try:
+        self._manager.close()
+      except Exception:  # pylint: disable=broad-except
+        pass  # The save's own error (raised above) is the one to report.
+
+
+def saved_steps(workdir: str) -> list[int]:
+  """Steps of the finalised checkpoints in ``workdir`` (no orbax, no writes).
+
+  Orbax writes a step to a temporary name and renames it to the bare step
+  number once complete, so a digits-only directory is a finished save.
+  """
+  directory = os.path.join(workdir, "checkpoints")
+  if not os.path.isdir(directory):
+    return []
+  return sorted(int(name) for name in os.listdir(directory)
+                if name.isdigit())
+
+
+def looks_intact(workdir: str, step: int) -> bool:
+  """A cheap integrity check of a finalised step (reads no array data).
+
+  Every item's directory, the JSON items' files and non-empty OCDBT
+  manifests must be there; a truncated array file passes (only a restore
+  reads the data).
+  """
+  root = os.path.join(workdir, "checkpoints", str(step))
+  needed = [os.path.join(root, "meta", "metadata"),
+            os.path.join(root, "data", "metadata")]
+  manifests = [os.path.join(root, item, "manifest.ocdbt")
+               for item in ("model", "opt")]
+  return (all(os.path.isfile(p) for p in needed) and
+          all(os.path.isfile(p) and os.path.getsize(p) > 0
+              for p in manifests))
+
+
+def check_options(*, every: int, keep: int | None) -> None:
+  """Fails on checkpoint options that would lose checkpoints.
+
+  Raises:
+    ValueError: ``every < 1`` or ``keep < 1``, naming the config field.
+  """
+  if not isinstance(every, int) or every < 1:
+    raise errors.ConfigError(
+        f"config.checkpoint.every must be an integer >= 1; got {every!r}.")
+  if keep is not None and (not isinstance(keep, int) or keep < 1):
+    raise errors.ConfigError(
+        f"config.checkpoint.keep must be >= 1 (how many recent checkpoints "
+        f"to keep; the latest is always kept) or None for all; got "
+        f"{keep!r}.")
 
 
 @dataclasses.dataclass
@@ -158,11 +346,7 @@ class Run:
 
 def read_metrics(workdir: str) -> list[dict]:
   """The rows of ``workdir/metrics.jsonl`` (empty if absent)."""
-  path = os.path.join(workdir, "metrics.jsonl")
-  if not os.path.exists(path):
-    return []
-  with open(path) as f:
-    return [json.loads(line) for line in f if line.strip()]
+  return metric_writer.read_rows(workdir)
 
 
 def read_config(workdir: str) -> ml_collections.ConfigDict:
@@ -172,6 +356,14 @@ def read_config(workdir: str) -> ml_collections.ConfigDict:
         f"{path} not found: is {workdir!r} the work dir of a cljax run?")
   with open(path) as f:
     return ml_collections.ConfigDict(json.load(f))
+
+
+def read_json(path: str) -> dict | None:
+  """The JSON object in ``path``, or None when the file is absent."""
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    return json.load(f)
 
 
 def load(workdir: str, step: int | None = None) -> Run:
@@ -192,20 +384,14 @@ def load(workdir: str, step: int | None = None) -> Run:
 
   config = read_config(workdir)
   directory = os.path.join(os.path.abspath(workdir), "checkpoints")
-  manager = ocp.CheckpointManager(
-      directory, options=ocp.CheckpointManagerOptions(
-          read_only=True, create=False, save_interval_steps=0),
-      item_names=_ITEMS)
-  try:
-    if step is None:
-      step = manager.latest_step()
-    if step is None:
-      raise FileNotFoundError(f"No complete checkpoint under {directory}.")
-    model = models.build(config.model)
+  manager = _read_only_manager(directory)
+  model = models.build(config.model)
+  device = jax.devices()[0]
+
+  def restore(step):
     meta = manager.restore(step, args=ocp.args.Composite(
         meta=ocp.args.JsonRestore()))["meta"]
     input_shape = tuple(meta["input_shape"])
-    device = jax.devices()[0]
     abstract = jax.eval_shape(
         lambda: model.init(jax.random.key(0),
                            jnp.zeros((1,) + input_shape), train=False))
@@ -216,8 +402,24 @@ def load(workdir: str, step: int | None = None) -> Run:
     target = _abstract(abstract, jax.sharding.SingleDeviceSharding(device))
     restored = manager.restore(step, args=ocp.args.Composite(
         model=ocp.args.StandardRestore(target)))
+    return meta, restored
+
+  try:
+    if step is not None:
+      meta, restored = restore(step)
+    else:
+      steps = list(manager.all_steps())
+      if not steps:
+        raise FileNotFoundError(f"No complete checkpoint under {directory}.")
+      step, (meta, restored), corrupt = _restore_newest(steps, restore)
+      for bad, error in sorted(corrupt.items()):
+        print(f"Checkpoint step {bad} in {directory} is corrupt "
+              f"({_describe(error)}); loaded step {step} instead. Delete it "
+              f"with: rm -r {os.path.join(directory, str(bad))}",
+              file=sys.stderr)
   finally:
     manager.close()
+  input_shape = tuple(meta["input_shape"])
   mean = meta.get("input_mean")
   std = meta.get("input_std")
   return Run(workdir=workdir, config=config, step=int(step),

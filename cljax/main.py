@@ -12,16 +12,23 @@ field. The config is locked, so a misspelled override is an error.
 or "unconstrained" (``cljax.unconstrained``: free features, no encoder).
 With ``--distributed`` (or CLJAX_DISTRIBUTED=1) ``jax.distributed`` is
 initialised first, for multi-host runs (TPU pods, several GPU hosts).
+
+Mistakes in the config or the flags, and the faults a run can end with, are
+reported in one or two lines with the exit status of ``cljax.errors`` (2 for
+a config mistake, 3 for an interrupted run, ...); ``--debug`` or
+``CLJAX_DEBUG=1`` shows the traceback instead.
 """
 
 import os
-
+import re
+import sys
 
 from absl import app
 from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from cljax import errors
 from cljax import train
 from cljax import unconstrained
 
@@ -43,9 +50,105 @@ _NUM_PROCESSES = flags.DEFINE_integer(
     "num_processes", None, "Number of processes for --distributed.")
 _PROCESS_ID = flags.DEFINE_integer(
     "process_id", None, "This process's index for --distributed.")
+_RERUN_FINAL_EVAL = flags.DEFINE_bool(
+    "rerun_final_eval", False,
+    "On a work dir whose run has finished, evaluate its last checkpoint "
+    "again (otherwise a finished run is left untouched).")
+flags.DEFINE_bool(
+    "debug", False, "Show the traceback of config mistakes and run faults "
+    "(also CLJAX_DEBUG=1).")
 
 MODES = {"train": train.train_and_evaluate,
-          "unconstrained": unconstrained.run}
+         "unconstrained": unconstrained.run}
+
+
+def debugging(argv=None) -> bool:
+  """--debug or CLJAX_DEBUG=1 (readable before the flags are parsed)."""
+  argv = sys.argv if argv is None else argv
+  return os.environ.get("CLJAX_DEBUG", "0") == "1" or any(
+      a in ("--debug", "--debug=true", "--debug=1") for a in argv)
+
+
+def fail(message: str, code: int) -> None:
+  """Ends the program with a short message and ``code`` (no traceback)."""
+  print(f"cljax: error: {message}", file=sys.stderr, flush=True)
+  sys.exit(code)
+
+
+def _config_mistake(error: BaseException, argv) -> str:
+  """One line naming the flag or field of a config/flag parsing error."""
+  text = str(error)
+  missing = re.search(r"'([^'\\]+)\\?'.*Did you mean \"([^\"]+)\"", text,
+                      re.S)
+  if missing:
+    key, suggestion = missing.groups()
+    flag = next((a.split("=", 1)[0] for a in argv
+                 if a.startswith("--config.") and
+                 re.search(rf"\.{re.escape(key)}(=|\.|$)", a.split("=")[0])),
+                f"--config...{key}")
+    return (f"{flag}: the config has no field {key!r}; did you mean "
+            f"{suggestion!r}?")
+  if isinstance(error, AttributeError | KeyError):
+    key = text.strip("'\"\\n ").split("'")[0]
+    flag = next((a.split("=", 1)[0] for a in argv
+                 if a.startswith("--config.") and key in a.split("=")[0]),
+                "--config")
+    return f"{flag}: the config has no field {key!r}."
+  if "No such file or directory" in text or "Failed loading config" in text:
+    path = _config_path(argv)
+    return (f"--config: the config file {os.path.abspath(path)!r} does not "
+            f"exist (relative paths are read from {os.getcwd()!r}).")
+  if "Traceback (most recent call last)" in text:
+    # config_flags embeds get_config's traceback; its last line is the news.
+    flag = re.split(r": Error whilst|: Traceback", text, maxsplit=1)[0]
+    last = [line for line in text.splitlines() if line.strip()][-1].strip()
+    return f"{flag}: {last}"
+  return " ".join(text.split())
+
+
+def _config_path(argv) -> str:
+  given = next((a.split("=", 1)[1] for a in argv
+                if a.startswith("--config=")), "")
+  return given.split(":", 1)[0]
+
+
+def parse_flags(argv):
+  """``app.run``'s flag parser, with config mistakes in one line (exit 2)."""
+  try:
+    return flags.FLAGS(argv)
+  except Exception as e:  # pylint: disable=broad-except
+    if debugging(argv):
+      raise
+    fail(_config_mistake(e, argv), errors.EXIT_CONFIG)
+
+
+def get_config(argv=None):
+  """``--config``'s value, failing in one line if the file does not load."""
+  argv = sys.argv if argv is None else argv
+  try:
+    config = CONFIG.value
+    if config is not None:
+      config.get("mode", "train")  # A file that failed to load raises here.
+    return config
+  except Exception as e:  # pylint: disable=broad-except
+    if debugging(argv):
+      raise
+    fail(_config_mistake(e, argv), errors.EXIT_CONFIG)
+
+
+def run_reported(fn, *args, **kwargs):
+  """Calls a driver; faults become a short message and their exit status."""
+  try:
+    return fn(*args, **kwargs)
+  except KeyboardInterrupt:
+    # Ctrl-C before the loop had started (set-up, compilation).
+    fail("interrupted before the first step; nothing was saved.",
+         errors.EXIT_ABORTED)
+  except (errors.ConfigError, errors.WorkdirLockedError, errors.WriteError,
+          errors.NonFiniteError) as e:
+    if debugging():
+      raise
+    fail(str(e), errors.exit_code(e))
 
 
 def main(argv):
@@ -58,18 +161,26 @@ def main(argv):
     jax.distributed.initialize(coordinator_address=_COORDINATOR.value,
                                num_processes=_NUM_PROCESSES.value,
                                process_id=_PROCESS_ID.value)
-  config = CONFIG.value
+  config = get_config()
   if config is None:
-    raise app.UsageError("--config is required, e.g. "
-                         "--config=experiments/default.py")
+    fail("--config is required, e.g. --config=experiments/default.py",
+         errors.EXIT_CONFIG)
   if not _WORKDIR.value:
-    raise app.UsageError("--workdir is required.")
+    fail("--workdir is required.", errors.EXIT_CONFIG)
   mode = config.get("mode", "train")
   if mode not in MODES:
-    raise app.UsageError(f"Unknown config.mode {mode!r}; choose one of "
-                         f"{sorted(MODES)}.")
-  MODES[mode](config, _WORKDIR.value)
+    fail(f"--config.mode: unknown mode {mode!r}; choose one of "
+         f"{sorted(MODES)}.", errors.EXIT_CONFIG)
+  kwargs = ({"rerun_final_eval": _RERUN_FINAL_EVAL.value}
+            if mode == "train" else {})
+  summary = run_reported(MODES[mode], config, _WORKDIR.value, **kwargs)
+  if isinstance(summary, dict) and summary.get("interrupted"):
+    sys.exit(errors.EXIT_INTERRUPTED)
+
+
+def run():
+  app.run(main, flags_parser=parse_flags)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  run()

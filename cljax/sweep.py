@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import difflib
 import itertools
 import json
 import os
@@ -41,6 +42,7 @@ from absl import flags
 from absl import logging
 
 # The --config flag (and the drivers) are cljax.main's.
+from cljax import errors
 from cljax import main as main_lib
 
 _SWEEP_DIR = flags.DEFINE_string("sweep_dir", None, "Root of the sweep.")
@@ -94,16 +96,26 @@ def zip_axis(zipped: list[tuple[str, list[Any]]]
   return [(fields, list(zip(*[values for _, values in zipped])))]
 
 
+def _no_field(field: str, name: str, node) -> ValueError:
+  close = difflib.get_close_matches(name, list(node.keys()), n=1)
+  hint = f"; did you mean {close[0]!r}?" if close else "."
+  return ValueError(f"--grid field {field!r}: the config has no "
+                    f"{name!r}{hint}")
+
+
 def _set(config, field: str, value: Any) -> None:
   node = config
   *parents, leaf = field.split(".")
   for name in parents:
     if name not in node:
-      raise ValueError(f"--grid field {field!r}: the config has no {name!r}.")
+      raise _no_field(field, name, node)
     node = node[name]
   if leaf not in node:
-    raise ValueError(f"--grid field {field!r}: the config has no {leaf!r}.")
-  node[leaf] = value
+    raise _no_field(field, leaf, node)
+  try:
+    node[leaf] = value
+  except TypeError as e:  # A locked ConfigDict checks the value's type.
+    raise ValueError(f"--grid field {field!r}: {e}") from None
 
 
 def _point_name(point: dict[str, Any]) -> str:
@@ -169,13 +181,19 @@ def run_sweep(config, grid, sweep_dir: str, *, zipped=None,
 
   Returns:
     ``[{"overrides": {field: value}, "workdir": path}]`` in sweep order.
+
+  Raises:
+    ValueError: a grid field the config does not have.
+    SystemExit: a point's run ended in a fault or was interrupted (its
+      message and exit status are ``cljax.main``'s).
   """
-  os.makedirs(sweep_dir, exist_ok=True)
   planned = list(points(config, grid, sweep_dir, zipped))
   entries = [{"overrides": point, "workdir": workdir}
              for point, _, workdir in planned]
-  # Indexed before anything runs: an interrupted sweep stays readable.
-  _write_index(sweep_dir, config_arg, grid, zipped, entries)
+  if not print_only:  # Printing the commands writes nothing.
+    os.makedirs(sweep_dir, exist_ok=True)
+    # Indexed before anything runs: an interrupted sweep stays readable.
+    _write_index(sweep_dir, config_arg, grid, zipped, entries)
   for point, cfg, workdir in planned:
     if print_only:
       flags_ = [f"--config={config_arg}", f"--workdir={workdir}"] + [
@@ -186,7 +204,13 @@ def run_sweep(config, grid, sweep_dir: str, *, zipped=None,
       continue
     if verbose:
       print(f"== {workdir}", flush=True)
-    main_lib.MODES[cfg.get("mode", "train")](cfg, workdir)
+    summary = main_lib.run_reported(main_lib.MODES[cfg.get("mode", "train")],
+                                    cfg, workdir)
+    if isinstance(summary, dict) and summary.get("interrupted"):
+      # The interrupted point resumes, and the sweep goes on, when rerun.
+      print(f"Sweep interrupted at {workdir}; rerun the same command to "
+            f"resume it.", flush=True)
+      sys.exit(errors.EXIT_INTERRUPTED)
   return entries
 
 
@@ -225,16 +249,24 @@ def read_sweep(sweep_dir: str) -> list[dict]:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  config = main_lib.CONFIG.value
+  config = main_lib.get_config()
   if config is None or not _SWEEP_DIR.value:
-    raise app.UsageError("--config and --sweep_dir are required.")
+    main_lib.fail("--config and --sweep_dir are required.",
+                  errors.EXIT_CONFIG)
   logging.set_verbosity(logging.WARNING)
   config_arg = next((a.split("=", 1)[1] for a in sys.argv
                      if a.startswith("--config=")), "")
-  run_sweep(config, parse_grid(_GRID.value), _SWEEP_DIR.value,
-            zipped=parse_grid(_ZIP.value), config_arg=config_arg,
-            print_only=_PRINT_ONLY.value)
+  try:
+    grid, zipped = parse_grid(_GRID.value), parse_grid(_ZIP.value)
+    # Every point is built before the first runs: a typo fails at once.
+    list(points(config, grid, _SWEEP_DIR.value, zipped))
+  except ValueError as e:
+    if main_lib.debugging():
+      raise
+    main_lib.fail(str(e), errors.EXIT_CONFIG)
+  run_sweep(config, grid, _SWEEP_DIR.value, zipped=zipped,
+            config_arg=config_arg, print_only=_PRINT_ONLY.value)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=main_lib.parse_flags)

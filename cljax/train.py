@@ -37,16 +37,21 @@ first step reaching ``fit.threshold`` as ``fit/step`` in the summary;
 Resume is exact: the augmentation key of step t is ``fold_in(seed, t)`` and
 the data iterator's state is checkpointed, so a killed run restarted in the
 same work dir continues bit for bit.
+
+Steps run asynchronously: nothing is copied to the host on a step that
+neither logs nor checkpoints. Whether the step's loss, gradient and
+parameters are finite is tracked on device and read where the loop logs or
+saves, so no checkpoint holds a non-finite value. The faults a run ends with
+(``cljax.errors``) each have a documented exit status in ``cljax.main``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import json
-import math
 import os
-import signal
 import time
 from typing import Any
 
@@ -58,13 +63,19 @@ import optax
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from cljax import _interrupt
+from cljax import _lock
 from cljax import checkpoint as ckpt_lib
 from cljax import data as data_lib
+from cljax import errors
 from cljax import geometry
 from cljax import losses
+from cljax import metric_writer
 from cljax import models
 from cljax import plots
 from cljax import probes
+from cljax.errors import NonFiniteError
+from cljax.optim import make_optimizer
 
 
 # --- configuration checks -------------------------------------------------
@@ -122,6 +133,16 @@ def _check_config(config, num_devices: int) -> None:
         f"config.data.num_views={config.data.num_views} but the loss "
         f"{config.loss.name!r} takes its positives from other views: set "
         f"config.data.num_views >= 2.")
+  for field in ("log_every", "eval_every"):
+    value = config.get(field)
+    if not isinstance(value, int) or isinstance(value, bool):
+      raise ValueError(f"config.{field} must be an integer; got {value!r}.")
+  if config.log_every < 1:
+    raise ValueError(
+        f"config.log_every must be >= 1 (log every that many steps); got "
+        f"{config.log_every}.")
+  ckpt_lib.check_options(every=config.checkpoint.every,
+                         keep=config.checkpoint.get("keep", 3))
   if config.data.batch_size % num_devices:
     raise ValueError(
         f"config.data.batch_size={config.data.batch_size} is not divisible by "
@@ -195,51 +216,6 @@ def make_mesh(num_devices: int | None = None) -> jax.sharding.Mesh:
                      f"devices are available.")
   return jax.make_mesh((n,), ("data",), devices=devices[:n],
                        axis_types=(jax.sharding.AxisType.Explicit,))
-
-
-# --- optimiser --------------------------------------------------------------
-
-def make_optimizer(optim, steps: int):
-  """An optax optimiser and its learning-rate schedule from ``config.optim``.
-
-  Fields: name (sgd | adam | adamw | lars), learning_rate, warmup_steps,
-  schedule (constant | cosine | poly), power (poly), momentum, weight_decay,
-  clip_norm (0 = none).
-  """
-  lr = float(optim.learning_rate)
-  warmup = int(optim.get("warmup_steps", 0))
-  kind = optim.get("schedule", "cosine")
-  if kind == "cosine":
-    decay = optax.cosine_decay_schedule(lr, max(steps - warmup, 1))
-  elif kind == "poly":
-    decay = optax.polynomial_schedule(lr, 0.0, optim.get("power", 5.0),
-                                      max(steps - warmup, 1))
-  elif kind == "constant":
-    decay = optax.constant_schedule(lr)
-  else:
-    raise ValueError(f"Unknown config.optim.schedule {kind!r}; choose one of "
-                     f"['constant', 'cosine', 'poly'].")
-  schedule = decay if warmup == 0 else optax.join_schedules(
-      [optax.linear_schedule(0.0, lr, warmup), decay], [warmup])
-  name = optim.name
-  wd = float(optim.get("weight_decay", 0.0))
-  momentum = float(optim.get("momentum", 0.9))
-  if name == "sgd":
-    tx = optax.chain(optax.add_decayed_weights(wd),
-                     optax.sgd(schedule, momentum=momentum))
-  elif name == "adam":
-    tx = optax.chain(optax.add_decayed_weights(wd), optax.adam(schedule))
-  elif name == "adamw":
-    tx = optax.adamw(schedule, weight_decay=wd)
-  elif name == "lars":
-    tx = optax.lars(schedule, weight_decay=wd, momentum=momentum)
-  else:
-    raise ValueError(f"Unknown config.optim.name {name!r}; choose one of "
-                     f"['adam', 'adamw', 'lars', 'sgd'].")
-  clip = float(optim.get("clip_norm", 0.0))
-  if clip > 0:
-    tx = optax.chain(optax.clip_by_global_norm(clip), tx)
-  return tx, schedule
 
 
 # --- the step -----------------------------------------------------------------
@@ -515,50 +491,7 @@ def first_fit_step(rows: list[dict], threshold: float) -> int | None:
   return None
 
 
-# --- logging -----------------------------------------------------------------
-
-class _Writer:
-  """metrics.jsonl (+ TensorBoard event files when tensorboardX is present),
-  written by process 0 only."""
-
-  def __init__(self, workdir: str, start_step: int):
-    self.active = jax.process_index() == 0
-    self.rows = []
-    self._file = None
-    self._tb = None
-    if not self.active:
-      return
-    # Rows logged after the checkpoint we resume from are replayed by the
-    # resumed run, so they are dropped rather than duplicated.
-    self.rows = [r for r in ckpt_lib.read_metrics(workdir)
-                 if r["step"] <= start_step]
-    path = os.path.join(workdir, "metrics.jsonl")
-    with open(path, "w") as f:
-      f.writelines(json.dumps(r) + "\n" for r in self.rows)
-    self._file = open(path, "a")
-    try:
-      import tensorboardX  # Optional: TensorBoard without TensorFlow.
-      self._tb = tensorboardX.SummaryWriter(os.path.join(workdir, "tb"))
-    except ImportError:
-      self._tb = None
-
-  def write(self, step: int, metrics: dict[str, float]) -> None:
-    if not self.active:
-      return
-    row = {"step": int(step), **metrics}
-    self.rows.append(row)
-    self._file.write(json.dumps(row) + "\n")
-    self._file.flush()
-    if self._tb is not None:
-      for name, value in metrics.items():
-        self._tb.add_scalar(name, value, step)
-
-  def close(self) -> None:
-    if self._file:
-      self._file.close()
-    if self._tb is not None:
-      self._tb.close()
-
+# --- plots -------------------------------------------------------------------
 
 # --- the loop -----------------------------------------------------------------
 
@@ -572,48 +505,199 @@ def _host(state) -> dict:
                                    "batch_stats": state["batch_stats"]})
 
 
-class NonFiniteError(FloatingPointError):
-  """The loss or gradient became NaN/inf; the message names the step."""
-
-
 def _config_json(config) -> str:
   return config.to_json(sort_keys=True) if hasattr(config, "to_json") else (
       json.dumps(config, sort_keys=True))
 
 
+# Fields a resumed run may change: how long it trains and how often it logs,
+# evaluates and checkpoints, and the device count (checkpoints restore onto
+# any topology). Any other change would mix two runs in one work dir.
+RESUMABLE_FIELDS = ("steps", "epochs", "log_every", "eval_every", "fit.every",
+                    "checkpoint.every", "checkpoint.keep", "num_devices")
+
+
+def _flatten(tree, prefix=""):
+  if isinstance(tree, dict):
+    out = {}
+    for key, value in tree.items():
+      out.update(_flatten(value, f"{prefix}{key}."))
+    return out
+  return {prefix[:-1]: tree}
+
+
+def config_changes(saved: dict, requested: dict) -> list[str]:
+  """The fields outside ``RESUMABLE_FIELDS`` where two configs differ.
+
+  Args:
+    saved, requested: ``config.to_json`` round-tripped through ``json``.
+
+  Returns:
+    ``["field: saved -> requested", ...]`` sorted by field.
+  """
+  old, new = _flatten(saved), _flatten(requested)
+  missing = "<absent>"
+  changed = []
+  for field in sorted(set(old) | set(new)):
+    if field in RESUMABLE_FIELDS or any(
+        field.startswith(f + ".") for f in RESUMABLE_FIELDS):
+      continue
+    a, b = old.get(field, missing), new.get(field, missing)
+    if a != b:
+      changed.append(f"{field}: {a!r} -> {b!r}")
+  return changed
+
+
+def _check_resume(workdir: str, config) -> None:
+  """Refuses to resume a work dir whose saved config differs (before writing).
+
+  Raises:
+    ResumeMismatchError: listing every changed field.
+  """
+  saved = ckpt_lib.read_json(os.path.join(workdir, "config.json"))
+  if saved is None or not ckpt_lib.saved_steps(workdir):
+    return
+  changed = config_changes(saved, json.loads(_config_json(config)))
+  if changed:
+    shown = changed[:12] + ([f"... and {len(changed) - 12} more"]
+                            if len(changed) > 12 else [])
+    raise errors.ResumeMismatchError(
+        f"{workdir} holds a run with another config, so it cannot resume "
+        f"there; changed: {'; '.join(shown)}. Only "
+        f"{', '.join(RESUMABLE_FIELDS)} may change on resume: use a new "
+        f"--workdir, or set these fields back.")
+
+
+def _finished_summary(workdir: str, config, num_steps: int) -> dict | None:
+  """The saved summary when ``workdir`` holds this run, finished; else None.
+
+  Finished: its summary.json records an uninterrupted end at the latest
+  checkpoint, at ``num_steps`` or at the fit step of ``config.fit.stop``.
+  """
+  summary = ckpt_lib.read_json(os.path.join(workdir, "summary.json"))
+  steps = ckpt_lib.saved_steps(workdir)
+  if summary is None or not steps or summary.get("interrupted", False):
+    return None
+  if summary.get("step") != max(steps) or not ckpt_lib.looks_intact(
+      workdir, max(steps)):
+    return None
+  fit = config.get("fit", None)
+  stopped_at_fit = (fit is not None and fit.get("stop", False) and
+                    summary.get("fit/step") is not None)
+  return summary if summary["step"] >= num_steps or stopped_at_fit else None
+
+
+def _setup_error(error: ValueError) -> errors.ConfigError:
+  """Set-up ValueErrors (unknown names, bad values) are config mistakes."""
+  if isinstance(error, errors.ConfigError):
+    return error
+  return errors.ConfigError(str(error))
+
+
+def _all_finite(tree) -> jax.Array:
+  return jax.tree.reduce(lambda ok, x: ok & jnp.all(jnp.isfinite(x)), tree,
+                         jnp.bool_(True))
+
+
+# The loop enters this around the work of every step (fetching the batch,
+# dispatching the step, polling for signals). Those steps must not move data
+# to the host; the tests replace it with a guard that fails on any implicit
+# transfer (jax.transfer_guard cannot see them on CPU, where arrays are
+# zero-copy).
+_step_guard = contextlib.nullcontext
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
-                       verbose: bool = True) -> dict[str, Any]:
+                       verbose: bool = True,
+                       rerun_final_eval: bool = False) -> dict[str, Any]:
   """Trains ``config`` in ``workdir`` (resuming if it has a checkpoint).
+
+  A work dir holds one run: a second process on it is refused (an OS lock,
+  released when the holder dies, however it dies), and resuming with a
+  changed config is refused before anything is written, except for the
+  ``RESUMABLE_FIELDS``. A work dir whose run has finished is left untouched:
+  the saved summary is printed and returned at once.
+
+  SIGTERM or SIGINT (Ctrl-C) saves the current step and stops; the summary
+  then records ``interrupted: true`` and the step, and rerunning the same
+  command resumes. A second Ctrl-C aborts at once. With several processes
+  every process saves the same step.
 
   Args:
     config: see ``experiments/default.py`` for the schema.
     workdir: output directory (created); reusing it resumes the run.
     verbose: progress bar and final summary on stdout.
+    rerun_final_eval: on a finished run, restore its last checkpoint and run
+      the final evaluation again (updating summary.json and the plot).
 
   Returns:
-    A summary dict: the last logged training metrics and the final
-    evaluation.
+    A summary dict: the step, ``interrupted``, the last logged training
+    metrics and the final evaluation.
 
   Raises:
-    ValueError: a config that cannot run (unknown names, batch not divisible
-      by the devices, too few views for the loss).
-    NonFiniteError: a non-finite loss or gradient; checkpoints already
-      written are kept.
+    ConfigError: a config that cannot run (unknown names, batch not divisible
+      by the devices, too few views for the loss, zero frequencies).
+    ResumeMismatchError: ``workdir`` holds a run of another config.
+    WorkdirLockedError: another process trains in ``workdir``.
+    WriteError: a metric or checkpoint write failed (disk full, ...); the
+      checkpoints written before stay.
+    NonFiniteError: a non-finite loss, gradient or parameter; no checkpoint
+      holds it, the ones already written are kept.
   """
   mesh = make_mesh(config.get("num_devices", None))
   num_devices = mesh.devices.size
-  _check_config(config, num_devices)
+  try:
+    _check_config(config, num_devices)
+  except ValueError as e:
+    raise _setup_error(e) from None
+  primary = jax.process_index() == 0
   os.makedirs(workdir, exist_ok=True)
-  data = data_lib.build(config.data, seed=config.seed,
-                        process_index=jax.process_index(),
-                        process_count=jax.process_count())
-  config = with_classifier(config, data.num_classes)
-  if jax.process_index() == 0:
-    with open(os.path.join(workdir, "config.json"), "w") as f:
-      f.write(_config_json(config))
-  model = models.build(config.model)
-  num_steps = total_steps(config, data)
-  tx, schedule = make_optimizer(config.optim, num_steps)
+  # Process 0 speaks for the run (all processes of a multi-host run share
+  # the work dir).
+  lock = _lock.WorkdirLock(workdir) if primary else None
+  try:
+    return _train_locked(config, workdir, mesh, verbose=verbose,
+                         rerun_final_eval=rerun_final_eval)
+  finally:
+    if lock is not None:
+      lock.release()
+
+
+def _say(verbose, message):
+  if verbose and jax.process_index() == 0:
+    print(message, flush=True)
+
+
+def _train_locked(config, workdir, mesh, *, verbose, rerun_final_eval):
+  """``train_and_evaluate`` once the work dir is locked."""
+  primary = jax.process_index() == 0
+  try:
+    data = data_lib.build(config.data, seed=config.seed,
+                          process_index=jax.process_index(),
+                          process_count=jax.process_count())
+    config = with_classifier(config, data.num_classes)
+    num_steps = total_steps(config, data)
+    tx, schedule = make_optimizer(config.optim, num_steps)
+    model = models.build(config.model)
+  except ValueError as e:
+    raise _setup_error(e) from None
+  _check_resume(workdir, config)
+  finished = _finished_summary(workdir, config, num_steps)
+  if finished is not None and not rerun_final_eval:
+    _say(verbose, f"{workdir} has already finished (step {finished['step']}"
+         f" of {num_steps}); nothing to do. Pass --rerun_final_eval to "
+         f"evaluate it again, or use a new --workdir.")
+    if verbose and primary:
+      _print_summary(finished, workdir)
+    return finished
+  # Validated: from here on the work dir is this run's.
+  if primary:
+    try:
+      with open(os.path.join(workdir, "config.json"), "w") as f:
+        f.write(_config_json(config))
+    except OSError as e:
+      raise errors.write_error(os.path.join(workdir, "config.json"),
+                               e) from e
   init_key, base_key = jax.random.split(jax.random.key(config.seed))
   replicated = NamedSharding(mesh, P())
   batch_sharding = NamedSharding(mesh, P("data"))
@@ -631,25 +715,39 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   state = init_state()
   manager = ckpt_lib.Manager(workdir, every=config.checkpoint.every,
                              keep=config.checkpoint.get("keep", 3))
-  if manager.partial and verbose:
-    print(f"Ignoring partial (unfinished) checkpoints: {manager.partial}")
-  start = manager.latest_step()
+  if manager.partial:
+    _say(verbose, f"Ignoring partial (unfinished) checkpoints: "
+         f"{manager.partial}")
+  start, restored = manager.restore_latest(
+      model={"params": state["params"], "batch_stats": state["batch_stats"]},
+      opt={"opt_state": state["opt_state"], "step": state["step"]},
+      log=lambda msg: _say(True, msg))
   if start is not None:
-    restored = manager.restore(
-        start, model={"params": state["params"],
-                      "batch_stats": state["batch_stats"]},
-        opt={"opt_state": state["opt_state"], "step": state["step"]})
     state = {**restored["model"], **restored["opt"]}
     data.restore(restored["data"])
-    if verbose:
-      print(f"Resumed from the checkpoint of step {start} in {workdir}.")
+    _say(verbose, f"Resumed from the checkpoint of step {start} in "
+         f"{workdir}.")
   start = int(start or 0)
 
-  step_fn = jax.jit(functools.partial(
-      train_step, model=model, tx=tx, schedule=schedule, config=config,
-      data=data, base_key=base_key), donate_argnums=0)
+  # The key is an argument, not a closed-over constant: embedding a device
+  # array as a constant would copy it to the host when the step compiles.
+  def checked_step(state, batch, first_bad, key):
+    new_state, metrics = train_step(
+        state, batch, model=model, tx=tx, schedule=schedule, config=config,
+        data=data, base_key=key)
+    finite = (jnp.isfinite(metrics["train/loss"]) &
+              jnp.isfinite(metrics["train/grad_norm"]) &
+              _all_finite((new_state["params"], new_state["batch_stats"])))
+    # The first bad step since the last check stays on device: the loop
+    # reads it only where it logs or saves.
+    first_bad = jnp.where((first_bad < 0) & ~finite, new_state["step"],
+                          first_bad)
+    return new_state, metrics, first_bad
+
+  step_fn = jax.jit(checked_step, donate_argnums=(0, 2))
+  first_bad = jax.device_put(jnp.int32(-1), replicated)
   eval_data = _eval_data(data, config)
-  writer = _Writer(workdir, start)
+  writer = metric_writer.MetricWriter(workdir, start)
   fit = config.get("fit", None)
   fit_every = int(fit.get("every", 0)) if fit is not None else 0
   fit_threshold = float(fit.get("threshold", 1.0)) if fit_every else 1.0
@@ -672,40 +770,46 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
         data=data.state(), meta={**meta_base, "step": step,
                                  "metrics": metrics or {}})
 
-  stop = {"signal": None}
+  def check_finite(step, metrics):
+    bad = int(jax.device_get(first_bad))
+    if bad < 0:
+      return
+    manager.wait()
+    values = jax.device_get({k: metrics[k] for k in
+                             ("train/loss", "train/grad_norm")})
+    raise NonFiniteError(
+        f"Non-finite training signal at step {bad} (found at step {step}; "
+        f"now loss={float(values['train/loss'])}, "
+        f"grad_norm={float(values['train/grad_norm'])}): lower "
+        f"config.optim.learning_rate or set config.optim.clip_norm. Last good "
+        f"checkpoint: step {manager.latest_step()} in {manager.directory} "
+        f"(kept).")
 
-  def on_sigterm(signum, frame):
-    del frame
-    stop["signal"] = signum
-
+  interrupts = _interrupt.Interrupts(jax.process_count())
   # Global batches, the next config.data.prefetch already sent to devices.
   batches = data.device_batches(batch_sharding)
-  previous = signal.signal(signal.SIGTERM, on_sigterm)
   progress = None
-  if verbose and jax.process_index() == 0:
+  if verbose and primary:
     from tqdm import auto as tqdm
     progress = tqdm.tqdm(total=num_steps, initial=start, unit="step",
                          dynamic_ncols=True)
   last = {}
+  interrupted = False
   t_last, n_last = time.time(), 0
+  step = start
   try:
-    step = start
     stop_when_fit = fit_every and fit.get("stop", False)
     while step < num_steps and not (stop_when_fit and fit_step is not None):
-      state, metrics = step_fn(state, next(batches))
-      step += 1
-      loss = float(metrics["train/loss"])
-      grad_norm = float(metrics["train/grad_norm"])
-      if not (math.isfinite(loss) and math.isfinite(grad_norm)):
-        manager.wait()
-        raise NonFiniteError(
-            f"Non-finite training signal at step {step}: loss={loss}, "
-            f"grad_norm={grad_norm}. Last good checkpoint: step "
-            f"{manager.latest_step()} in {manager.directory} (kept).")
-      n_last += 1
+      with _step_guard():
+        state, metrics, first_bad = step_fn(state, next(batches), first_bad,
+                                            base_key)
+        step += 1
+        n_last += 1
+        interrupted = interrupts.reached(step)
       is_last = step == num_steps
       fit_row = {}
       if fit_every and (step % fit_every == 0 or is_last):
+        check_finite(step, metrics)
         fit_row = measure_fit(model, _host(state), fit_data, config)
         if fit_step is None and fit_row["fit/train_acc"] >= fit_threshold:
           fit_step = step
@@ -713,9 +817,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
         # Stopping once fit makes this the run's last step: final eval and
         # a forced checkpoint follow.
         is_last = is_last or (fit_step is not None and fit.get("stop", False))
-      if step % config.log_every == 0 or is_last or fit_row:
+      logs = (step % config.log_every == 0 or is_last or bool(fit_row) or
+              interrupted)
+      # Saves are always forced: orbax's own interval check would ask the
+      # preemption service a second time for this step.
+      saves = (is_last or interrupted or
+               step % config.checkpoint.every == 0)
+      if logs or saves:
+        # Before anything is written: no row or checkpoint of a broken run.
+        check_finite(step, metrics)
+      if logs:
         now = time.time()
-        row = {k: float(v) for k, v in metrics.items()}
+        row = {k: float(v) for k, v in jax.device_get(metrics).items()}
         row["train/steps_per_sec"] = n_last / max(now - t_last, 1e-9)
         row["train/examples_per_sec"] = (row["train/steps_per_sec"] *
                                          config.data.batch_size)
@@ -729,41 +842,74 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
         row.update(fit_row)
         writer.write(step, row)
         last = row
-      save(step, force=is_last or stop["signal"] is not None, metrics=last)
+        if progress is not None:
+          progress.set_postfix(loss=f"{row['train/loss']:.4f}")
+      if saves:
+        save(step, force=True, metrics=last)
       if progress is not None:
         progress.update(1)
-        progress.set_postfix(loss=f"{loss:.4f}")
-      if stop["signal"] is not None:
+      if interrupted:
         manager.wait()
-        if verbose:
-          print(f"\nSIGTERM: saved step {step}; exiting cleanly.")
         break
       if is_last:  # Reached num_steps, or fit with config.fit.stop.
         break
+    if rerun_final_eval and step == start and config.eval_every > 0:
+      _say(verbose, f"Re-running the final evaluation of step {step}.")
+      last = {**(writer.rows[-1] if writer.rows else {}),
+              **evaluate(model, _host(state), eval_data, config, final=True)}
+    manager.close()
+  except errors.WriteError as e:
+    raise errors.WriteError(
+        e.errno, f"{e.strerror}. The run stopped at step {step}; last good "
+        f"checkpoint: step {_last_good(manager)} in {manager.directory} "
+        f"(kept).") from e
   finally:
     if progress is not None:
       progress.close()
+    interrupts.restore()
     data.close()
-    manager.close()
+    _close_quietly(manager)
     writer.close()
-    signal.signal(signal.SIGTERM, previous)
 
   if not last and writer.rows:  # Resumed a run that had already finished.
     last = writer.rows[-1]
-  summary = {"step": step, **last}
+  summary = {**last, "step": step, "interrupted": interrupted}
   if fit_every:
     summary["fit/step"] = fit_step
-  if jax.process_index() == 0 and writer.rows:
-    with open(os.path.join(workdir, "summary.json"), "w") as f:
-      json.dump(summary, f, indent=2)
+  if primary and writer.rows:
+    path = os.path.join(workdir, "summary.json")
+    try:
+      with open(path, "w") as f:
+        json.dump(summary, f, indent=2)
+    except OSError as e:
+      raise errors.write_error(path, e) from e
     try:
       plots.training_curves(
           writer.rows, os.path.join(workdir, "training_curves.png"))
     except ImportError:
       pass
-  if verbose and jax.process_index() == 0:
+  if interrupted:
+    _say(True, f"{interrupts.signal}: saved step {step} of {num_steps} in "
+         f"{manager.directory}; rerun the same command to resume "
+         f"(exit status {errors.EXIT_INTERRUPTED}).")
+  elif verbose and primary:
     _print_summary(summary, workdir)
   return summary
+
+
+def _last_good(manager) -> int | None:
+  try:
+    return manager.latest_step()
+  except Exception:  # pylint: disable=broad-except
+    return None
+
+
+def _close_quietly(manager) -> None:
+  """Closes after an error, which stays the one reported."""
+  try:
+    manager.close()
+  except Exception:  # pylint: disable=broad-except
+    pass
 
 
 def _print_summary(summary: dict, workdir: str) -> None:

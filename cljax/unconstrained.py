@@ -48,6 +48,8 @@ from cljax import _similarity
 from cljax import checkpoint
 from cljax import geometry
 from cljax import losses
+from cljax import metric_writer
+from cljax import optim
 from cljax import theory
 
 OBJECTIVES = ("full_batch", "all_multisets")
@@ -213,12 +215,15 @@ def _project(params, config):
 
 
 def _optimizer(config) -> optax.GradientTransformation:
-  if config.optimizer == "adam":
-    return optax.adam(config.learning_rate)
-  if config.optimizer == "sgd":
-    return optax.sgd(config.learning_rate, momentum=config.momentum or None)
-  raise ValueError(f"Unknown config.optimizer {config.optimizer!r}; choose "
-                   f"one of {OPTIMIZERS}.")
+  """The training loop's optimiser factory at a constant learning rate."""
+  if config.optimizer not in OPTIMIZERS:
+    raise ValueError(f"Unknown config.optimizer {config.optimizer!r}; choose "
+                     f"one of {OPTIMIZERS}.")
+  tx, _ = optim.make_optimizer(
+      {"name": config.optimizer, "learning_rate": config.learning_rate,
+       "schedule": "constant", "momentum": config.momentum or 0.0,
+       "weight_decay": 0.0}, config.steps)
+  return tx
 
 
 # ----------------------------------------------------------------------------
@@ -419,6 +424,9 @@ def run(config: ml_collections.ConfigDict, workdir: str | None = None,
     ValueError: a malformed config (the message names the field).
     FloatingPointError: the objective became non-finite (names the step).
   """
+  for field in ("steps", "log_every"):
+    if int(config[field]) < 1:
+      raise ValueError(f"config.{field} must be >= 1; got {config[field]}.")
   labels = labels_of(config)
   objective = make_objective(config, labels)
   tx = _optimizer(config)
@@ -440,12 +448,13 @@ def run(config: ml_collections.ConfigDict, workdir: str | None = None,
         normalize=_normalize_mode(config)))
 
   rows = []
-  log_file = None
+  writer = None
   if workdir:
     os.makedirs(workdir, exist_ok=True)
     with open(os.path.join(workdir, "config.json"), "w") as f:
       f.write(config.to_json_best_effort(indent=2))
-    log_file = open(os.path.join(workdir, "metrics.jsonl"), "w")
+    writer = metric_writer.MetricWriter(workdir, 0, tensorboard=False)
+    rows = writer.rows
   start = time.time()
   try:
     for i in range(config.steps):
@@ -455,19 +464,20 @@ def run(config: ml_collections.ConfigDict, workdir: str | None = None,
             f"non-finite loss {float(value)} at step {i + 1}; lower "
             f"config.learning_rate or normalise the features.")
       if (i + 1) % config.log_every == 0 or i + 1 == config.steps:
-        row = {"step": i + 1, "train/loss": float(value)}
+        row = {"train/loss": float(value)}
         if monitor is not None:
           row.update({f"train/{k_}": float(v)
                       for k_, v in monitor(params["z"]).items()})
-        rows.append(row)
-        if log_file:
-          log_file.write(json.dumps(row) + "\n")
+        if writer is not None:
+          writer.write(i + 1, row)
+        else:
+          rows.append({"step": i + 1, **row})
         if verbose:
           print(f"step {i + 1:5d}/{config.steps}  loss {float(value):.6f}",
                 flush=True)
   finally:
-    if log_file:
-      log_file.close()
+    if writer is not None:
+      writer.close()
 
   evaluate = jax.jit(objective)
   final = float(evaluate(params))

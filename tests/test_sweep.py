@@ -38,6 +38,7 @@ def test_print_only_prints_one_command_per_point(tmp_path, capsys):
   assert len(lines) == 3
   assert all("--config.loss.kwargs.temperature=" in l for l in lines)
   assert not any(os.path.isdir(tmp_path / d) for d in os.listdir(tmp_path))
+  assert not os.path.exists(tmp_path / "sweep.json")   # writes nothing
 
 
 @pytest.mark.parametrize("spec,match", [
@@ -101,9 +102,12 @@ def test_read_sweep_resolves_work_dirs_of_a_moved_sweep(tmp_path, capsys):
   config = default.get_config("smoke")
   grid = sweep.parse_grid(["data.classes=[3, 5]"])
   old = tmp_path / "old"
-  # The index is written before any point runs (here: none runs at all).
-  sweep.run_sweep(config, grid, str(old), print_only=True)
-  capsys.readouterr()
+  # The index run_sweep writes before any point runs (--print_only writes
+  # nothing, so the index is written here directly).
+  os.makedirs(old)
+  sweep._write_index(str(old), "", grid, None, [
+      {"overrides": point, "workdir": workdir}
+      for point, _, workdir in sweep.points(config, grid, str(old))])
   new = tmp_path / "moved"
   os.rename(old, new)
   entries = sweep.read_sweep(str(new))

@@ -23,3 +23,9 @@ class EmbeddedBuilder(tfds.core.GeneratorBasedBuilder,
 
   def __init__(self, *, file_format=None, **kwargs):
     super().__init__(file_format=file_format or "array_record", **kwargs)
+
+  def _log_download_bytes(self) -> None:
+    # TFDS's wording ("Downloading and preparing dataset Unknown size")
+    # suggests a download on an offline machine; nothing is downloaded here.
+    print(f"Generating the embedded dataset {self.name} offline (nothing is "
+          f"downloaded) into {self.data_dir}...", flush=True)
