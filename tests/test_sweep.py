@@ -1,11 +1,16 @@
 """The sweep launcher: grids, one work dir per point, printed commands."""
 
 import json
+import math
 import os
+import subprocess
+import sys
 
 import pytest
+from scipy import stats as scipy_stats
 
 from cljax import checkpoint
+from cljax import errors
 from cljax import sweep
 from experiments import default
 
@@ -123,10 +128,6 @@ def test_read_sweep_names_the_missing_index(tmp_path):
 
 
 # Seeds and intervals.
-
-import math
-
-from scipy import stats as scipy_stats
 
 
 def _tiny_config():
@@ -302,3 +303,21 @@ def test_paired_pairs_by_seed_and_names_bad_arguments(tmp_path):
   with pytest.raises(ValueError, match=r"same seeds"):
     sweep.paired(str(tmp_path / "unpaired"), field="loss.name", a="nscl",
                  b="dcl")
+
+
+def test_seeds_flag_on_the_command_line(tmp_path):
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  def run(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "cljax.sweep",
+         "--config=experiments/default.py:smoke",
+         f"--sweep_dir={tmp_path / 'sw'}", *args], cwd=root,
+        capture_output=True, text=True, timeout=600)
+  proc = run("--seeds=3,7", "--grid=loss.name=['dcl','nscl']", "--print_only")
+  assert proc.returncode == 0, proc.stderr
+  lines = proc.stdout.strip().splitlines()
+  assert len(lines) == 4 and "--config.seed=7" in lines[1]
+  assert not os.path.exists(tmp_path / "sw")
+  proc = run("--seeds=0", "--print_only")
+  assert proc.returncode == errors.EXIT_CONFIG, proc.stderr
+  assert "--seeds='0': the count must be at least 1" in proc.stderr
