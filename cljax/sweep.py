@@ -14,6 +14,15 @@ the monitor temperature that must match it:
       --zip='loss.kwargs.temperature=[0.1,1.0]' \
       --zip='monitor.temperature=[0.1,1.0]' --grid='seed=[0,1]'
 
+``--seeds=5`` (seeds 0..4) or ``--seeds=3,7,11`` is the same as a ``seed``
+grid, the last axis of the product, so every point x seed gets its own work
+dir (``.../loss.name=dcl,seed=3``). :func:`aggregate` then reports, per
+group of runs that differ only in the seed, each final metric's mean and
+Student-t 95 % interval over seeds; :func:`paired` reports the per-seed
+difference between two values of one field (e.g. ``loss.name``), which
+shares each seed's randomness (the same batches and initialization), with
+its interval. Both refuse runs whose configs differ beyond the swept fields.
+
 Every point runs ``cljax.main``'s driver for the config
 with those overrides in ``<sweep_dir>/<field>=<value>,.../``, sequentially on
 this machine (a point whose work dir already holds a finished run resumes or
@@ -42,8 +51,11 @@ from absl import flags
 from absl import logging
 
 # The --config flag (and the drivers) are cljax.main's.
+from cljax import checkpoint
 from cljax import errors
 from cljax import main as main_lib
+from cljax import stats
+from cljax import train
 
 _SWEEP_DIR = flags.DEFINE_string("sweep_dir", None, "Root of the sweep.")
 _GRID = flags.DEFINE_multi_string(
@@ -51,6 +63,9 @@ _GRID = flags.DEFINE_multi_string(
 _ZIP = flags.DEFINE_multi_string(
     "zip", [], "dotted.field=[v1, v2, ...]; all --zip fields vary together "
     "(equal lengths) as one axis of the product.")
+_SEEDS = flags.DEFINE_string(
+    "seeds", None, "N (seeds 0..N-1) or s1,s2,...: one more axis of the "
+    "product, the same as --grid='seed=[...]'.")
 _PRINT_ONLY = flags.DEFINE_bool(
     "print_only", False, "Print one command per point instead of running.")
 
@@ -71,6 +86,46 @@ def parse_grid(specs: list[str]) -> list[tuple[str, list[Any]]]:
       raise ValueError(f"--grid {spec!r}: give a non-empty list of values.")
     grid.append((field.strip(), list(values)))
   return grid
+
+
+def parse_seeds(spec: str | None) -> list[int] | None:
+  """'5' -> [0, 1, 2, 3, 4]; '3,7,11' -> [3, 7, 11]; None -> None.
+
+  Raises:
+    ValueError: not a positive count or a list of distinct integers.
+  """
+  if spec is None or not str(spec).strip():
+    return None
+  spec = str(spec).strip()
+  parts = [p.strip() for p in spec.split(",") if p.strip()]
+  try:
+    values = [int(p) for p in parts]
+  except ValueError:
+    raise ValueError(f"--seeds={spec!r}: give a count (--seeds=5 for seeds "
+                     f"0..4) or integers (--seeds=3,7,11).") from None
+  if "," not in spec:
+    if values[0] < 1:
+      raise ValueError(f"--seeds={spec!r}: the count must be at least 1 "
+                       f"(--seeds=5 for seeds 0..4).")
+    return list(range(values[0]))
+  if len(set(values)) != len(values):
+    raise ValueError(f"--seeds={spec!r}: a seed is listed twice.")
+  return values
+
+
+def with_seeds(grid: list[tuple[str, list[Any]]],
+               seeds: list[int] | None) -> list[tuple[str, list[Any]]]:
+  """``grid`` with ``seed`` as its last axis (unchanged when seeds is None).
+
+  Raises:
+    ValueError: ``grid`` already sweeps ``seed``.
+  """
+  if seeds is None:
+    return list(grid)
+  if any(field == "seed" for field, _ in grid):
+    raise ValueError("--seeds and --grid='seed=[...]' both sweep the seed; "
+                     "give one of them.")
+  return list(grid) + [("seed", list(seeds))]
 
 
 def zip_axis(zipped: list[tuple[str, list[Any]]]
@@ -156,16 +211,17 @@ def points(config, grid, sweep_dir: str, zipped=None):
     yield point, cfg, os.path.join(sweep_dir, _point_name(point) or "base")
 
 
-def _write_index(sweep_dir, config_arg, grid, zipped, entries) -> None:
+def _write_index(sweep_dir, config_arg, grid, zipped, entries,
+                 seeds=None) -> None:
   index = {"config": config_arg, "grid": dict(grid),
-           "zip": dict(zipped or []),
+           "zip": dict(zipped or []), "seeds": seeds,
            "points": [{**e, "dir": os.path.relpath(e["workdir"], sweep_dir)}
                       for e in entries]}
   with open(os.path.join(sweep_dir, "sweep.json"), "w") as f:
     json.dump(index, f, indent=2)
 
 
-def run_sweep(config, grid, sweep_dir: str, *, zipped=None,
+def run_sweep(config, grid, sweep_dir: str, *, zipped=None, seeds=None,
               config_arg: str = "", print_only: bool = False,
               verbose: bool = True) -> list[dict]:
   """Runs (or prints) every point; returns the sweep.json entries.
@@ -175,6 +231,8 @@ def run_sweep(config, grid, sweep_dir: str, *, zipped=None,
     grid: ``parse_grid`` output (product axes).
     sweep_dir: root of the sweep; ``sweep.json`` and one work dir per point.
     zipped: ``parse_grid`` output of the ``--zip`` fields (one joint axis).
+    seeds: ``parse_seeds`` output: the seeds, swept as the last axis (as a
+      ``seed`` grid would be); None sweeps no seed.
     config_arg: the ``--config`` argument, recorded and printed.
     print_only: print one ``cljax.main`` command per point, run nothing.
     verbose: print each work dir before it runs.
@@ -187,13 +245,14 @@ def run_sweep(config, grid, sweep_dir: str, *, zipped=None,
     SystemExit: a point's run ended in a fault or was interrupted (its
       message and exit status are ``cljax.main``'s).
   """
+  grid = with_seeds(grid, seeds)
   planned = list(points(config, grid, sweep_dir, zipped))
   entries = [{"overrides": point, "workdir": workdir}
              for point, _, workdir in planned]
   if not print_only:  # Printing the commands writes nothing.
     os.makedirs(sweep_dir, exist_ok=True)
     # Indexed before anything runs: an interrupted sweep stays readable.
-    _write_index(sweep_dir, config_arg, grid, zipped, entries)
+    _write_index(sweep_dir, config_arg, grid, zipped, entries, seeds)
   for point, cfg, workdir in planned:
     if print_only:
       flags_ = [f"--config={config_arg}", f"--workdir={workdir}"] + [
@@ -222,8 +281,9 @@ def read_sweep(sweep_dir: str) -> list[dict]:
       elsewhere since).
 
   Returns:
-    ``[{"overrides": {field: value}, "workdir": absolute path}]`` in sweep
-    order.
+    ``[{"overrides": {field: value}, "workdir": absolute path, "seed":
+    int or None}]`` in sweep order; ``seed`` is the point's swept seed
+    (``--seeds`` or a ``seed`` grid/zip), None when the seed is not swept.
 
   Raises:
     FileNotFoundError: ``sweep_dir`` has no ``sweep.json``.
@@ -242,8 +302,201 @@ def read_sweep(sweep_dir: str) -> list[dict]:
     workdir = (os.path.join(sweep_dir, rel) if rel is not None
                else entry["workdir"])
     entries.append({"overrides": entry["overrides"],
-                    "workdir": os.path.abspath(workdir)})
+                    "workdir": os.path.abspath(workdir),
+                    "seed": entry["overrides"].get("seed")})
   return entries
+
+
+def _swept(field: str, swept) -> bool:
+  return any(field == f or field.startswith(f + ".") for f in swept)
+
+
+def _runs(sweep_dir: str) -> list[dict]:
+  """Each finished run's overrides, seed, flat config and summary.
+
+  Raises:
+    FileNotFoundError / ValueError: an unfinished or interrupted run, or
+      configs that differ beyond the swept fields and the seed.
+  """
+  runs = []
+  for entry in read_sweep(sweep_dir):
+    workdir = entry["workdir"]
+    config = checkpoint.read_json(os.path.join(workdir, "config.json"))
+    summary = checkpoint.read_json(os.path.join(workdir, "summary.json"))
+    if config is None or summary is None:
+      raise FileNotFoundError(
+          f"{workdir} has no {'config' if config is None else 'summary'}"
+          f".json: the point has not finished; rerun the sweep's command to "
+          f"run it.")
+    if summary.get("interrupted"):
+      raise ValueError(f"{workdir} was interrupted at step "
+                       f"{summary.get('step')}; rerun the sweep's command to "
+                       f"finish it before aggregating.")
+    flat = train._flatten(config)  # pylint: disable=protected-access
+    runs.append({**entry, "config": flat, "summary": summary,
+                 "seed": flat.get("seed", entry["seed"])})
+  swept = {f for run in runs for f in run["overrides"]} | {"seed"}
+  fields = sorted({f for run in runs for f in run["config"]})
+  differing = []
+  for field in fields:
+    if _swept(field, swept):
+      continue
+    values = {json.dumps(run["config"].get(field, "<absent>"), sort_keys=True)
+              for run in runs}
+    if len(values) > 1:
+      differing.append(f"{field} ({', '.join(sorted(values))})")
+  if differing:
+    raise ValueError(
+        f"The runs of {sweep_dir} differ in config beyond the swept fields "
+        f"({', '.join(sorted(swept))}) and cannot be averaged: "
+        f"{'; '.join(differing)}. Rerun them with one config, or sweep the "
+        f"field.")
+  return runs
+
+
+def _metric_names(runs, metrics, where: str) -> list[str]:
+  def numeric(summary):
+    return {k for k, v in summary.items() if k not in ("step", "interrupted")
+            and isinstance(v, (int, float)) and not isinstance(v, bool)}
+  if metrics is None:
+    return sorted(set.intersection(*[numeric(r["summary"]) for r in runs]))
+  for run in runs:
+    missing = [m for m in metrics if m not in numeric(run["summary"])]
+    if missing:
+      raise ValueError(f"{where}: {run['workdir']}/summary.json has no "
+                       f"numeric {missing}; it has "
+                       f"{sorted(numeric(run['summary']))}.")
+  return list(metrics)
+
+
+def _interval(fn, where: str, metric: str, *values, confidence):
+  try:
+    return fn(*values, confidence=confidence)
+  except ValueError as e:
+    raise ValueError(f"{where}, {metric}: {e} (choose metrics= to leave a "
+                     f"metric out).") from None
+
+
+def _key(overrides, drop) -> tuple:
+  return tuple((k, json.dumps(v)) for k, v in overrides.items()
+               if k not in drop)
+
+
+def _groups(runs, drop):
+  groups = {}
+  for run in runs:
+    groups.setdefault(_key(run["overrides"], drop), []).append(run)
+  return groups.values()
+
+
+def _where(overrides) -> str:
+  return _point_name(overrides) or "the base config"
+
+
+def aggregate(sweep_dir: str, *, metrics: list[str] | None = None,
+              confidence: float = 0.95) -> list[dict]:
+  """Mean and Student-t interval over seeds of each point's final metrics.
+
+  Runs are grouped by their swept fields except the seed; within a group
+  each metric of ``summary.json`` is averaged over seeds with the interval
+  :math:`\\bar x \\pm t_{(1+c)/2,\\,n-1}\\, s/\\sqrt{n}`
+  (:func:`cljax.stats.mean_interval`: Student t, not a bootstrap).
+
+  Args:
+    sweep_dir: a sweep run with ``--seeds`` (or a ``seed`` grid).
+    metrics: summary keys to report (default: every numeric key all runs
+      share, except ``step``).
+    confidence: the interval's coverage.
+
+  Returns:
+    ``[{"overrides": {field: value} without the seed, "seeds": [...],
+    "workdirs": [...], "metrics": {name: stats.Interval}}]`` in sweep order.
+
+  Raises:
+    ValueError: runs whose configs differ beyond the swept fields and the
+      seed (listing those fields), a group with fewer than 2 seeds or a
+      repeated seed, a non-finite or missing metric, an interrupted run.
+    FileNotFoundError: no index, or a point without ``summary.json``.
+  """
+  out = []
+  for group in _groups(_runs(sweep_dir), {"seed"}):
+    overrides = {k: v for k, v in group[0]["overrides"].items()
+                 if k != "seed"}
+    where = _where(overrides)
+    seeds = [run["seed"] for run in group]
+    if len(set(map(json.dumps, seeds))) != len(seeds):
+      raise ValueError(f"{where}: seeds {seeds} repeat; sweep the seed with "
+                       f"--seeds=5 to get an interval over seeds.")
+    out.append({
+        "overrides": overrides, "seeds": seeds,
+        "workdirs": [run["workdir"] for run in group],
+        "metrics": {m: _interval(stats.mean_interval, where, m,
+                                 [r["summary"][m] for r in group],
+                                 confidence=confidence)
+                    for m in _metric_names(group, metrics, where)}})
+  return out
+
+
+def paired(sweep_dir: str, *, field: str, a: Any, b: Any,
+           metrics: list[str] | None = None,
+           confidence: float = 0.95) -> list[dict]:
+  """Per-seed differences ``metric(field=a) - metric(field=b)`` and intervals.
+
+  Runs of one seed share their randomness (batches, initialization), so the
+  difference is paired by seed: the interval
+  (:func:`cljax.stats.paired_difference`, Student t) is over the per-seed
+  differences, one group per value of the other swept fields.
+
+  Args:
+    sweep_dir: a sweep that sweeps ``field`` and the seed.
+    field: the swept field that differs, e.g. ``"loss.name"``.
+    a, b: its two values (``a - b`` is reported).
+    metrics: summary keys (default: every numeric key all runs share).
+    confidence: the interval's coverage.
+
+  Returns:
+    ``[{"overrides": {other swept fields}, "seeds": [...],
+    "metrics": {name: stats.Interval of a - b}}]``.
+
+  Raises:
+    ValueError: ``field`` not swept, ``a``/``b`` not among its values,
+      seeds that do not pair up, fewer than 2 pairs, or as :func:`aggregate`.
+  """
+  runs = _runs(sweep_dir)
+  swept = sorted({f for run in runs for f in run["overrides"]} - {"seed"})
+  if field not in swept:
+    raise ValueError(f"field={field!r} is not swept in {sweep_dir}; swept: "
+                     f"{swept}.")
+  values = [run["overrides"][field] for run in runs]
+  for name, value in (("a", a), ("b", b)):
+    if value not in values:
+      raise ValueError(f"{name}={value!r} is not a value of {field!r}; it "
+                       f"takes {list(dict.fromkeys(map(repr, values)))}.")
+  out = []
+  for group in _groups(runs, {"seed", field}):
+    overrides = {k: v for k, v in group[0]["overrides"].items()
+                 if k not in ("seed", field)}
+    where = _where(overrides)
+    by_seed = [{json.dumps(r["seed"]): r for r in group
+                if r["overrides"][field] == v} for v in (a, b)]
+    if set(by_seed[0]) != set(by_seed[1]):
+      raise ValueError(
+          f"{where}: {field}={a!r} has seeds {sorted(by_seed[0])} and "
+          f"{field}={b!r} has {sorted(by_seed[1])}; pairs need the same "
+          f"seeds.")
+    seeds = list(by_seed[0])
+    if not seeds:
+      raise ValueError(f"{where}: no run has {field}={a!r} or {b!r}.")
+    runs_a = [by_seed[0][s] for s in seeds]
+    runs_b = [by_seed[1][s] for s in seeds]
+    out.append({
+        "overrides": overrides, "seeds": [json.loads(s) for s in seeds],
+        "metrics": {m: _interval(stats.paired_difference, where, m,
+                                 [r["summary"][m] for r in runs_a],
+                                 [r["summary"][m] for r in runs_b],
+                                 confidence=confidence)
+                    for m in _metric_names(runs_a + runs_b, metrics, where)}})
+  return out
 
 
 def main(argv):
@@ -258,13 +511,14 @@ def main(argv):
                      if a.startswith("--config=")), "")
   try:
     grid, zipped = parse_grid(_GRID.value), parse_grid(_ZIP.value)
+    seeds = parse_seeds(_SEEDS.value)
     # Every point is built before the first runs: a typo fails at once.
-    list(points(config, grid, _SWEEP_DIR.value, zipped))
+    list(points(config, with_seeds(grid, seeds), _SWEEP_DIR.value, zipped))
   except ValueError as e:
     if main_lib.debugging():
       raise
     main_lib.fail(str(e), errors.EXIT_CONFIG)
-  run_sweep(config, grid, _SWEEP_DIR.value, zipped=zipped,
+  run_sweep(config, grid, _SWEEP_DIR.value, zipped=zipped, seeds=seeds,
             config_arg=config_arg, print_only=_PRINT_ONLY.value)
 
 

@@ -1,11 +1,16 @@
 """The sweep launcher: grids, one work dir per point, printed commands."""
 
 import json
+import math
 import os
+import subprocess
+import sys
 
 import pytest
+from scipy import stats as scipy_stats
 
 from cljax import checkpoint
+from cljax import errors
 from cljax import sweep
 from experiments import default
 
@@ -120,3 +125,199 @@ def test_read_sweep_resolves_work_dirs_of_a_moved_sweep(tmp_path, capsys):
 def test_read_sweep_names_the_missing_index(tmp_path):
   with pytest.raises(FileNotFoundError, match=r"sweep.json.*--sweep_dir"):
     sweep.read_sweep(str(tmp_path))
+
+
+# Seeds and intervals.
+
+
+def _tiny_config():
+  config = default.get_config("smoke")
+  config.steps = 2
+  config.log_every = 2
+  config.eval_every = 2
+  config.eval.linear_probe_steps = 0
+  return config
+
+
+@pytest.mark.parametrize("spec,want", [
+    ("5", [0, 1, 2, 3, 4]), ("3,7,11", [3, 7, 11]), ("1", [0]),
+    ("4,", [4]), (None, None)])
+def test_parse_seeds(spec, want):
+  assert sweep.parse_seeds(spec) == want
+
+
+@pytest.mark.parametrize("spec,match", [
+    ("0", r"at least 1"), ("five", r"count.*--seeds=3,7,11"),
+    ("3,3", r"twice"), ("1.5", r"count")])
+def test_bad_seeds(spec, match):
+  with pytest.raises(ValueError, match=match):
+    sweep.parse_seeds(spec)
+
+
+def test_seeds_are_a_last_seed_axis_with_one_workdir_each(tmp_path):
+  grid = sweep.with_seeds(sweep.parse_grid(["loss.name=['dcl','nscl']"]),
+                          [3, 7])
+  got = list(sweep.points(default.get_config("smoke"), grid, str(tmp_path)))
+  assert [p for p, _, _ in got] == [
+      {"loss.name": n, "seed": s} for n in ("dcl", "nscl") for s in (3, 7)]
+  assert [c.seed for _, c, _ in got] == [3, 7, 3, 7]
+  assert [os.path.basename(w) for _, _, w in got] == [
+      "loss.name=dcl,seed=3", "loss.name=dcl,seed=7",
+      "loss.name=nscl,seed=3", "loss.name=nscl,seed=7"]
+  with pytest.raises(ValueError, match=r"both sweep the seed"):
+    sweep.with_seeds(sweep.parse_grid(["seed=[0, 1]"]), [0, 1])
+
+
+def test_print_only_with_seeds_prints_and_writes_nothing(tmp_path, capsys):
+  sweep.run_sweep(default.get_config("smoke"),
+                  sweep.parse_grid(["loss.name=['dcl','nscl']"]),
+                  str(tmp_path), seeds=[0, 1, 2], config_arg="x.py:smoke",
+                  print_only=True)
+  lines = capsys.readouterr().out.strip().splitlines()
+  assert len(lines) == 6
+  assert [l.split("--config.seed=")[1] for l in lines] == ["0", "1", "2"] * 2
+  assert os.listdir(tmp_path) == []
+
+
+def _naive_interval(xs):
+  n = len(xs)
+  mean = sum(xs) / n
+  s = math.sqrt(sum((x - mean) ** 2 for x in xs) / (n - 1))
+  half = scipy_stats.t.ppf(0.975, n - 1) * s / math.sqrt(n)
+  return mean, mean - half, mean + half
+
+
+@pytest.mark.parametrize("losses", [
+    ["dcl"],   # aggregate only: two runs
+    pytest.param(["dcl", "nscl"], marks=pytest.mark.slow),  # + paired
+])
+def test_tiny_sweep_over_seeds_aggregates_and_pairs(tmp_path, losses):
+  sweep_dir = str(tmp_path / "sw")
+  sweep.run_sweep(_tiny_config(),
+                  sweep.parse_grid([f"loss.name={losses!r}"]),
+                  sweep_dir, seeds=[0, 1], verbose=False)
+  index = json.load(open(os.path.join(sweep_dir, "sweep.json")))
+  assert index["seeds"] == [0, 1] and index["grid"]["seed"] == [0, 1]
+  entries = sweep.read_sweep(sweep_dir)
+  assert [e["seed"] for e in entries] == [0, 1] * len(losses)
+  summaries = {(e["overrides"]["loss.name"], e["seed"]): json.load(
+      open(os.path.join(e["workdir"], "summary.json"))) for e in entries}
+
+  groups = sweep.aggregate(sweep_dir)
+  assert [g["overrides"] for g in groups] == [{"loss.name": n}
+                                              for n in losses]
+  for group in groups:
+    name = group["overrides"]["loss.name"]
+    assert group["seeds"] == [0, 1]
+    assert "step" not in group["metrics"]
+    assert {"train/loss", "eval/h/nc1"} <= set(group["metrics"])
+    for metric, iv in group["metrics"].items():
+      xs = [summaries[(name, s)][metric] for s in (0, 1)]
+      assert (iv.mean, iv.low, iv.high) == pytest.approx(
+          _naive_interval(xs), rel=1e-9, abs=1e-12), metric
+      assert iv.n == 2 and iv.confidence == 0.95
+  if len(losses) < 2:
+    return
+
+  diffs = sweep.paired(sweep_dir, field="loss.name", a="nscl", b="dcl",
+                       metrics=["train/loss"])
+  assert len(diffs) == 1 and diffs[0]["seeds"] == [0, 1]
+  iv = diffs[0]["metrics"]["train/loss"]
+  d = [summaries[("nscl", s)]["train/loss"] - summaries[("dcl", s)][
+      "train/loss"] for s in (0, 1)]
+  assert (iv.mean, iv.low, iv.high) == pytest.approx(_naive_interval(d))
+
+
+def _fake_sweep(sweep_dir, runs):
+  """Writes an index and each run's config.json/summary.json directly."""
+  entries = []
+  for overrides, config, summary in runs:
+    workdir = os.path.join(sweep_dir, sweep._point_name(overrides))
+    os.makedirs(workdir)
+    json.dump(config, open(os.path.join(workdir, "config.json"), "w"))
+    json.dump(summary, open(os.path.join(workdir, "summary.json"), "w"))
+    entries.append({"overrides": overrides, "workdir": workdir})
+  sweep._write_index(sweep_dir, "", [], None, entries)
+
+
+def _cfg(seed, name="dcl", lr=0.1, steps=2):
+  return {"seed": seed, "loss": {"name": name, "kwargs": {}},
+          "optimizer": {"learning_rate": lr}, "steps": steps}
+
+
+def test_aggregate_refuses_configs_that_differ_beyond_the_swept_fields(
+    tmp_path):
+  _fake_sweep(str(tmp_path), [
+      ({"seed": 0}, _cfg(0), {"step": 2, "m": 1.0}),
+      ({"seed": 1}, _cfg(1, lr=0.2), {"step": 2, "m": 2.0}),
+      ({"seed": 2}, _cfg(2, steps=4), {"step": 4, "m": 3.0})])
+  with pytest.raises(ValueError, match=(
+      r"differ in config beyond the swept fields \(seed\).*"
+      r"optimizer.learning_rate \(0.1, 0.2\); steps \(2, 4\)")):
+    sweep.aggregate(str(tmp_path))
+
+
+def test_aggregate_needs_two_seeds_and_finite_metrics(tmp_path):
+  _fake_sweep(str(tmp_path / "one"), [
+      ({"loss.name": "dcl"}, _cfg(0), {"step": 2, "m": 1.0})])
+  with pytest.raises(ValueError, match=r"loss.name=dcl, m: .*at least 2 "
+                                       r"values.*--seeds"):
+    sweep.aggregate(str(tmp_path / "one"))
+  _fake_sweep(str(tmp_path / "nan"), [
+      ({"seed": 0}, _cfg(0), {"step": 2, "m": 1.0, "k": 1.0}),
+      ({"seed": 1}, _cfg(1), {"step": 2, "m": float("nan"), "k": 2.0})])
+  with pytest.raises(ValueError, match=r"m: .*non-finite.*metrics="):
+    sweep.aggregate(str(tmp_path / "nan"))
+  (got,) = sweep.aggregate(str(tmp_path / "nan"), metrics=["k"])
+  assert got["metrics"]["k"].mean == 1.5
+  with pytest.raises(ValueError, match=r"has no numeric \['x'\]"):
+    sweep.aggregate(str(tmp_path / "nan"), metrics=["x"])
+
+
+def test_aggregate_refuses_unfinished_runs(tmp_path):
+  _fake_sweep(str(tmp_path), [
+      ({"seed": 0}, _cfg(0), {"step": 1, "m": 1.0, "interrupted": True})])
+  with pytest.raises(ValueError, match=r"interrupted at step 1; rerun"):
+    sweep.aggregate(str(tmp_path))
+  os.remove(tmp_path / "seed=0" / "summary.json")
+  with pytest.raises(FileNotFoundError, match=r"no summary.json.*rerun"):
+    sweep.aggregate(str(tmp_path))
+
+
+def test_paired_pairs_by_seed_and_names_bad_arguments(tmp_path):
+  runs = [({"loss.name": n, "seed": s}, _cfg(s, name=n),
+           {"step": 2, "m": float(s) + (0.5 if n == "nscl" else 0.0)})
+          for n in ("dcl", "nscl") for s in (2, 0, 1)]
+  _fake_sweep(str(tmp_path / "ok"), runs[::-1])  # order must not matter
+  (got,) = sweep.paired(str(tmp_path / "ok"), field="loss.name",
+                        a="nscl", b="dcl")
+  iv = got["metrics"]["m"]
+  assert iv.mean == pytest.approx(0.5) and iv.high - iv.low == pytest.approx(
+      0.0, abs=1e-12)   # same seed, same shift: no paired variance
+  with pytest.raises(ValueError, match=r"field='seed' is not swept.*"
+                                       r"\['loss.name'\]"):
+    sweep.paired(str(tmp_path / "ok"), field="seed", a=0, b=1)
+  with pytest.raises(ValueError, match=r"b='cl' is not a value"):
+    sweep.paired(str(tmp_path / "ok"), field="loss.name", a="nscl", b="cl")
+  _fake_sweep(str(tmp_path / "unpaired"), runs[:-1])
+  with pytest.raises(ValueError, match=r"same seeds"):
+    sweep.paired(str(tmp_path / "unpaired"), field="loss.name", a="nscl",
+                 b="dcl")
+
+
+def test_seeds_flag_on_the_command_line(tmp_path):
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  def run(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "cljax.sweep",
+         "--config=experiments/default.py:smoke",
+         f"--sweep_dir={tmp_path / 'sw'}", *args], cwd=root,
+        capture_output=True, text=True, timeout=600)
+  proc = run("--seeds=3,7", "--grid=loss.name=['dcl','nscl']", "--print_only")
+  assert proc.returncode == 0, proc.stderr
+  lines = proc.stdout.strip().splitlines()
+  assert len(lines) == 4 and "--config.seed=7" in lines[1]
+  assert not os.path.exists(tmp_path / "sw")
+  proc = run("--seeds=0", "--print_only")
+  assert proc.returncode == errors.EXIT_CONFIG, proc.stderr
+  assert "--seeds='0': the count must be at least 1" in proc.stderr

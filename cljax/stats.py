@@ -1,0 +1,154 @@
+r"""Means and Student-t intervals over seeds, and paired differences.
+
+For ``n`` values :math:`x_1..x_n` (one per seed) with mean :math:`\bar x` and
+sample standard deviation :math:`s` (``ddof=1``), the two-sided interval at
+confidence :math:`1 - \alpha` is
+
+.. math:: \bar x \pm t_{1-\alpha/2,\,n-1}\; s / \sqrt{n},
+
+the Student t interval (normal errors, unknown variance). A paired difference
+(two settings run under shared randomness: the same seeds) is the same
+interval over the per-seed differences :math:`a_i - b_i`, which removes the
+seed-to-seed variance the two settings share.
+
+The t quantile is exact for the integer degrees of freedom used here: the
+two-sided t probability has a finite closed form in :math:`\theta =
+\arctan(t/\sqrt{\nu})` (Abramowitz & Stegun 26.7.3–4), inverted by bisection.
+NumPy only (scipy is a test-only dependency).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+
+class Interval(NamedTuple):
+  """A mean with its two-sided Student-t interval over ``n`` values."""
+  mean: float
+  low: float
+  high: float
+  n: int
+  confidence: float
+
+  @property
+  def half_width(self) -> float:
+    return (self.high - self.low) / 2
+
+
+def _two_sided(theta: float, df: int) -> float:
+  """P(|T| < sqrt(df) tan(theta)) for T ~ Student t with ``df`` dof."""
+  c2 = math.cos(theta) ** 2
+  if df % 2:  # Odd: (2/pi)(theta + sin cos (1 + 2/3 c^2 + (2 4)/(3 5) c^4 ..)).
+    total, term = 0.0, 1.0
+    for k in range(1, (df - 1) // 2 + 1):
+      total += term
+      term *= c2 * (2 * k) / (2 * k + 1)
+    series = math.sin(theta) * math.cos(theta) * total if df > 1 else 0.0
+    return 2 / math.pi * (theta + series)
+  total, term = 0.0, 1.0  # Even: sin (1 + 1/2 c^2 + (1 3)/(2 4) c^4 ...).
+  for k in range(1, df // 2 + 1):
+    total += term
+    term *= c2 * (2 * k - 1) / (2 * k)
+  return math.sin(theta) * total
+
+
+def t_quantile(df: int, *, confidence: float = 0.95) -> float:
+  """The two-sided Student t critical value :math:`t_{(1+c)/2,\\,df}`.
+
+  Args:
+    df: degrees of freedom, a positive integer (``n - 1`` for ``n`` seeds).
+    confidence: the interval's coverage ``c``, in (0, 1).
+
+  Returns:
+    ``t`` with ``P(|T| < t) = confidence``.
+
+  >>> round(t_quantile(4, confidence=0.95), 4)
+  2.7764
+  """
+  if int(df) != df or df < 1:
+    raise ValueError(f"df={df!r}: give a positive integer (n - 1 for n "
+                     f"values).")
+  if not 0 < confidence < 1:
+    raise ValueError(f"confidence={confidence!r}: give a number in (0, 1), "
+                     f"e.g. 0.95.")
+  df = int(df)
+  lo, hi = 0.0, math.pi / 2
+  for _ in range(100):  # Bisection in theta: the probability is monotone.
+    mid = (lo + hi) / 2
+    if _two_sided(mid, df) < confidence:
+      lo = mid
+    else:
+      hi = mid
+  return math.sqrt(df) * math.tan((lo + hi) / 2)
+
+
+def _values(values, name: str) -> np.ndarray:
+  x = np.asarray(values, dtype=np.float64)
+  if x.ndim != 1:
+    raise ValueError(f"{name}: give a 1-D list of values (one per seed); got "
+                     f"shape {x.shape}.")
+  if x.size < 2:
+    raise ValueError(f"{name}: an interval needs at least 2 values (seeds); "
+                     f"got {x.size}. Run more seeds (e.g. --seeds=5).")
+  if not np.all(np.isfinite(x)):
+    raise ValueError(f"{name}: non-finite values {x.tolist()}; a diverged "
+                     f"run cannot be averaged.")
+  return x
+
+
+def mean_interval(values, *, confidence: float = 0.95) -> Interval:
+  r"""The mean of ``values`` and its Student-t interval.
+
+  :math:`\bar x \pm t_{(1+c)/2,\,n-1}\, s/\sqrt{n}` with ``s`` the sample
+  standard deviation (``ddof=1``).
+
+  Args:
+    values: [n] numbers, one per seed, ``n >= 2``, all finite.
+    confidence: the coverage ``c`` (default 95 %).
+
+  Returns:
+    ``Interval(mean, low, high, n, confidence)``.
+
+  Raises:
+    ValueError: fewer than 2 values, non-finite values, or not 1-D.
+
+  >>> iv = mean_interval([1.0, 2.0, 3.0])
+  >>> round(iv.mean, 3), round(iv.low, 3), round(iv.high, 3)
+  (2.0, -0.484, 4.484)
+  """
+  x = _values(values, "values")
+  mean = float(x.mean())
+  half = t_quantile(x.size - 1, confidence=confidence) * float(
+      x.std(ddof=1)) / math.sqrt(x.size)
+  return Interval(mean, mean - half, mean + half, int(x.size), confidence)
+
+
+def paired_difference(a, b, *, confidence: float = 0.95) -> Interval:
+  r"""The mean of ``a - b`` over pairs and its Student-t interval.
+
+  ``a[i]`` and ``b[i]`` must come from the same seed (shared randomness);
+  the interval is :func:`mean_interval` of the differences.
+
+  Args:
+    a, b: [n] numbers each, paired by position, ``n >= 2``.
+    confidence: the coverage (default 95 %).
+
+  Returns:
+    ``Interval`` of ``a - b``.
+
+  Raises:
+    ValueError: the lengths differ, or as :func:`mean_interval`.
+
+  >>> iv = paired_difference([1.0, 2.0, 3.0], [0.5, 1.4, 2.6])
+  >>> round(iv.mean, 3), iv.low > 0
+  (0.5, True)
+  """
+  xa, xb = np.asarray(a, np.float64), np.asarray(b, np.float64)
+  if xa.shape != xb.shape:
+    raise ValueError(f"a and b must pair one value per seed; got shapes "
+                     f"{xa.shape} and {xb.shape}.")
+  return mean_interval(_values(xa, "a") - _values(xb, "b"),
+                       confidence=confidence)
