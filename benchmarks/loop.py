@@ -286,14 +286,17 @@ def child_input(spec: dict) -> dict:
     inp = (time.perf_counter() - t0) / n
     hidden = (inp + step - overlapped) / inp if inp > 0 else float("nan")
     rounds.append({"step_s": step, "input_s": inp, "overlapped_s": overlapped,
-                   "hidden": hidden, "loadavg": os.getloadavg()[0]})
+                   "hidden": hidden, "input_share": inp / step,
+                   "loadavg": os.getloadavg()[0]})
   return {"model": model, "batch": batch, "prefetch": spec.get("prefetch"),
           "next_s": _summary(t_next), "transfer_s": _summary(t_put),
           "rounds": rounds,
           "input_s": _summary([r["input_s"] for r in rounds]),
           "step_s": _summary([r["step_s"] for r in rounds]),
           "overlapped_s": _summary([r["overlapped_s"] for r in rounds]),
-          "hidden": _summary([r["hidden"] for r in rounds]), **_memory()}
+          "hidden": _summary([r["hidden"] for r in rounds]),
+          "input_share": _summary([r["input_share"] for r in rounds]),
+          **_memory()}
 
 
 def _torch_resnet18(head_hidden: int, head_out: int):
@@ -451,12 +454,29 @@ def child_torch(spec: dict) -> dict:
   def jax_fwd_call():
     _block(jax_forward(params, batch_stats, xj))
 
+  full = None
+  if spec.get("train_step"):
+    # The library's own step on the same model size: the ResNet-18 loop
+    # config at this batch (SimCLR views made on device, every monitored
+    # loss), to show what the step adds to the matched computation.
+    pieces = _Pieces(_loop_config("resnet18", b, 50, 10 ** 6))
+    full = {"state": pieces.init_state(),
+            "batch": pieces.to_device(next(pieces.data))}
+    full["state"], _ = _block(pieces.step_fn(full["state"], full["batch"]))
+
+    def full_call():
+      full["state"], metrics = pieces.step_fn(full["state"], full["batch"])
+      _block(metrics)
+
   records = []
   for _ in range(rounds):
     rec = {"jax_step_s": timed(jax_call), "torch_step_s": timed(torch_step),
            "jax_forward_s": timed(jax_fwd_call),
            "torch_forward_s": timed(torch_forward),
            "loadavg": os.getloadavg()[0]}
+    if full is not None:
+      rec["train_step_s"] = timed(full_call)
+      rec["train_step_ratio"] = rec["train_step_s"] / rec["torch_step_s"]
     rec["ratio"] = rec["jax_step_s"] / rec["torch_step_s"]
     rec["forward_ratio"] = rec["jax_forward_s"] / rec["torch_forward_s"]
     records.append(rec)
@@ -467,9 +487,10 @@ def child_torch(spec: dict) -> dict:
       bool(torch.backends.mkldnn.is_available()),
       "compile_s": compile_s, "xla_temp_mb": temp_mb, "loss0": float(loss0),
       "rounds": records,
-      **{k: _summary([r[k] for r in records]) for k in (
+      **{k: _summary([r[k] for r in records if k in r]) for k in (
           "ratio", "forward_ratio", "jax_step_s", "torch_step_s",
-          "jax_forward_s", "torch_forward_s")}, **_memory()}
+          "jax_forward_s", "torch_forward_s", "train_step_s",
+          "train_step_ratio")}, **_memory()}
 
 
 def child_compile(spec: dict) -> dict:
@@ -696,12 +717,16 @@ def _spawn_probe_prefetch() -> bool:
 
 def section_torch(args) -> list[dict]:
   out = []
-  outdir = tempfile.mkdtemp(prefix="cljax_loop_grads_")
+  # Kept between runs, so a rerun of some variants still compares with the
+  # default's gradients.
+  outdir = os.path.join(tempfile.gettempdir(), "cljax_loop_grads")
+  os.makedirs(outdir, exist_ok=True)
   for variant in args.flags:
     flags = FLAG_VARIANTS[variant]
     rec = _spawn("torch", {"variant": variant, "batch": args.torch_batch,
                            "rounds": args.torch_rounds,
                            "torch_threads": args.torch_threads,
+                           "train_step": variant == "default",
                            "outdir": outdir},
                  env_extra={"XLA_FLAGS": flags} if flags else None)
     _compare_grads(rec, outdir)
@@ -748,6 +773,22 @@ def section_main(args) -> list[dict]:
 SECTIONS = {"loop": section_loop, "input": section_input,
             "torch": section_torch, "compile": section_compile,
             "main": section_main}
+
+
+# What identifies a record of each section: a rerun of some cases replaces
+# those and keeps the rest.
+_RECORD_KEY = {"loop": ("model",), "input": ("model", "prefetch"),
+               "torch": ("variant",), "compile": ("experiment",),
+               "main": ()}
+
+
+def _merge(section: str, old: dict | None, new: list[dict]) -> list[dict]:
+  fields = _RECORD_KEY[section]
+  if not fields or not old:
+    return new
+  key = lambda r: tuple(r["spec"].get(f) for f in fields)  # noqa: E731
+  replaced = {key(r) for r in new}
+  return [r for r in old["records"] if key(r) not in replaced] + new
 
 
 def _progress(section: str, rec: dict) -> None:
@@ -829,7 +870,8 @@ def main() -> None:
           results = json.load(f)
       results[section] = {"environment": env, "args": vars(args),
                           "seconds": time.perf_counter() - t0,
-                          "records": records}
+                          "records": _merge(section, results.get(section),
+                                            records)}
       with open(args.json, "w") as f:
         json.dump(results, f, indent=1)
       render(results, args.out)
@@ -895,8 +937,8 @@ def render(results: dict, path: str) -> None:
               "= (input + step - overlapped) / input (1: fully hidden, 0: "
               "serial).", "",
               "| model | batch | prefetch | next ms | transfer ms | input ms "
-              "| step ms | overlapped ms | hidden |",
-              "|---|---|---|---|---|---|---|---|---|"]
+              "| step ms | input / step | overlapped ms | hidden |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in sec["records"]:
       if "failed" in r:
         lines.append(f"| {r['spec']['model']} | | {r['spec'].get('prefetch')}"
@@ -906,6 +948,7 @@ def render(results: dict, path: str) -> None:
           f"| {r['model']} | {r['batch']} | {r['prefetch']} | "
           f"{_fmt(r['next_s'], 1e3, 2)} | {_fmt(r['transfer_s'], 1e3, 2)} | "
           f"{_fmt(r['input_s'], 1e3, 2)} | {_fmt(r['step_s'], 1e3, 1)} | "
+          f"{_fmt(r.get('input_share'), 1, 3)} | "
           f"{_fmt(r['overlapped_s'], 1e3, 1)} | {_fmt(r['hidden'], 1, 2)} |")
     lines += [""]
   sec = results.get("torch")
@@ -937,6 +980,14 @@ def render(results: dict, path: str) -> None:
           f" | {_fmt(r['forward_ratio'], digits=2)} | {grads} | "
           f"{r['compile_s']:.1f} | {r['xla_temp_mb']:.0f} | "
           f"{r['peak_rss_mb']:.0f} |")
+    for r in sec["records"]:
+      if r.get("train_step_s"):
+        lines += ["", f"The library's own `cljax.train.train_step` for the "
+                  f"ResNet-18 loop config at batch {r['batch']} (SimCLR views "
+                  f"made on device, NSCL + every monitored loss; variant "
+                  f"{r['variant']}): {_fmt(r['train_step_s'], digits=2)} s, "
+                  f"{_fmt(r['train_step_ratio'], digits=2)} x PyTorch's "
+                  f"matched step in the same rounds."]
     torch_v = next((r.get("torch") for r in sec["records"] if "torch" in r),
                    "?")
     lines += ["", f"PyTorch {torch_v}, "
