@@ -119,7 +119,8 @@ def _loop_config(model: str, batch: int, log_every: int, steps: int):
     config.data.batch_size = batch
     if model == "resnet18":
       # The embedded Gaussian-mixture images at 32x32 (offline).
-      config.data.name = "cljax_gaussian_mixture/images_c10_s32_ch3"
+      config.data.name = ("cljax_gaussian_mixture/"
+                          "images_c10_s32_ch3_tpl4_n100_t20_noise1.0_seed0")
       config.model.encoder = "resnet18"
       config.model.encoder_kwargs = {"stem": "cifar"}
     elif model != "convnet":
