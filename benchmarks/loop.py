@@ -407,6 +407,13 @@ def child_torch(spec: dict) -> dict:
                             xj).compile()   # Lowering only: nothing donated.
   compile_s = time.perf_counter() - t0
   temp_mb = compiled.memory_analysis().temp_size_in_bytes / 2 ** 20
+  # Which library each fusion runs in (XNNPACK/YNNPACK/oneDNN custom fusions
+  # vs XLA's own loops): the first thing a flag variant could change.
+  import collections
+  import re
+  fusion_kinds = dict(collections.Counter(
+      re.findall(r'"kind":"(__\w+)"', compiled.as_text())))
+  num_convs = compiled.as_text().count(" convolution(")
   (loss0, _), grads0 = jax_grads(params, batch_stats, xj)
   grads0 = np.concatenate([np.asarray(g, np.float32).ravel()
                            for g in jax.tree.leaves(grads0)])
@@ -487,6 +494,7 @@ def child_torch(spec: dict) -> dict:
       "torch": torch.__version__, "torch_mkldnn":
       bool(torch.backends.mkldnn.is_available()),
       "compile_s": compile_s, "xla_temp_mb": temp_mb, "loss0": float(loss0),
+      "fusion_kinds": fusion_kinds, "convolutions": num_convs,
       "rounds": records,
       **{k: _summary([r[k] for r in records if k in r]) for k in (
           "ratio", "forward_ratio", "jax_step_s", "torch_step_s",
@@ -527,8 +535,11 @@ def child_compile(spec: dict) -> dict:
   compiled = lowered.compile()
   times["compile_s"] = time.perf_counter() - t0
   t0 = time.perf_counter()
-  _block(compiled(state, batch))
+  _, metrics = _block(compiled(state, batch))
   times["first_step_s"] = time.perf_counter() - t0
+  # For comparing XLA flag variants: the same step must give the same loss.
+  times["first_loss"] = float(metrics["train/loss"])
+  times["first_grad_norm"] = float(metrics["train/grad_norm"])
   from cljax import models
   c = pieces.config
   out.update(times)
@@ -981,6 +992,11 @@ def render(results: dict, path: str) -> None:
           f" | {_fmt(r['forward_ratio'], digits=2)} | {grads} | "
           f"{r['compile_s']:.1f} | {r['xla_temp_mb']:.0f} | "
           f"{r['peak_rss_mb']:.0f} |")
+    kinds = [f"{r['variant']}: {r['convolutions']} convolutions, fusions "
+             f"{r['fusion_kinds']}" for r in sec["records"]
+             if "fusion_kinds" in r]
+    if kinds:
+      lines += ["", "Compiled step, per variant: " + "; ".join(kinds) + "."]
     for r in sec["records"]:
       if r.get("train_step_s"):
         lines += ["", f"The library's own `cljax.train.train_step` for the "
