@@ -36,8 +36,9 @@ _EXTRAS = {
     "test": ["pytest>=8", "pytest-xdist>=3.6", "scipy>=1.13",
              "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29"],
     # Peer benchmarks. torch must be the CPU build: install it as
-    # `pip install "torch==2.13.0+cpu"` first (see benchmarks/README.md).
-    "bench": ["pytorch-metric-learning>=2.8", "psutil>=5.9"],
+    # `pip install "torch==2.13.0+cpu"` first (see benchmarks/README.md);
+    # constraints.txt pins that build.
+    "bench": ["torch>=2.4", "pytorch-metric-learning>=2.8", "psutil>=5.9"],
     "colabs": ["jupyter>=1.1", "nbclient>=0.10"],
 }
 
