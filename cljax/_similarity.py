@@ -65,44 +65,19 @@ def _replicate_if_sharded(x: jax.Array) -> jax.Array:
   return jax.reshard(x, NamedSharding(mesh, P()))
 
 
-def _varies_along(x: jax.Array, axis_name: str) -> bool:
-  aval = jax.typeof(x)
-  vma = getattr(aval, "vma", None)
-  if vma is None:
-    manual = getattr(aval, "manual_axis_type", None)
-    vma = getattr(manual, "varying", frozenset())
-  return axis_name in vma
-
-
-def _psum_identity_transpose(x: jax.Array, axis_name: str) -> jax.Array:
-  @jax.custom_vjp
-  def f(x):
-    return jax.lax.psum(x, axis_name)
-
-  def fwd(x):
-    return jax.lax.psum(x, axis_name), None
-
-  def bwd(_, ct):
-    return (ct,)
-
-  f.defvjp(fwd, bwd)
-  return f(x)
-
-
 def global_sum(x: jax.Array, axis_name: str | None) -> jax.Array:
   """Sums a per-device partial loss over ``axis_name`` (identity if None).
 
-  Inside ``jax.shard_map`` with varying-axis tracking, ``psum``'s transpose is
-  already right. Without it (``jax.pmap``, or ``check_vma=False``) ``psum``
-  transposes to another ``psum``, which would scale per-device gradients by
-  the device count; there we sum forward and pass the cotangent through, so
-  the gradient w.r.t. the local embeddings is the slice of the global one.
+  A plain ``psum``, whose transpose JAX defines for every mapped path: the
+  per-device gradients then follow the one data-parallel rule of
+  ``cljax.losses`` (``pmean`` the per-device parameter gradients; inside
+  ``jax.pmap`` the per-device gradient w.r.t. the local embeddings is
+  n_devices times their slice of the global one, which the ``pmean``
+  divides out).
   """
   if axis_name is None:
     return x
-  if _varies_along(x, axis_name):
-    return jax.lax.psum(x, axis_name)
-  return _psum_identity_transpose(x, axis_name)
+  return jax.lax.psum(x, axis_name)
 
 
 class Views(NamedTuple):

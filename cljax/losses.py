@@ -16,10 +16,14 @@ Common arguments:
   axis_name: ``None`` for a call on the whole (possibly sharded) batch. Set it
     when calling per device inside ``jax.shard_map`` or ``jax.pmap`` with the
     batch split along that mapped axis: the keys are all-gathered, the
-    per-device result is the loss of the **global** batch, and ``jax.grad``
-    taken per device gives the device's slice of the global-batch gradient
-    (the all-gather transposes to a reduce-scatter). Sum, do not average,
-    parameter gradients across devices afterwards.
+    per-device result is the loss of the **global** batch. The one
+    gradient rule is the standard data-parallel idiom: per-device
+    ``value_and_grad`` then ``jax.lax.pmean`` of the parameter gradients
+    (``pmap``, or ``shard_map`` with the gradient inside), ``jax.grad``
+    outside a ``shard_map``, or plain ``jit`` on a sharded batch; each gives
+    the global-batch gradient. (Inside ``pmap`` the per-device gradient
+    w.r.t. the local embeddings is n_devices times their slice of the
+    global one; the ``pmean`` divides it out.)
   reduction: ``"mean"`` over valid anchors (default), ``"sum"`` over valid
     anchors, ``"batch"`` (sum over valid anchors divided by all N·K anchors,
     Graf et al.'s training reduction), or ``"none"`` (float[n, K] per-anchor
