@@ -110,6 +110,11 @@ def prepare(z: jax.typing.ArrayLike, labels: jax.typing.ArrayLike | None, *,
   _checks.check_rank(z, 3, name, "[N, K, D] (samples, views, dim)")
   _checks.check_float(z, name)
   n, k, _ = z.shape
+  if n == 0:
+    raise ValueError(
+        f"`{name}` has N=0 samples (shape {tuple(z.shape)}); a contrastive "
+        f"loss needs at least one sample, and negatives need two. Skip the "
+        f"call on an empty batch.")
   if k < min_views:
     raise ValueError(
         f"`{name}` has K={k} view(s) per sample but this loss needs K >= "
@@ -263,6 +268,13 @@ class Term(NamedTuple):
   def checked(self) -> "Term":
     _checks.check_choice(self.kind, "kind", ("lse", "sum", "softplus"))
     _checks.check_choice(self.mask, "mask", MASKS)
+    if isinstance(self.alpha, AlphaSlot):
+      # A traced alpha: no static shift, and its gradient scale is traced
+      # with it unless given.
+      grad_scale = self.alpha if self.grad_scale is None else float(
+          self.grad_scale)
+      return self._replace(grad_scale=grad_scale, weight=float(self.weight),
+                           bound=None)
     bound = self.bound
     if bound is not None and 2 * abs(self.alpha) * bound > (
         _MAX_FIXED_SHIFT_RANGE):
@@ -271,6 +283,56 @@ class Term(NamedTuple):
     return self._replace(alpha=float(self.alpha),
                          grad_scale=float(grad_scale),
                          weight=float(self.weight), bound=bound)
+
+
+class AlphaSlot(NamedTuple):
+  """Stands in a static ``Term`` for a traced alpha (e.g. 1 + beta with beta
+  traced under jit): column ``index`` of the float32[A, m] alpha rows that
+  ``row_reductions`` prepends to ``aux``."""
+  index: int
+
+
+def _slot_traced_alphas(terms):
+  """(terms with each traced alpha replaced by an AlphaSlot, the alphas)."""
+  alphas, out = [], []
+  for t in terms:
+    if isinstance(t.alpha, jax.core.Tracer):
+      alphas.append(jax.lax.stop_gradient(jnp.asarray(t.alpha, jnp.float32)))
+      t = t._replace(alpha=AlphaSlot(len(alphas) - 1))
+    elif not isinstance(t.alpha, (int, float)):
+      t = t._replace(alpha=float(t.alpha))
+    out.append(t)
+  return out, alphas
+
+
+def _has_slots(spec):
+  return any(isinstance(t.alpha, AlphaSlot) for t in spec.terms)
+
+
+def bind_alphas(spec, aux):
+  """``spec`` with its AlphaSlots replaced by columns of the alpha rows in
+  ``aux[0]`` (the rows of this call or tile); a no-op without
+  slots."""
+  if not _has_slots(spec):
+    return spec
+  rows = aux[0]
+
+  def column(x):  # alpha multiplies [R, B] tiles
+    return rows[:, x.index, None] if isinstance(x, AlphaSlot) else x
+
+  def row(x):  # the gradient scale multiplies [R] row statistics
+    return rows[:, x.index] if isinstance(x, AlphaSlot) else x
+  return spec._replace(terms=tuple(
+      t._replace(alpha=column(t.alpha), grad_scale=row(t.grad_scale))
+      for t in spec.terms))
+
+
+def _without_alphas(combine, outs, aux):
+  return combine(outs, aux[1])
+
+
+def _is_zero(x):
+  return isinstance(x, float) and x == 0.0
 
 
 class _Spec(NamedTuple):
@@ -328,9 +390,25 @@ def _lse_partial(term, s, mask, same):
   if mask is not None:
     arg = jnp.where(mask, arg, -jnp.inf)
   e = _weighted(term, jnp.exp(arg), None, same)
-  total = jnp.sum(e, axis=-1)
-  safe = jnp.where(total > 0, total, 1.0)
-  return jnp.where(total > 0, jnp.log(safe) + shift[:, 0], -jnp.inf)
+  return _log_or_empty(jnp.sum(e, axis=-1), shift[:, 0])
+
+
+def _log_or_empty(total, shift):
+  """log(total) + shift, -inf for an empty mask (total == 0).
+
+  A NaN total (NaN or Inf in the input) stays NaN: it must never look like
+  an empty mask, whose anchor the losses drop as invalid.
+  """
+  empty = total == 0
+  return jnp.where(empty, -jnp.inf,
+                   jnp.log(jnp.where(empty, 1.0, total)) + shift)
+
+
+def nonempty(lse: jax.Array) -> jax.Array:
+  """bool: where a log-sum-exp is over a nonempty mask (NaN counts as
+  nonempty, so a NaN input propagates to the loss instead of dropping the
+  anchor)."""
+  return ~jnp.isneginf(lse)
 
 
 def _masks_for(spec, ids, num_cols, col_start=0, valid_cols=None):
@@ -422,10 +500,7 @@ def finish_partials(spec, partials):
   for i, total in zip(base, partials):
     t = spec.terms[i]
     if t.kind == "lse" and spec.shared_bound is not None:
-      safe = jnp.where(total > 0, total, 1.0)
-      total = jnp.where(total > 0,
-                        jnp.log(safe) + abs(t.alpha) * spec.shared_bound,
-                        -jnp.inf)
+      total = _log_or_empty(total, abs(t.alpha) * spec.shared_bound)
     outs.append(total)
   return outs
 
@@ -473,6 +548,7 @@ def assemble(spec, base_outs, soft_outs):
 
 
 def _forward(spec, s, aux, ids):
+  spec = bind_alphas(spec, aux)
   mask = _masks_for(spec, ids, s.shape[-1])
   exps = _shared_exps(spec, s) if spec.shared_bound is not None else None
   base_outs = finish_partials(spec, base_partials(spec, s, mask, exps))
@@ -512,7 +588,7 @@ def _cotangent_shared(spec, s, outs, cs, g, mask, same, exps):
       c = sum(stat(gi) for stat in axes)
       linear = linear + (c if m is None else jnp.where(m, c, 0.0))
       continue
-    if t.grad_scale == 0.0:
+    if _is_zero(t.grad_scale):
       continue
     lse = jnp.where(finite, outs[i], 0.0)
     scale = gi * t.grad_scale * jnp.exp(abs(t.alpha) * spec.shared_bound - lse)
@@ -549,7 +625,7 @@ def _cotangent(spec, s, outs, cs, g, mask, same):
     m = mask(t.mask)
     if t.kind == "sum":
       contrib = jnp.broadcast_to(sum(stat(gi) for stat in axes), s.shape)
-    elif t.grad_scale == 0.0:
+    elif _is_zero(t.grad_scale):
       continue
     else:
       lse = jnp.where(finite, outs[i], 0.0)
@@ -618,6 +694,7 @@ def softplus_offsets(spec, outs, aux):
 
 def _reductions_bwd(spec, residuals, g):
   q, k, s, outs, aux, ids = residuals
+  spec = bind_alphas(spec, aux)
   mask = _masks_for(spec, ids, s.shape[-1])
   exps = _shared_exps(spec, s) if spec.shared_bound is not None else None
   cs = softplus_offsets(spec, outs, aux)
@@ -725,15 +802,24 @@ def row_reductions(views: Views, temperature, terms, *, combine=None,
   Returns:
     One float32[A] array per term, in order.
   """
-  terms = tuple(Term(*t).checked() if not isinstance(t, Term) else t.checked()
-                for t in terms)
+  terms, alphas = _slot_traced_alphas(
+      [t if isinstance(t, Term) else Term(*t) for t in terms])
+  terms = tuple(t.checked() for t in terms)
+  if alphas:
+    # Traced alphas travel as rows of aux (derived from the anchors' ids, so
+    # they carry their sharding), blocked with the rows by the tiled engine.
+    rows = jnp.zeros_like(views.anchor_index, jnp.float32)[:, None]
+    aux = (rows + jnp.stack(alphas)[None, :], aux)
+    if combine is not None:
+      combine = functools.partial(_without_alphas, combine)
   num_rows = views.anchor_index.shape[0]
   block = resolve_block_size(block_size, num_rows, views.keys.shape[0],
                              len(terms))
   # The tiled engine always takes the symmetric path when it can: there it
   # halves the products (the dense engine trades them for elementwise work).
+  # A traced alpha is per row, so it never takes it.
   symmetric = (views.symmetric and isinstance(temperature, (int, float)) and
-               (block is not None or _symmetric_pays(terms)))
+               not alphas and (block is not None or _symmetric_pays(terms)))
   bound = next((t.bound for t in terms if t.kind == "lse"), None)
   spec = _Spec(terms, combine, views.num_views, symmetric,
                1.0 / float(temperature) if symmetric else 1.0,

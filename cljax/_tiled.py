@@ -82,6 +82,7 @@ def _tile(spec, tiling, q_r, row_view, row_label, col):
 
 def _row_block_outputs(spec, tiling, cols, q_r, row_view, row_label, aux_r):
   """Every term's output for one block of R anchor rows (a tuple of [R])."""
+  spec = sim.bind_alphas(spec, aux_r)
   zeros = jnp.zeros_like(q_r[:, 0], jnp.float32)
 
   def base_step(acc, col):
@@ -146,18 +147,19 @@ def _tiled_bwd(spec, tiling, residuals, g):
 
   def row_step(dk, xs):
     q_r, row_view, row_label, aux_r, outs_r, g_r = xs
-    cs = sim.softplus_offsets(spec, outs_r, aux_r)
+    spec_r = sim.bind_alphas(spec, aux_r)
+    cs = sim.softplus_offsets(spec_r, outs_r, aux_r)
     sig = []
     if cs:
-      sig = _softplus_row_sums(spec, tiling, cols, q_r, row_view, row_label,
+      sig = _softplus_row_sums(spec_r, tiling, cols, q_r, row_view, row_label,
                                cs, sim.sigmoid_sums)
-    g_r, d_aux_r = sim.softplus_cotangents(spec, outs_r, aux_r, g_r, sig)
+    g_r, d_aux_r = sim.softplus_cotangents(spec_r, outs_r, aux_r, g_r, sig)
 
     def col_step(carry, col_and_index):
       dq_r, dk = carry
       col, c = col_and_index
-      s, mask, exps = _tile(spec, tiling, q_r, row_view, row_label, col)
-      ds = sim.cotangent(spec, s, outs_r, cs, g_r, mask, exps)
+      s, mask, exps = _tile(spec_r, tiling, q_r, row_view, row_label, col)
+      ds = sim.cotangent(spec_r, s, outs_r, cs, g_r, mask, exps)
       k_c = col[0]
       dq_r = dq_r + jnp.matmul(ds.astype(k_c.dtype), k_c,
                                preferred_element_type=jnp.float32)

@@ -43,7 +43,12 @@ Anchors without a positive or without a negative (e.g. an NSCL anchor whose
 class fills the batch) are *invalid*: they are excluded from the mean and
 counted in ``AnchorCounts.num_valid`` / ``num_anchors``. If no anchor is valid,
 "mean" returns 0 with zero gradient and ``num_valid == 0``; the value is never
-NaN. Label ranges are not checked: any integers identify classes.
+NaN. NaN or Inf in ``z`` is not an empty mask: the loss is NaN, never a
+plausible number. Label ranges are not checked: any integers identify classes.
+
+Hyper-parameters are keyword-only scalars: a bool or an array of shape other
+than () raises. ``temperature`` and ``beta`` may be traced under ``jit``
+(e.g. a schedule); the losses are not differentiated w.r.t. ``beta``.
 
 All logits are float32 (bfloat16 inputs are normalised in float32 and
 multiplied with float32 accumulation); every log-sum-exp subtracts its max.
@@ -57,6 +62,8 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+import optax
 
 from cljax import _checks
 from cljax import _similarity as sim
@@ -74,8 +81,26 @@ class AnchorCounts(NamedTuple):
   num_anchors: jax.Array
 
 
+def _check_scalar(value, name, allow_zero=False):
+  """A hyper-parameter is one real number: a Python number, or a scalar
+  array (traced ones are checked for shape only)."""
+  if isinstance(value, (bool, np.bool_)):
+    raise ValueError(
+        f"`{name}` must be a real number, not the bool {value!r}; pass e.g. "
+        f"`{name}=0.5`.")
+  if np.ndim(value) != 0:
+    raise ValueError(
+        f"`{name}` must be a scalar (one value for the whole loss); got "
+        f"shape {tuple(np.shape(value))}. Call the loss once per value.")
+  dtype = jnp.result_type(value)
+  if jnp.issubdtype(dtype, jnp.bool_) or jnp.issubdtype(
+      dtype, jnp.complexfloating):
+    raise ValueError(f"`{name}` must be a real number; got dtype {dtype}.")
+  _checks.check_positive(value, name, allow_zero=allow_zero)
+
+
 def _check_common(temperature, reduction):
-  _checks.check_positive(temperature, "temperature")
+  _check_scalar(temperature, "temperature")
   _checks.check_choice(reduction, "reduction", sim.REDUCTIONS)
 
 
@@ -151,7 +176,7 @@ def ntxent(z: ArrayLike, *, temperature: float, normalize: str = "sphere",
       sim.Term("lse", "not_self",
                bound=sim.logit_bound(normalize, temperature))],
                               block_size=block_size)
-  valid = jnp.isfinite(lse)
+  valid = sim.nonempty(lse)
   if double_count_positive:
     per_anchor = _code_form(s_own, False, lse, valid)
   else:
@@ -201,7 +226,7 @@ def dcl(z: ArrayLike, *, temperature: float = 1.0,
       sim.Term("lse", "other_sample",
                bound=sim.logit_bound(normalize, temperature))],
                               block_size=block_size)
-  valid = jnp.isfinite(lse)
+  valid = sim.nonempty(lse)
   return _finish(lse - pos_mean, valid, views, reduction, return_counts)
 
 
@@ -250,7 +275,7 @@ def nscl(z: ArrayLike, labels: ArrayLike, *, temperature: float = 1.0,
       sim.Term("lse", "diff_label",
                bound=sim.logit_bound(normalize, temperature))],
                               block_size=block_size)
-  valid = jnp.isfinite(lse)
+  valid = sim.nonempty(lse)
   s_own = sim.own_sample_logits(views, temperature)
   if not positive_in_denominator:
     per_anchor = lse - _own_mean(s_own, include_self_pairs)
@@ -313,8 +338,7 @@ def supcon(z: ArrayLike, labels: ArrayLike, *, temperature: float = 0.1,
   """
   _check_common(temperature, reduction)
   _checks.check_choice(variant, "variant", SUPCON_VARIANTS)
-  _checks.check_positive(same_class_weight, "same_class_weight",
-                         allow_zero=True)
+  _check_scalar(same_class_weight, "same_class_weight", allow_zero=True)
   views = sim.prepare(z, labels, normalize_mode=normalize,
                       axis_name=axis_name)
   bound = sim.logit_bound(normalize, temperature)
@@ -330,7 +354,7 @@ def supcon(z: ArrayLike, labels: ArrayLike, *, temperature: float = 0.1,
     pos_term = pos / safe_num
   else:
     pos_term = jnp.where(has_pos, pos - jnp.log(safe_num), 0.0)
-  valid = has_pos & jnp.isfinite(lse_den)
+  valid = has_pos & sim.nonempty(lse_den)
   return _finish(lse_den - pos_term, valid, views, reduction, return_counts)
 
 
@@ -378,7 +402,8 @@ def hard_contrastive(z: ArrayLike, labels: ArrayLike | None = None, *,
   Args:
     z: float[N, K, D]; K = 1 allowed when labels are given.
     labels: int[N] class ids, or None (UCL with sample positives, K >= 2).
-    beta: hardness >= 0.
+    beta: hardness >= 0 (a Python number, or a scalar traced under jit;
+      treated as a constant: no gradient flows to it).
     negatives: "different_class" or "all".
     estimator: "expectation", "sampled" or "debiased".
     num_negatives: draws per anchor for "sampled" (reference code: 256).
@@ -402,7 +427,7 @@ def hard_contrastive(z: ArrayLike, labels: ArrayLike | None = None, *,
     (papers.md 4.1); Robinson et al. 2021, Eq. 3 and its code (debiased).
   """
   _check_common(temperature, reduction)
-  _checks.check_positive(beta, "beta", allow_zero=True)
+  _check_scalar(beta, "beta", allow_zero=True)
   _checks.check_choice(negatives, "negatives", HARD_NEGATIVES)
   _checks.check_choice(estimator, "estimator", HARD_ESTIMATORS)
   if estimator == "debiased":
@@ -418,7 +443,8 @@ def hard_contrastive(z: ArrayLike, labels: ArrayLike | None = None, *,
     if key is None:
       raise ValueError("`estimator='sampled'` needs a PRNG `key=`, e.g. "
                        "`jax.random.key(0)`.")
-    if not isinstance(num_negatives, int) or num_negatives < 1:
+    if (isinstance(num_negatives, bool) or
+        not isinstance(num_negatives, int) or num_negatives < 1):
       raise ValueError(
           f"`num_negatives` must be an int >= 1; got {num_negatives!r}.")
     sim.check_block_size(block_size)
@@ -443,31 +469,34 @@ def hard_contrastive(z: ArrayLike, labels: ArrayLike | None = None, *,
     *base, pair_sum = sim.row_reductions(
         views, temperature, terms + [sim.Term("softplus", positive)],
         combine=combine, aux=aux, block_size=block_size)
-    log_e = combine(tuple(base), aux, finite=False)[0]
+    # The last base term is the pool's (tilt-normalising) log-sum-exp.
+    has_pool = sim.nonempty(base[-1])
   else:
     s = sim.logits(views, temperature)
-    log_e = _sampled_log_expectation(s, views, pool, beta, num_negatives, key)
+    log_e, has_pool = _sampled_log_expectation(s, views, pool, beta,
+                                               num_negatives, key)
     mask = sim.build_mask(positive, views.num_views, sim.mask_ids(views),
                           s.shape[-1])
-    pairs = jax.nn.softplus(jnp.where(jnp.isfinite(log_e), log_e, 0.0)[:, None]
-                            - s)
+    pairs = jax.nn.softplus(jnp.where(has_pool, log_e, 0.0)[:, None] - s)
     pair_sum = jnp.sum(jnp.where(mask, pairs, 0.0), axis=-1)
-  valid = jnp.isfinite(log_e) & (num_pos > 0)
+  valid = has_pool & (num_pos > 0)
   return _finish(pair_sum, valid, views, reduction, return_counts,
                  weight=num_pos)
 
 
-def _finite(x, finite=True):
-  return jnp.where(jnp.isfinite(x), x, 0.0) if finite else x
+def _finite(x):
+  """x with its non-finite entries (rows of an empty pool) set to 0: the
+  c_a of a softplus term must be finite for its gradient to be."""
+  return jnp.where(jnp.isfinite(x), x, 0.0)
 
 
-def _uniform_log_expectation(outs, aux, finite=True):
+def _uniform_log_expectation(outs, aux):
   """log mean_{b in pool} exp(s_b) = lse - log |pool|."""
   (lse,), (count,) = outs, aux
-  return (_finite(lse - jnp.log(jnp.maximum(count, 1.0)), finite),)
+  return (_finite(lse - jnp.log(jnp.maximum(count, 1.0))),)
 
 
-def _tilted_log_expectation(outs, aux, finite=True):
+def _tilted_log_expectation(outs, aux):
   """log sum_b q_b exp(s_b), q ∝ exp(beta s) = lse((1+beta) s) - lse(beta s).
 
   The row_reductions terms give the first a gradient scale of 1 (the tilt
@@ -475,7 +504,7 @@ def _tilted_log_expectation(outs, aux, finite=True):
   """
   del aux
   tilted, norm = outs
-  return (_finite(tilted - norm, finite),)
+  return (_finite(tilted - norm),)
 
 
 def _tilted_terms(views, pool, beta, bound):
@@ -506,7 +535,7 @@ def _sample_negatives(s, views, pool, beta, num_negatives, key):
   if pool_mask is not None:
     tilt = jnp.where(pool_mask, tilt, -jnp.inf)
   log_norm = jax.nn.logsumexp(tilt, axis=-1)
-  has_pool = jnp.isfinite(log_norm)
+  has_pool = sim.nonempty(log_norm)
   prob = jnp.exp(tilt - jnp.where(has_pool, log_norm, 0.0)[:, None])
   pool = pool_mask
   cdf = jnp.cumsum(prob, axis=-1)
@@ -542,15 +571,17 @@ def _first_greater(cdf, u):
 
 
 def _sampled_log_expectation(s, views, pool, beta, num_negatives, key):
-  """log mean_m exp(s[a, b_m]) over the drawn negatives (gradient through s)."""
+  """(log mean_m exp(s[a, b_m]) over the drawn negatives (gradient through
+  s), bool[A] whether the anchor's pool is nonempty)."""
   idx, has_pool = _sample_negatives(s, views, pool, beta, num_negatives, key)
   drawn = jnp.take_along_axis(s, idx, axis=-1)
-  log_e = jax.nn.logsumexp(drawn, axis=-1) - math.log(num_negatives)
-  return jnp.where(has_pool, log_e, -jnp.inf)
+  return (jax.nn.logsumexp(drawn, axis=-1) - math.log(num_negatives),
+          has_pool)
 
 
 def _debiased(z, *, beta, tau_plus, temperature, normalize, axis_name,
               reduction, return_counts, block_size):
+  _check_scalar(tau_plus, "tau_plus", allow_zero=True)
   if not 0 <= float(tau_plus) < 1:
     raise ValueError(f"`tau_plus` must lie in [0, 1); got {tau_plus}.")
   views = sim.prepare(z, None, normalize_mode=normalize, axis_name=axis_name,
@@ -564,7 +595,7 @@ def _debiased(z, *, beta, tau_plus, temperature, normalize, axis_name,
       sim.Term("lse", "other_sample", alpha=beta, bound=bound)],
                                     block_size=block_size)
   log_e = tilted - norm
-  has_neg = jnp.isfinite(log_e)
+  has_neg = sim.nonempty(norm)
   log_e = jnp.where(has_neg, log_e, 0.0)
   s_own = sim.own_sample_logits(views, temperature)        # [n, K, K]
   n, k, _ = s_own.shape
@@ -608,11 +639,12 @@ def cross_entropy(logits: ArrayLike, labels: ArrayLike, *,
   _checks.check_labels(labels, logits.shape[0], "labels",
                        num_classes=logits.shape[1])
   _checks.check_choice(reduction, "reduction", ("mean", "sum", "none"))
-  logits = logits.astype(jnp.float32)
-  lse = jax.nn.logsumexp(logits, axis=-1)
-  picked = jnp.take_along_axis(logits, jnp.asarray(labels)[:, None],
-                               axis=-1)[:, 0]
-  per_sample = lse - picked
+  if logits.shape[0] == 0 and reduction == "mean":
+    raise ValueError(
+        "`logits` has N=0 rows: the mean cross-entropy of no sample is "
+        "undefined. Skip the call on an empty batch or use reduction='sum'.")
+  per_sample = optax.losses.softmax_cross_entropy_with_integer_labels(
+      logits.astype(jnp.float32), jnp.asarray(labels))
   if reduction == "none":
     return per_sample
   return jnp.sum(per_sample) if reduction == "sum" else jnp.mean(per_sample)
@@ -641,9 +673,9 @@ def simplex_classifier(num_classes: int, dim: int,
 def _luthra_entries(views, s_own, lse_all, lse_other, lse_diff, *,
                     temperature, include_self_pairs, mean):
   """CL, DCL, NSCL, the gap and its bound from the three log-sum-exps."""
-  valid_all = jnp.isfinite(lse_all)
-  valid_other = jnp.isfinite(lse_other)
-  valid_diff = jnp.isfinite(lse_diff)
+  valid_all = sim.nonempty(lse_all)
+  valid_other = sim.nonempty(lse_other)
+  valid_diff = sim.nonempty(lse_diff)
   pos_pair = _own_mean(s_own, False)
   pos_dn = _own_mean(s_own, True) if include_self_pairs else pos_pair
   out = {}
@@ -699,7 +731,7 @@ def cl_nscl(z: ArrayLike, labels: ArrayLike, *, temperature: float = 1.0,
     dict of float32 scalars "ntxent" and "cl_code" (K >= 2), "dcl", "nscl",
     "nscl_code", "gap", "gap_bound" and "nscl_valid", as in ``all_losses``.
   """
-  _checks.check_positive(temperature, "temperature")
+  _check_scalar(temperature, "temperature")
   views = sim.prepare(z, labels, normalize_mode=normalize,
                       axis_name=axis_name,
                       min_views=1 if include_self_pairs else 2)
@@ -747,9 +779,9 @@ def all_losses(z: ArrayLike, labels: ArrayLike, *, temperature: float,
   References:
     Luthra et al. 2025, Theorem 1 (gap and bound; papers.md 2.3).
   """
-  _checks.check_positive(temperature, "temperature")
+  _check_scalar(temperature, "temperature")
   if beta is not None:
-    _checks.check_positive(beta, "beta", allow_zero=True)
+    _check_scalar(beta, "beta", allow_zero=True)
   views = sim.prepare(z, labels, normalize_mode=normalize,
                       axis_name=axis_name,
                       min_views=1 if include_self_pairs else 2)
@@ -784,8 +816,8 @@ def all_losses(z: ArrayLike, labels: ArrayLike, *, temperature: float,
   out = _luthra_entries(views, s_own, lse_all, lse_other, lse_diff,
                         temperature=temperature,
                         include_self_pairs=include_self_pairs, mean=mean)
-  valid_all = jnp.isfinite(lse_all)
-  valid_diff = jnp.isfinite(lse_diff)
+  valid_all = sim.nonempty(lse_all)
+  valid_diff = sim.nonempty(lse_diff)
 
   num_pos = hard_num - 1.0
   has_pos = num_pos > 0
