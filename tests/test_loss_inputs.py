@@ -166,3 +166,51 @@ def test_bad_hyper_parameters_and_empty_batches_raise(call, match):
   with pytest.raises(ValueError, match=match):
     call()
 
+
+# --- the registry and the debiased estimator --------------------------------
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(labels=LABELS), r"takes no `labels`"),
+    (dict(key=jax.random.key(0), negatives="all"), r"takes no `key`"),
+    (dict(negatives="different_class"), r"negatives='different_class'"),
+])
+def test_debiased_estimator_refuses_what_it_would_ignore(kwargs, match):
+  labels = kwargs.pop("labels", None)
+  with pytest.raises(ValueError, match=match):
+    losses.hard_contrastive(_z(), labels, estimator="debiased", **kwargs)
+
+
+def test_debiased_contrastive_is_the_routed_estimator():
+  z = _z()
+  kw = dict(beta=1.5, tau_plus=0.2, temperature=0.5, normalize="sphere")
+  np.testing.assert_allclose(
+      float(losses.debiased_contrastive(z, **kw)),
+      float(losses.hard_contrastive(z, estimator="debiased", **kw)),
+      rtol=0, atol=0)
+  np.testing.assert_allclose(
+      float(losses.get("debiased_contrastive")(z, LABELS, **kw)),
+      float(losses.debiased_contrastive(z, **kw)), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", ["hscl", "hucl"])
+def test_hard_names_require_beta(name):
+  with pytest.raises(ValueError, match=r"pass `beta=`"):
+    losses.get(name)(_z(), LABELS)
+
+
+def test_loss_specs_state_what_a_call_needs():
+  spec = losses.spec("nscl")
+  assert spec.needs_labels and spec.min_views == 2
+  assert spec.min_views_for({"include_self_pairs": True}) == 1
+  assert not losses.spec("ntxent").needs_labels
+  assert losses.spec("supcon").min_views_for({}) == 1
+  assert losses.spec("hscl").required == ("beta",)
+  assert losses.spec("hard_contrastive").needs_key_for(
+      {"estimator": "sampled"})
+  assert not losses.spec("hard_contrastive").needs_key_for({})
+  assert set(losses.LOSSES) >= {"ntxent", "dcl", "nscl", "supcon",
+                                "hard_contrastive", "debiased_contrastive",
+                                "scl", "hscl", "ucl", "hucl"}
+  with pytest.raises(ValueError, match=r"Unknown loss 'simclr'"):
+    losses.spec("simclr")

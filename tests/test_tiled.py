@@ -11,7 +11,7 @@ from jax.sharding import AxisType
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from cljax import _similarity as sim
+from cljax import _engine as sim
 from cljax import losses
 import naive_losses as naive
 
