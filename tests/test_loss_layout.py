@@ -25,8 +25,8 @@ def _cljax_imports(path):
   for node in ast.walk(ast.parse(path.read_text())):
     if isinstance(node, ast.ImportFrom) and node.module and (
         node.module.startswith("cljax")):
-      if node.module == "cljax":
-        out += [f"cljax.{a.name}" for a in node.names]
+      if node.module in ("cljax", "cljax._engine", "cljax.losses"):
+        out += [f"{node.module}.{a.name}" for a in node.names]
       else:
         out.append(node.module)
     elif isinstance(node, ast.Import):
