@@ -125,14 +125,18 @@ def _check_config(config, num_devices: int) -> None:
     if fit.get("every", 0) < 0:
       raise ValueError(
           f"config.fit.every must be >= 0 (0 = off); got {fit.every}.")
-  needs_views = config.loss.name in ("ntxent", "dcl", "nscl")
   kwargs = dict(config.loss.get("kwargs", {}))
-  if needs_views and config.data.num_views < 2 and not kwargs.get(
-      "include_self_pairs", False):
+  spec = None if is_cross_entropy(config) else losses.spec(config.loss.name)
+  if spec is not None and config.data.num_views < spec.min_views_for(kwargs):
     raise ValueError(
         f"config.data.num_views={config.data.num_views} but the loss "
         f"{config.loss.name!r} takes its positives from other views: set "
-        f"config.data.num_views >= 2.")
+        f"config.data.num_views >= {spec.min_views_for(kwargs)}.")
+  missing = [k for k in (spec.required if spec else ()) if k not in kwargs]
+  if missing:
+    raise ValueError(
+        f"config.loss.name={config.loss.name!r} requires "
+        f"config.loss.kwargs to set {missing} (e.g. beta=5.0).")
   for field in ("log_every", "eval_every"):
     value = config.get(field)
     if not isinstance(value, int) or isinstance(value, bool):
@@ -244,7 +248,7 @@ def _loss_and_monitors(h, z, labels, config, key):
     watched = h
   else:
     kwargs = dict(config.loss.get("kwargs", {}))
-    if kwargs.get("estimator") == "sampled":
+    if losses.spec(config.loss.name).needs_key_for(kwargs):
       kwargs["key"] = key
     loss = losses.get(config.loss.name)(z, labels, **kwargs)
     watched = z

@@ -178,11 +178,12 @@ def test_hard_contrastive_without_labels_uses_sample_positives():
 
 def _sampled_indices(z, labels, beta, negatives, m, key):
   """The negatives the sampled estimator draws (through its private helper)."""
-  from cljax import _similarity as sim
+  from cljax import _engine as sim
+  from cljax.losses import hard
   views = sim.prepare(z, labels, normalize_mode="ball", axis_name=None)
   s = sim.logits(views, 1.0)
   pool = "diff_label" if negatives == "different_class" else "all"
-  idx, _ = losses._sample_negatives(s, views, pool, beta, m, key)
+  idx, _ = hard._sample_negatives(s, views, pool, beta, m, key)
   return np.asarray(idx)
 
 

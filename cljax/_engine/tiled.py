@@ -1,6 +1,6 @@
 """Exact row reductions of the logits, one tile of the matrix at a time.
 
-The dense engine of ``_similarity`` keeps the [A, V] logits as the residual of
+The dense engine (``dense``) keeps the [A, V] logits as the residual of
 its backward pass: 40 GB at V = 100 000 views. This engine never holds more
 than one [R, B] tile. The forward pass sweeps each block of R anchor rows over
 the V keys in blocks of B columns and merges the tiles' partial row
@@ -32,7 +32,8 @@ import jax.numpy as jnp
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from cljax import _similarity as sim
+from cljax._engine import masks
+from cljax._engine import terms
 
 
 class Tiling(NamedTuple):
@@ -72,36 +73,37 @@ def _tile(spec, tiling, q_r, row_view, row_label, col):
   """Logits, mask getter and shared exponentials of one [R, B] tile."""
   k_c, label_c, start = col
   s = jnp.matmul(q_r, k_c.T, preferred_element_type=jnp.float32)
-  ids = sim.MaskIds(row_view, row_label, label_c)
+  ids = masks.MaskIds(row_view, row_label, label_c)
   padded = tiling.num_cols % tiling.cols != 0
-  mask = sim._masks_for(spec, ids, tiling.cols, start,
+  mask = masks.masks_for(spec, ids, tiling.cols, start,
                         tiling.num_cols if padded else None)
-  exps = sim._shared_exps(spec, s) if spec.shared_bound is not None else None
+  exps = terms.shared_exps(spec, s) if spec.shared_bound is not None else None
   return s, mask, exps
 
 
 def _row_block_outputs(spec, tiling, cols, q_r, row_view, row_label, aux_r):
   """Every term's output for one block of R anchor rows (a tuple of [R])."""
+  spec = terms.bind_alphas(spec, aux_r)
   zeros = jnp.zeros_like(q_r[:, 0], jnp.float32)
 
   def base_step(acc, col):
     s, mask, exps = _tile(spec, tiling, q_r, row_view, row_label, col)
-    part = sim.base_partials(spec, s, mask, exps)
-    return sim.merge_partials(spec, acc, part), None
+    part = terms.base_partials(spec, s, mask, exps)
+    return terms.merge_partials(spec, acc, part), None
 
-  acc, _ = jax.lax.scan(base_step, sim.empty_partials(spec, zeros), cols)
-  base_outs = sim.finish_partials(spec, acc)
-  cs = sim.softplus_offsets(spec, sim.assemble(spec, base_outs, []), aux_r)
+  acc, _ = jax.lax.scan(base_step, terms.empty_partials(spec, zeros), cols)
+  base_outs = terms.finish_partials(spec, acc)
+  cs = terms.softplus_offsets(spec, terms.assemble(spec, base_outs, []), aux_r)
   soft_outs = []
   if cs:
     soft_outs = _softplus_row_sums(spec, tiling, cols, q_r, row_view,
-                                   row_label, cs, sim.softplus_sums)
-  return sim.assemble(spec, base_outs, soft_outs)
+                                   row_label, cs, terms.softplus_sums)
+  return terms.assemble(spec, base_outs, soft_outs)
 
 
 def _softplus_row_sums(spec, tiling, cols, q_r, row_view, row_label, cs,
                        row_sums):
-  """Sums ``row_sums`` (``sim.softplus_sums`` or ``sim.sigmoid_sums``) of
+  """Sums ``row_sums`` (``terms.softplus_sums`` or ``terms.sigmoid_sums``) of
   the softplus terms over every column tile of one row block."""
 
   def step(acc, col):
@@ -146,18 +148,19 @@ def _tiled_bwd(spec, tiling, residuals, g):
 
   def row_step(dk, xs):
     q_r, row_view, row_label, aux_r, outs_r, g_r = xs
-    cs = sim.softplus_offsets(spec, outs_r, aux_r)
+    spec_r = terms.bind_alphas(spec, aux_r)
+    cs = terms.softplus_offsets(spec_r, outs_r, aux_r)
     sig = []
     if cs:
-      sig = _softplus_row_sums(spec, tiling, cols, q_r, row_view, row_label,
-                               cs, sim.sigmoid_sums)
-    g_r, d_aux_r = sim.softplus_cotangents(spec, outs_r, aux_r, g_r, sig)
+      sig = _softplus_row_sums(spec_r, tiling, cols, q_r, row_view, row_label,
+                               cs, terms.sigmoid_sums)
+    g_r, d_aux_r = terms.softplus_cotangents(spec_r, outs_r, aux_r, g_r, sig)
 
     def col_step(carry, col_and_index):
       dq_r, dk = carry
       col, c = col_and_index
-      s, mask, exps = _tile(spec, tiling, q_r, row_view, row_label, col)
-      ds = sim.cotangent(spec, s, outs_r, cs, g_r, mask, exps)
+      s, mask, exps = _tile(spec_r, tiling, q_r, row_view, row_label, col)
+      ds = terms.cotangent(spec_r, s, outs_r, cs, g_r, mask, exps)
       k_c = col[0]
       dq_r = dq_r + jnp.matmul(ds.astype(k_c.dtype), k_c,
                                preferred_element_type=jnp.float32)
@@ -227,13 +230,13 @@ def _sym_tile(spec, tiling, blocks, r, c):
   label = (lambda i: None) if blocks.label is None else (
       lambda i: blocks.label[i])
   valid = tiling.num_cols if tiling.num_cols % b else None
-  mask_rc = sim._masks_for(spec, sim.MaskIds(blocks.view[r], label(r),
+  mask_rc = masks.masks_for(spec, masks.MaskIds(blocks.view[r], label(r),
                                              label(c)), b, c * b, valid)
-  mask_cr = sim._masks_for(spec, sim.MaskIds(blocks.view[c], label(c),
+  mask_cr = masks.masks_for(spec, masks.MaskIds(blocks.view[c], label(c),
                                              label(r)), b, r * b, valid)
   exps = exps_t = None
   if spec.shared_bound is not None:
-    exps = sim._shared_exps(spec, s)
+    exps = terms.shared_exps(spec, s)
     exps_t = {a: e.T for a, e in exps.items()}
   return s, (mask_rc, exps), (mask_cr, exps_t)
 
@@ -271,22 +274,22 @@ def _sym_outputs(spec, tiling, x, aux, ids):
   rows_spec = spec._replace(symmetric=False)
   acc = _sym_sweep(
       rows_spec, tiling, blocks,
-      [z.reshape(nb, b) for z in sim.empty_partials(rows_spec,
+      [z.reshape(nb, b) for z in terms.empty_partials(rows_spec,
                                                     zeros.reshape(-1))],
-      lambda s, mask, exps, _: sim.base_partials(rows_spec, s, mask, exps),
-      functools.partial(sim.merge_partials, rows_spec))
+      lambda s, mask, exps, _: terms.base_partials(rows_spec, s, mask, exps),
+      functools.partial(terms.merge_partials, rows_spec))
   base_outs = [_unblock(a, tiling.num_rows) for a in
-               sim.finish_partials(rows_spec, acc)]
-  cs = sim.softplus_offsets(spec, sim.assemble(spec, base_outs, []), aux)
+               terms.finish_partials(rows_spec, acc)]
+  cs = terms.softplus_offsets(spec, terms.assemble(spec, base_outs, []), aux)
   soft_outs = []
   if cs:
     cs_b = [_blocks(c, b) for c in cs]
     soft = _sym_sweep(
         rows_spec, tiling, blocks, [zeros for _ in cs],
-        lambda s, mask, exps, i: sim.softplus_sums(
+        lambda s, mask, exps, i: terms.softplus_sums(
             rows_spec, s, [c[i] for c in cs_b], mask, exps), _add)
     soft_outs = [_unblock(a, tiling.num_rows) for a in soft]
-  return sim.assemble(spec, base_outs, soft_outs)
+  return terms.assemble(spec, base_outs, soft_outs)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
@@ -304,17 +307,17 @@ def _tiled_symmetric_bwd(spec, tiling, residuals, g):
   blocks = _sym_blocks(tiling, x, ids)
   nb, b = blocks.view.shape
   rows_spec = spec._replace(symmetric=False)
-  cs = sim.softplus_offsets(spec, outs, aux)
+  cs = terms.softplus_offsets(spec, outs, aux)
   sig = []
   if cs:
     cs_b = [_blocks(c, b) for c in cs]
     zeros = jnp.zeros((nb, b), jnp.float32)
     sig = _sym_sweep(
         rows_spec, tiling, blocks, [zeros for _ in cs],
-        lambda s, mask, exps, i: sim.sigmoid_sums(
+        lambda s, mask, exps, i: terms.sigmoid_sums(
             rows_spec, s, [c[i] for c in cs_b], mask, exps), _add)
     sig = [_unblock(a, tiling.num_rows) for a in sig]
-  g, d_aux = sim.softplus_cotangents(spec, outs, aux, g, sig)
+  g, d_aux = terms.softplus_cotangents(spec, outs, aux, g, sig)
   # Padded rows get a zero cotangent, so they add nothing to dx.
   outs_b = [_blocks(o, b) for o in outs]
   g_b = [_blocks(gi, b) for gi in g]
@@ -331,8 +334,8 @@ def _tiled_symmetric_bwd(spec, tiling, residuals, g):
                                                       blocks, r, c)
     outs_r, cs_r, g_r = stats(r)
     outs_c, cs_c, g_c = stats(c)
-    h = sim.cotangent(rows_spec, s, outs_r, cs_r, g_r, mask_rc, exps)
-    ds_cr = sim.cotangent(rows_spec, s.T, outs_c, cs_c, g_c, mask_cr, exps_t)
+    h = terms.cotangent(rows_spec, s, outs_r, cs_r, g_r, mask_rc, exps)
+    ds_cr = terms.cotangent(rows_spec, s.T, outs_c, cs_c, g_c, mask_cr, exps_t)
     diag = r == c
     # On the diagonal H = G_rr + G_rr^T is the whole contribution to dx_r.
     h = h + ds_cr.T
@@ -403,7 +406,7 @@ def reductions(spec, q, k, aux, ids, block_size: int):
     if has_labels:
       col_label = jax.lax.pcast(col_label, axis, to="varying")
     return _tiled(spec, tiling, q, k, aux,
-                  sim.MaskIds(row_view, row_label, col_label))
+                  masks.MaskIds(row_view, row_label, col_label))
 
   rows, whole = P(axis), P()
 
