@@ -4,7 +4,7 @@ A fraction p of the training labels is flipped, each to a *different* class
 (``data.label_noise_mode="different"``: every flipped label is wrong), and
 the run records the first iteration at which the whole training set is fit
 under those labels (``fit/step`` in ``summary.json``; measured every
-``fit.every`` iterations, the run stops once fit). The training accuracy is
+``evals.fit.every`` iterations, the run stops once fit). The training accuracy is
 the CE model's own classifier, and for SupCon the class-mean classifier
 (P2's ``explicit_linear``) on the sphere-projected encoder features, never
 SupCon's untrained head. Paper claim: the iterations to fit grow

@@ -11,7 +11,9 @@ sweep over ``loss.name`` (``cljax.train`` derives the initial parameters, the
 batch order and the augmentation keys from ``config.seed`` and
 ``config.data`` alone; ``tests/test_luthra.py`` checks it). Every step logs
 DCL, NSCL, SupCon, their gap and its per-batch bound at
-``config.monitor.temperature`` (tau = 1, as the paper evaluates the gap). The
+``config.monitor.temperature`` (tau = 1, as the paper evaluates the gap); at
+the end the ``dataset_gap`` evaluator logs the exact gap over the whole
+training split (``eval/dataset_gap/*``, through ``cljax.evaluate``). The
 same checkpoints feed the few-shot analysis (figures e, f) of
 ``colabs/luthra.ipynb``.
 
@@ -201,6 +203,7 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
   # P1's exact CL/NSCL gap over the whole training split, at the end.
   config.evals.dataset_gap = ml_collections.ConfigDict({
       "type": "dataset_gap", "final_only": True, "split": "train",
+      "every": ml_collections.config_dict.placeholder(int),
       "temperature": 1.0})
   config.checkpoint = ml_collections.ConfigDict({"every": 100, "keep": 3})
 

@@ -109,21 +109,26 @@ def standard(*, num_train: int | None = 2000, shots: int = 5, ways: int = 5,
   100
   """
   subset = ml_collections.FieldReference(num_train, field_type=int)
+
+  def entry(kind, **fields):
+    # Every generic field is present, so a locked config (the command line)
+    # accepts --config.evals.<name>.every=0.
+    return ml_collections.ConfigDict(
+        {"type": kind, "every": ml_collections.config_dict.placeholder(int),
+         "final_only": False, **fields})
+
   evals = ml_collections.ConfigDict()
   for name in ("geometry", "spectrum", "ncc"):
-    evals[name] = ml_collections.ConfigDict(
-        {"type": name, "num_train": subset})
+    evals[name] = entry(name, num_train=subset)
   if episodes:
-    evals.fewshot = ml_collections.ConfigDict(
-        {"type": "fewshot", "shots": shots, "ways": ways,
-         "episodes": episodes})
+    evals.fewshot = entry("fewshot", shots=shots, ways=ways,
+                          episodes=episodes)
   if linear_probe_steps:
-    evals.linear_probe = ml_collections.ConfigDict(
-        {"type": "linear_probe", "num_train": subset, "final_only": True,
-         "steps": linear_probe_steps,
-         "learning_rate": linear_probe_learning_rate})
-  evals.simplex = ml_collections.ConfigDict(
-      {"type": "simplex", "num_train": subset})
+    evals.linear_probe = entry(
+        "linear_probe", num_train=subset, steps=linear_probe_steps,
+        learning_rate=linear_probe_learning_rate)
+    evals.linear_probe.final_only = True
+  evals.simplex = entry("simplex", num_train=subset)
   return evals
 
 

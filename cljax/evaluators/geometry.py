@@ -9,18 +9,11 @@ labels). Fields: ``num_train`` (subset size; None = the whole split).
 from __future__ import annotations
 
 from cljax import geometry
+from cljax.evaluators import _base
 
 
-class Evaluator:
+class Evaluator(_base.SubsetEvaluator):
   """NC metrics of h and z on the train subset."""
-  needs_labels = True
-
-  def __init__(self, *, context, num_train: int | None = None):
-    self.num_classes = context.num_classes
-    self.num_train = num_train
-
-  def train_rows(self):
-    return self.num_train
 
   def run(self, cache, *, step: int) -> dict[str, float]:
     del step

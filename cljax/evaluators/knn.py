@@ -9,22 +9,19 @@ each clean test example (``cljax.probes.knn_accuracy``). Fields:
 from __future__ import annotations
 
 from cljax import probes
+from cljax.evaluators import _base
 
 
-class Evaluator:
+class Evaluator(_base.SubsetEvaluator):
   """kNN test accuracy of h and z."""
-  needs_labels = True
 
   def __init__(self, *, context, num_train: int | None = None, k: int = 20,
                metric: str = "cosine"):
     if not isinstance(k, int) or k < 1:
       raise ValueError(f"config.evals.{context.name}.k must be an int >= 1; "
                        f"got {k!r}.")
-    self.num_classes = context.num_classes
-    self.num_train, self.k, self.metric = num_train, k, metric
-
-  def train_rows(self):
-    return self.num_train
+    super().__init__(context=context, num_train=num_train)
+    self.k, self.metric = k, metric
 
   def run(self, cache, *, step: int) -> dict[str, float]:
     del step

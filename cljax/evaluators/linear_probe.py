@@ -12,11 +12,11 @@ from __future__ import annotations
 import jax
 
 from cljax import probes
+from cljax.evaluators import _base
 
 
-class Evaluator:
+class Evaluator(_base.SubsetEvaluator):
   """Linear-probe test accuracy of h and z."""
-  needs_labels = True
 
   def __init__(self, *, context, num_train: int | None = None,
                steps: int = 300, learning_rate: float = 1e-2):
@@ -24,13 +24,8 @@ class Evaluator:
       raise ValueError(
           f"config.evals.{context.name}.steps must be an int >= 1; got "
           f"{steps!r} (set its every=0 or remove it to turn it off).")
-    self.num_classes = context.num_classes
-    self.num_train, self.steps = num_train, steps
-    self.learning_rate = float(learning_rate)
-    self.seed = int(context.config.seed)
-
-  def train_rows(self):
-    return self.num_train
+    super().__init__(context=context, num_train=num_train)
+    self.steps, self.learning_rate = steps, float(learning_rate)
 
   def run(self, cache, *, step: int) -> dict[str, float]:
     del step

@@ -8,18 +8,11 @@ test split (``cljax.probes.ncc_accuracy``). Fields: ``num_train``.
 from __future__ import annotations
 
 from cljax import probes
+from cljax.evaluators import _base
 
 
-class Evaluator:
+class Evaluator(_base.SubsetEvaluator):
   """NCC accuracy of h and z, train subset and test split."""
-  needs_labels = True
-
-  def __init__(self, *, context, num_train: int | None = None):
-    self.num_classes = context.num_classes
-    self.num_train = num_train
-
-  def train_rows(self):
-    return self.num_train
 
   def run(self, cache, *, step: int) -> dict[str, float]:
     del step

@@ -11,6 +11,7 @@ import numpy as np
 
 from cljax import geometry
 from cljax.evaluators import objective
+from cljax.evaluators import _base
 
 
 def simplex_geometry(features, labels, num_classes: int) -> dict[str, float]:
@@ -56,16 +57,8 @@ def simplex_geometry(features, labels, num_classes: int) -> dict[str, float]:
   }
 
 
-class Evaluator:
+class Evaluator(_base.SubsetEvaluator):
   """Simplex geometry of the objective features of the train subset."""
-  needs_labels = True
-
-  def __init__(self, *, context, num_train: int | None = None):
-    self.config, self.num_classes = context.config, context.num_classes
-    self.num_train = num_train
-
-  def train_rows(self):
-    return self.num_train
 
   def run(self, cache, *, step: int) -> dict[str, float]:
     del step

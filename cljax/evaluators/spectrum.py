@@ -8,18 +8,12 @@ subset of the training split. Fields: ``num_train``.
 from __future__ import annotations
 
 from cljax import geometry
+from cljax.evaluators import _base
 
 
-class Evaluator:
+class Evaluator(_base.SubsetEvaluator):
   """Effective rank of h and z on the train subset."""
   needs_labels = False
-
-  def __init__(self, *, context, num_train: int | None = None):
-    del context
-    self.num_train = num_train
-
-  def train_rows(self):
-    return self.num_train
 
   def run(self, cache, *, step: int) -> dict[str, float]:
     del step
