@@ -219,7 +219,8 @@ def test_unknown_field_and_bad_cadence_fail_at_start(tmp_path):
                      r"'num_train', 'type'\]"):
     _start(config, tmp_path / "a")
   config = default.get_config("smoke")
-  config.evals.ncc.every = "often"
+  config.evals.ncc = ml_collections.ConfigDict({"type": "ncc",
+                                               "every": "often"})
   with pytest.raises(ValueError, match=r"config.evals.ncc.every must be an "
                      r"int"):
     _start(config, tmp_path / "b")
@@ -257,3 +258,25 @@ def test_standard_evaluators_share_one_subset_size():
   assert {e.get("num_train", 100) for e in evals.values()} == {100}
   assert evals.linear_probe.final_only
   assert "fewshot" not in evaluators.standard(episodes=0)
+
+
+def test_runs_with_the_replaced_config_sections_still_load(stopped_run,
+                                                           tmp_path):
+  # Runs written before config.evals recorded config.eval and config.fit;
+  # checkpoint.load reads config.json as it is.
+  import shutil
+  _, workdir, summary = stopped_run
+  old = tmp_path / "old_run"
+  shutil.copytree(workdir, old)
+  config = json.load(open(old / "config.json"))
+  del config["evals"]
+  config["eval"] = {"num_train": 500, "linear_probe_steps": 0,
+                    "fewshot": {"shots": 5, "ways": 1, "episodes": 100}}
+  config["fit"] = {"every": 5, "threshold": 0.5, "stop": True,
+                   "classifier": "auto", "linear_steps": 1000}
+  with open(old / "config.json", "w") as f:
+    json.dump(config, f)
+  run = checkpoint.load(str(old))
+  assert run.step == summary["step"] and run.config.fit.threshold == 0.5
+  assert evaluators.first_fit_step(run.metrics, run.config.fit.threshold) \
+      == summary["fit/step"]
