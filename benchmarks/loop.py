@@ -606,12 +606,13 @@ def child_main(spec: dict) -> dict:
   jax.monitoring.register_event_duration_secs_listener(clock.on_event)
   from cljax import checkpoint as ckpt_lib
   from cljax import main as cljax_main
-  from cljax import train
+  from cljax import evaluators
+  from cljax import plots
   t_import = time.perf_counter() - t_start
   wrapped = []
   for owner, attr, cat in (
-      (train, "evaluate", "evaluate"), (train, "measure_fit", "evaluate"),
-      (train, "_plot", "plot"),
+      (evaluators.Runner, "run", "evaluate"),
+      (plots, "training_curves", "plot"),
       (ckpt_lib.Manager, "save", "checkpoint"),
       (ckpt_lib.Manager, "wait", "checkpoint"),
       (ckpt_lib.Manager, "close", "checkpoint"),
@@ -619,14 +620,6 @@ def child_main(spec: dict) -> dict:
       (ckpt_lib.Manager, "restore", "checkpoint")):
     if clock.wrap(owner, attr, cat):
       wrapped.append(f"{getattr(owner, '__name__', owner)}.{attr}")
-  try:  # After the evaluators move to plug-ins (issue 15, item 3).
-    import importlib
-    evaluators = importlib.import_module("cljax.evaluators")
-    for attr in ("run", "run_all", "evaluate"):
-      if clock.wrap(evaluators, attr, "evaluate"):
-        wrapped.append(f"cljax.evaluators.{attr}")
-  except ImportError:
-    pass
   argv = ["cljax.main", f"--config={REPO / 'experiments' / 'default.py'}",
           f"--workdir={spec['workdir']}"]
   flags.FLAGS(argv)

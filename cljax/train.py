@@ -11,11 +11,10 @@ code runs on 1 CPU, 8 simulated CPU devices, a GPU and several hosts
 Per step it logs the optimised loss, every loss of ``losses.all_losses`` on
 the same batch (at ``config.monitor.temperature``; Luthra et al. evaluate the
 gap at tau = 1) with the CL-NSCL gap next to its bound, the learning rate,
-gradient and parameter norms, and throughput. Every ``eval_every`` steps and
-at the end it embeds clean (unaugmented) train and test inputs and logs
-geometry metrics and probe accuracies for the encoder features ``h`` and the
-normalised head outputs ``z``, and the distance of the class means of the
-objective's features to a regular simplex (``eval/simplex/*``, P2).
+gradient and parameter norms, and throughput. The evaluators named in
+``config.evals`` (``cljax.evaluators``: geometry, probes, few-shot, simplex,
+P2's fit detector, P1's whole-split gap) run every ``every`` steps and at the
+end, on clean (unaugmented) inputs embedded once per step.
 
 Cross-entropy (Graf et al.'s CE, CE on the sphere, CE-fix) runs in the same
 loop: ``loss.name="cross_entropy"`` gives the model a bias-free linear
@@ -26,13 +25,10 @@ whatever the head, and the batches and augmentations depend only on the seed
 and the data config, so a CE run and a SupCon run with the same seed and
 data config share their initial encoder and every batch.
 
-Iterations to fit (P2): with ``config.fit.every > 0`` the loop measures the
-accuracy on the whole training set under its (noisy) training labels every
-``fit.every`` steps (``fit/train_acc``; the classifier is the CE model's own
-head, or the class-mean classifier / a retrained linear layer on frozen
-features for contrastive losses, see ``fit_classifier``) and records the
-first step reaching ``fit.threshold`` as ``fit/step`` in the summary;
-``fit.stop`` ends the run there.
+Iterations to fit (P2) are the ``fit`` evaluator's: it logs the accuracy
+on the whole training set under its (noisy) training labels, records the
+first step reaching its threshold as ``fit/step`` in the summary and, with
+``stop=True``, decides that the run ends there.
 
 Resume is exact: the augmentation key of step t is ``fold_in(seed, t)`` and
 the data iterator's state is checkpointed, so a killed run restarted in the
@@ -49,6 +45,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import fnmatch
 import functools
 import json
 import os
@@ -68,26 +65,23 @@ from cljax import _lock
 from cljax import checkpoint as ckpt_lib
 from cljax import data as data_lib
 from cljax import errors
-from cljax import geometry
+from cljax import evaluators
 from cljax import losses
 from cljax import metric_writer
 from cljax import models
 from cljax import plots
-from cljax import probes
 from cljax.errors import NonFiniteError
+from cljax.evaluators import objective
+# Moved to cljax.evaluators; kept here so old imports keep working.
+from cljax.evaluators import first_fit_step  # noqa: F401
+from cljax.evaluators import is_cross_entropy
+from cljax.evaluators import objective_features  # noqa: F401
+from cljax.evaluators import simplex_geometry  # noqa: F401
+from cljax.evaluators import with_classifier
 from cljax.optim import make_optimizer
 
 
 # --- configuration checks -------------------------------------------------
-
-CROSS_ENTROPY = "cross_entropy"
-FIT_CLASSIFIERS = ("auto", "head", "mean", "linear")
-
-
-def is_cross_entropy(config) -> bool:
-  """Whether the run trains a classifier head with cross-entropy (P2's CE)."""
-  return config.loss.name == CROSS_ENTROPY
-
 
 def _check_config(config, num_devices: int) -> None:
   """Fails at start, with the fix, on a config that cannot run."""
@@ -102,29 +96,12 @@ def _check_config(config, num_devices: int) -> None:
   elif config.loss.name not in losses.LOSSES:
     raise ValueError(
         f"Unknown config.loss.name {config.loss.name!r}; choose one of "
-        f"{sorted(losses.LOSSES) + [CROSS_ENTROPY]}.")
+        f"{sorted(losses.LOSSES) + [objective.CROSS_ENTROPY]}.")
   elif head == "classifier":
     raise ValueError(
         f"config.model.head='classifier' outputs logits, which the "
         f"contrastive loss {config.loss.name!r} would treat as embeddings; "
         f"use config.loss.name='cross_entropy' or another head.")
-  fit = config.get("fit", None)
-  if fit is not None:
-    if fit.get("classifier", "auto") not in FIT_CLASSIFIERS:
-      raise ValueError(
-          f"Unknown config.fit.classifier {fit.classifier!r}; choose one of "
-          f"{list(FIT_CLASSIFIERS)}.")
-    if fit.get("classifier") == "head" and not is_cross_entropy(config):
-      raise ValueError(
-          "config.fit.classifier='head' needs a trained classifier head "
-          "(loss cross_entropy); a contrastive run's head gets no "
-          "classification signal. Use 'mean' or 'linear'.")
-    if not 0.0 < fit.get("threshold", 1.0) <= 1.0:
-      raise ValueError(
-          f"config.fit.threshold must lie in (0, 1]; got {fit.threshold}.")
-    if fit.get("every", 0) < 0:
-      raise ValueError(
-          f"config.fit.every must be >= 0 (0 = off); got {fit.every}.")
   kwargs = dict(config.loss.get("kwargs", {}))
   spec = None if is_cross_entropy(config) else losses.spec(config.loss.name)
   if spec is not None and config.data.num_views < spec.min_views_for(kwargs):
@@ -156,51 +133,6 @@ def _check_config(config, num_devices: int) -> None:
     raise ValueError(f"config.steps must be >= 1; got {config.steps}.")
   if epochs is not None and epochs <= 0:
     raise ValueError(f"config.epochs must be > 0; got {epochs}.")
-
-
-def with_classifier(config, num_classes: int):
-  """The config whose model a cross-entropy run trains (others unchanged).
-
-  P2's CE models have no projection head: a bias-free linear classifier
-  (``models.ClassifierHead``) maps the encoder features to ``num_classes``
-  logits. Its variant comes from ``config.classifier`` (``normalize``: CE on
-  the sphere; ``fixed="simplex"``: CE-fix; ``radius``; ``rotation_seed``),
-  and the number of classes from the data, so one config switches between
-  SupCon and CE with ``--config.loss.name`` alone (the contrastive
-  ``loss.kwargs`` are not passed to cross-entropy). The returned copy is what
-  ``config.json`` records, so ``checkpoint.load`` rebuilds the classifier.
-
-  Args:
-    config: the run config.
-    num_classes: classes of the training data (after any class subset).
-
-  Returns:
-    ``config`` itself for contrastive losses; else a copy with
-    ``model.head="classifier"`` and its ``head_kwargs``.
-
-  Raises:
-    ValueError: an explicit classifier head whose ``num_classes`` disagrees
-      with the data.
-  """
-  if not is_cross_entropy(config):
-    return config
-  config = copy.deepcopy(config)
-  if config.model.get("head", "none") == "classifier":
-    given = config.model.head_kwargs.get("num_classes", num_classes)
-    if given != num_classes:
-      raise ValueError(
-          f"config.model.head_kwargs.num_classes={given} but the data has "
-          f"{num_classes} classes; drop the field or set it to "
-          f"{num_classes}.")
-    kwargs = config.model.head_kwargs.to_dict()
-  else:
-    given = config.get("classifier", None)
-    kwargs = {} if given is None else given.to_dict()
-  with config.unlocked():
-    config.model.head = "classifier"
-    config.model.head_kwargs = ml_collections.ConfigDict(
-        {**kwargs, "num_classes": num_classes})
-  return config
 
 
 def total_steps(config, data) -> int:
@@ -309,205 +241,7 @@ def train_step(state, batch, *, model, tx, schedule, config, data, base_key):
   return new_state, metrics
 
 
-# --- evaluation -----------------------------------------------------------------
-
-def evaluate(model, variables, eval_data, config, *, final: bool = False
-             ) -> dict[str, float]:
-  """Geometry metrics and probe accuracies on clean train and test inputs."""
-  (x_tr, y_tr), (x_te, y_te), num_classes = eval_data
-  h_tr, z_tr = models.embed(model, variables, x_tr)
-  h_te, z_te = models.embed(model, variables, x_te)
-  out = {}
-  key = jax.random.key(config.seed)
-  simplex = simplex_geometry(objective_features(h_tr, z_tr, config), y_tr,
-                             num_classes)
-  out.update({f"eval/simplex/{k}": v for k, v in simplex.items()})
-  for name, f_tr, f_te in (("h", h_tr, h_te), ("z", z_tr, z_te)):
-    if name == "z":  # The loss sees the normalised head output.
-      f_tr = f_tr / np.maximum(np.linalg.norm(f_tr, axis=-1, keepdims=True),
-                               1e-12)
-      f_te = f_te / np.maximum(np.linalg.norm(f_te, axis=-1, keepdims=True),
-                               1e-12)
-    prefix = f"eval/{name}/"
-    out[prefix + "nc1"] = geometry.nc1(f_tr, y_tr, num_classes=num_classes)
-    out[prefix + "etf_distance"] = geometry.etf_distance(
-        f_tr, y_tr, num_classes=num_classes)
-    out[prefix + "cdnv"] = geometry.cdnv(f_tr, y_tr, num_classes=num_classes)
-    out[prefix + "directional_cdnv"] = geometry.directional_cdnv(
-        f_tr, y_tr, num_classes=num_classes)
-    out[prefix + "effective_rank"] = geometry.effective_rank(f_tr)
-    out[prefix + "ncc_train_acc"] = probes.ncc_accuracy(
-        f_tr, y_tr, f_tr, y_tr, num_classes=num_classes)
-    out[prefix + "ncc_test_acc"] = probes.ncc_accuracy(
-        f_tr, y_tr, f_te, y_te, num_classes=num_classes)
-    fs = config.eval.fewshot
-    ways = min(fs.ways, num_classes)
-    if ways >= 2:
-      episodes = probes.fewshot_episodes(
-          f_te, y_te, shots=fs.shots, ways=ways, num_episodes=fs.episodes,
-          key=key, num_classes=num_classes, classifier=None)
-      out[prefix + f"fewshot_{ways}way_{fs.shots}shot_ncc_acc"] = (
-          episodes.mean_ncc_accuracy)
-    if final and config.eval.linear_probe_steps > 0:
-      probe = probes.linear_probe(
-          f_tr, y_tr, f_te, y_te, num_classes=num_classes, key=key,
-          steps=config.eval.linear_probe_steps,
-          learning_rate=config.eval.get("linear_probe_learning_rate", 1e-2))
-      out[prefix + "linear_probe_test_acc"] = probe.test_accuracy
-  return {k: float(v) for k, v in out.items()}
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-  return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
-
-
-def objective_features(h: np.ndarray, z: np.ndarray, config) -> np.ndarray:
-  """The features the training objective acts on, float[N, D].
-
-  Cross-entropy: the encoder features ``h``, on the unit sphere when the
-  classifier normalises them (CE on the sphere). Contrastive losses: the head
-  output ``z``, on the unit sphere under the losses' default "sphere"
-  normalisation (for P2's SupCon there is no head, so this is ``h`` on the
-  sphere). The simplex geometry and the class-mean fit classifier use these.
-  """
-  if is_cross_entropy(config):
-    return _unit(h) if config.model.head_kwargs.get("normalize", False) else h
-  normalize = config.loss.get("kwargs", {}).get("normalize", "sphere")
-  return _unit(z) if normalize == "sphere" else z
-
-
-def simplex_geometry(features, labels, num_classes: int) -> dict[str, float]:
-  """How close the raw class means are to a regular simplex (P2, s. 3.3).
-
-  Args:
-    features: float[N, D] objective features.
-    labels: int[N].
-    num_classes: C.
-
-  Returns:
-    "distance": ``geometry.etf_distance`` of the raw (uncentred) class means,
-    0 exactly at a regular simplex centred at the origin; "angular_mean" and
-    "angular_std": the angular similarity ``1 - arccos(cos)/pi`` over pairs
-    of class means (target ``1 - arccos(-1/(C-1))/pi``, "angular_target");
-    "sample_angular": mean angular similarity of a sample to its class mean
-    (1 at class collapse).
-  """
-  f = np.asarray(features, np.float64)
-  y = np.asarray(labels)
-  counts = np.bincount(y, minlength=num_classes)
-  means = np.zeros((num_classes, f.shape[1]))
-  np.add.at(means, y, f)
-  means /= np.maximum(counts, 1)[:, None]
-  u = _unit(means[counts > 0])
-  c = u.shape[0]
-  cos = np.clip(u @ u.T, -1.0, 1.0)[~np.eye(c, dtype=bool)]
-  angular = 1.0 - np.arccos(cos) / np.pi
-  to_mean = np.clip(np.sum(_unit(f) * _unit(means)[y], axis=-1), -1.0, 1.0)
-  return {
-      "distance": float(geometry.etf_distance(
-          f.astype(np.float32), y, num_classes=num_classes, center=False)),
-      "angular_mean": float(angular.mean()),
-      "angular_std": float(angular.std()),
-      "angular_target": float(1.0 - np.arccos(-1.0 / (c - 1)) / np.pi),
-      "sample_angular": float(np.mean(1.0 - np.arccos(to_mean) / np.pi)),
-  }
-
-
-def _eval_data(data, config):
-  x_tr, y_tr, _ = data.train_arrays(normalize=True)
-  n = min(config.eval.num_train, x_tr.shape[0])
-  idx = np.random.default_rng(config.seed).permutation(x_tr.shape[0])[:n]
-  x_te, y_te = data.eval_split()
-  return (x_tr[idx], y_tr[idx]), (x_te, y_te), data.num_classes
-
-
-# --- iterations to fit (P2, section 3.4) ----------------------------------
-
-def fit_classifier(config) -> str:
-  """The classifier whose training accuracy defines "fit".
-
-  ``config.fit.classifier``: "head" (the CE model's own classifier),
-  "mean" (P2's ``explicit_linear``: weights = train class means of the
-  objective features, prediction argmax of the inner product) or "linear"
-  (P2's ``retrained_linear``: a bias-free linear layer retrained on frozen
-  objective features, SGD 0.1, weight decay 1e-3, poly-5 decay, batch 256,
-  ``config.fit.linear_steps`` iterations). "auto" is "head" for
-  cross-entropy and "mean" otherwise: a contrastive run's own head is never
-  used, since it gets no classification signal.
-  """
-  kind = config.fit.get("classifier", "auto")
-  if kind == "auto":
-    return "head" if is_cross_entropy(config) else "mean"
-  return kind
-
-
-def _fit_data(data):
-  x_tr, y_tr, y_clean = data.train_arrays(normalize=True)
-  x_te, y_te = data.eval_split()
-  return (x_tr, y_tr, y_clean), (x_te, y_te), data.num_classes
-
-
-def measure_fit(model, variables, fit_data, config) -> dict[str, float]:
-  """Accuracy on the whole training set with its (noisy) training labels.
-
-  Args:
-    model, variables: the model and its ``{"params", "batch_stats"}``.
-    fit_data: ``((x_train, noisy_labels, clean_labels), (x_test, y_test),
-      num_classes)``; the train inputs unaugmented, in eval mode.
-    config: the run config (``config.fit`` picks the classifier).
-
-  Returns:
-    "fit/train_acc" (noisy training labels: what "fit" means),
-    "fit/clean_train_acc" (the same predictions against the clean labels)
-    and "fit/test_acc" (the same classifier on the clean test split).
-  """
-  (x_tr, y_tr, y_clean), (x_te, y_te), num_classes = fit_data
-  h_tr, z_tr = models.embed(model, variables, x_tr)
-  h_te, z_te = models.embed(model, variables, x_te)
-  kind = fit_classifier(config)
-  if kind == "head":
-    pred_tr, pred_te = np.argmax(z_tr, -1), np.argmax(z_te, -1)
-  else:
-    f_tr = objective_features(h_tr, z_tr, config)
-    f_te = objective_features(h_te, z_te, config)
-    if kind == "mean":
-      centers = probes.class_centers(f_tr, y_tr, num_classes=num_classes)
-      pred_tr = np.asarray(probes.mean_classifier_predict(f_tr, centers))
-      pred_te = np.asarray(probes.mean_classifier_predict(f_te, centers))
-    else:
-      probe = probes.linear_probe(
-          f_tr, y_tr, num_classes=num_classes,
-          key=jax.random.key(config.seed), steps=config.fit.linear_steps,
-          learning_rate=0.1, batch_size=256, weight_decay=1e-3,
-          optimizer="sgd", momentum=0.9, decay_power=5.0)
-      w = np.asarray(probe.weights)
-      pred_tr, pred_te = np.argmax(f_tr @ w.T, -1), np.argmax(f_te @ w.T, -1)
-  return {"fit/train_acc": float(np.mean(pred_tr == y_tr)),
-          "fit/clean_train_acc": float(np.mean(pred_tr == y_clean)),
-          "fit/test_acc": float(np.mean(pred_te == y_te))}
-
-
-def first_fit_step(rows: list[dict], threshold: float) -> int | None:
-  """The first logged step whose training accuracy reached ``threshold``."""
-  for row in rows:
-    if row.get("fit/train_acc", -1.0) >= threshold:
-      return int(row["step"])
-  return None
-
-
-# --- plots -------------------------------------------------------------------
-
 # --- the loop -----------------------------------------------------------------
-
-def _host(state) -> dict:
-  """Host copies of the model variables for evaluation.
-
-  Replicated global arrays are fully addressable on every process, and the
-  evaluation runs locally on each.
-  """
-  return jax.tree.map(np.asarray, {"params": state["params"],
-                                   "batch_stats": state["batch_stats"]})
-
 
 def _config_json(config) -> str:
   return config.to_json(sort_keys=True) if hasattr(config, "to_json") else (
@@ -517,7 +251,7 @@ def _config_json(config) -> str:
 # Fields a resumed run may change: how long it trains and how often it logs,
 # evaluates and checkpoints, and the device count (checkpoints restore onto
 # any topology). Any other change would mix two runs in one work dir.
-RESUMABLE_FIELDS = ("steps", "epochs", "log_every", "eval_every", "fit.every",
+RESUMABLE_FIELDS = ("steps", "epochs", "log_every", "eval_every", "evals.*.every",
                     "checkpoint.every", "checkpoint.keep", "num_devices")
 
 
@@ -543,8 +277,8 @@ def config_changes(saved: dict, requested: dict) -> list[str]:
   missing = "<absent>"
   changed = []
   for field in sorted(set(old) | set(new)):
-    if field in RESUMABLE_FIELDS or any(
-        field.startswith(f + ".") for f in RESUMABLE_FIELDS):
+    if any(fnmatch.fnmatchcase(field, f) or field.startswith(f + ".")
+           for f in RESUMABLE_FIELDS):
       continue
     a, b = old.get(field, missing), new.get(field, missing)
     if a != b:
@@ -576,7 +310,8 @@ def _finished_summary(workdir: str, config, num_steps: int) -> dict | None:
   """The saved summary when ``workdir`` holds this run, finished; else None.
 
   Finished: its summary.json records an uninterrupted end at the latest
-  checkpoint, at ``num_steps`` or at the fit step of ``config.fit.stop``.
+  checkpoint, at ``num_steps`` or at the fit step of a ``fit`` evaluator
+  with ``stop=True``.
   """
   summary = ckpt_lib.read_json(os.path.join(workdir, "summary.json"))
   steps = ckpt_lib.saved_steps(workdir)
@@ -585,9 +320,10 @@ def _finished_summary(workdir: str, config, num_steps: int) -> dict | None:
   if summary.get("step") != max(steps) or not ckpt_lib.looks_intact(
       workdir, max(steps)):
     return None
-  fit = config.get("fit", None)
-  stopped_at_fit = (fit is not None and fit.get("stop", False) and
-                    summary.get("fit/step") is not None)
+  stops_at_fit = any(
+      entry.get("type", name) == "fit" and entry.get("stop", False)
+      for name, entry in (config.get("evals", None) or {}).items())
+  stopped_at_fit = stops_at_fit and summary.get("fit/step") is not None
   return summary if summary["step"] >= num_steps or stopped_at_fit else None
 
 
@@ -683,6 +419,8 @@ def _train_locked(config, workdir, mesh, *, verbose, rerun_final_eval):
     num_steps = total_steps(config, data)
     tx, schedule = make_optimizer(config.optim, num_steps)
     model = models.build(config.model)
+    evals = evaluators.build(config, data=data, model=model, workdir=workdir,
+                             mesh=mesh)
   except ValueError as e:
     raise _setup_error(e) from None
   _check_resume(workdir, config)
@@ -750,14 +488,10 @@ def _train_locked(config, workdir, mesh, *, verbose, rerun_final_eval):
 
   step_fn = jax.jit(checked_step, donate_argnums=(0, 2))
   first_bad = jax.device_put(jnp.int32(-1), replicated)
-  eval_data = _eval_data(data, config)
   writer = metric_writer.MetricWriter(workdir, start)
-  fit = config.get("fit", None)
-  fit_every = int(fit.get("every", 0)) if fit is not None else 0
-  fit_threshold = float(fit.get("threshold", 1.0)) if fit_every else 1.0
-  fit_data = _fit_data(data) if fit_every else None
-  # A resumed run keeps the fit step its replayed rows already recorded.
-  fit_step = first_fit_step(writer.rows, fit_threshold) if fit_every else None
+  # Evaluators keep what they track across steps (the fit step) from the
+  # rows a resumed run replays.
+  evals.resume(writer.rows)
   meta_base = {"input_shape": list(data.input_shape),
                "input_mean": None if data.mean is None else
                np.asarray(data.mean).tolist(),
@@ -802,8 +536,7 @@ def _train_locked(config, workdir, mesh, *, verbose, rerun_final_eval):
   t_last, n_last = time.time(), 0
   step = start
   try:
-    stop_when_fit = fit_every and fit.get("stop", False)
-    while step < num_steps and not (stop_when_fit and fit_step is not None):
+    while step < num_steps and not evals.stopped:
       with _step_guard():
         state, metrics, first_bad = step_fn(state, next(batches), first_bad,
                                             base_key)
@@ -811,18 +544,15 @@ def _train_locked(config, workdir, mesh, *, verbose, rerun_final_eval):
         n_last += 1
         interrupted = interrupts.reached(step)
       is_last = step == num_steps
-      fit_row = {}
-      if fit_every and (step % fit_every == 0 or is_last):
+      # The variables stay on device and a step with no evaluator due costs
+      # nothing. A fit evaluator's stop makes this the run's last step: the
+      # final evaluations ran with it and a forced checkpoint follows.
+      if evals.due(step, last=is_last):
         check_finite(step, metrics)
-        fit_row = measure_fit(model, _host(state), fit_data, config)
-        if fit_step is None and fit_row["fit/train_acc"] >= fit_threshold:
-          fit_step = step
-        fit_row["fit/fitted"] = float(fit_step is not None)
-        # Stopping once fit makes this the run's last step: final eval and
-        # a forced checkpoint follow.
-        is_last = is_last or (fit_step is not None and fit.get("stop", False))
-      logs = (step % config.log_every == 0 or is_last or bool(fit_row) or
-              interrupted)
+      evaluation = evals.run(step, _variables(state), last=is_last)
+      is_last = is_last or evaluation.stop
+      logs = (step % config.log_every == 0 or is_last or
+              bool(evaluation.metrics) or interrupted)
       # Saves are always forced: orbax's own interval check would ask the
       # preemption service a second time for this step.
       saves = (is_last or interrupted or
@@ -837,13 +567,7 @@ def _train_locked(config, workdir, mesh, *, verbose, rerun_final_eval):
         row["train/examples_per_sec"] = (row["train/steps_per_sec"] *
                                          config.data.batch_size)
         t_last, n_last = now, 0
-        # eval_every <= 0 turns evaluation off (quick tests, sweeps that
-        # only need the logged losses).
-        if config.eval_every > 0 and (step % config.eval_every == 0 or
-                                      is_last):
-          row.update(evaluate(model, _host(state), eval_data, config,
-                              final=is_last))
-        row.update(fit_row)
+        row.update(evaluation.metrics)
         writer.write(step, row)
         last = row
         if progress is not None:
@@ -855,12 +579,12 @@ def _train_locked(config, workdir, mesh, *, verbose, rerun_final_eval):
       if interrupted:
         manager.wait()
         break
-      if is_last:  # Reached num_steps, or fit with config.fit.stop.
+      if is_last:  # Reached num_steps, or an evaluator stopped the run.
         break
-    if rerun_final_eval and step == start and config.eval_every > 0:
+    if rerun_final_eval and step == start:
       _say(verbose, f"Re-running the final evaluation of step {step}.")
       last = {**(writer.rows[-1] if writer.rows else {}),
-              **evaluate(model, _host(state), eval_data, config, final=True)}
+              **evals.run(step, _variables(state), last=True).metrics}
     manager.close()
   except errors.WriteError as e:
     raise errors.WriteError(
@@ -877,9 +601,8 @@ def _train_locked(config, workdir, mesh, *, verbose, rerun_final_eval):
 
   if not last and writer.rows:  # Resumed a run that had already finished.
     last = writer.rows[-1]
-  summary = {**last, "step": step, "interrupted": interrupted}
-  if fit_every:
-    summary["fit/step"] = fit_step
+  summary = {**last, "step": step, "interrupted": interrupted,
+             **evals.summary()}
   if primary and writer.rows:
     path = os.path.join(workdir, "summary.json")
     try:
@@ -899,6 +622,10 @@ def _train_locked(config, workdir, mesh, *, verbose, rerun_final_eval):
   elif verbose and primary:
     _print_summary(summary, workdir)
   return summary
+
+
+def _variables(state) -> dict:
+  return {"params": state["params"], "batch_stats": state["batch_stats"]}
 
 
 def _last_good(manager) -> int | None:

@@ -20,6 +20,7 @@ stays below its bound.
 import ml_collections
 
 from cljax import data
+from cljax import evaluators
 
 
 def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
@@ -31,6 +32,7 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
   # Set epochs to train for that many passes over the data instead of steps.
   config.epochs = ml_collections.config_dict.placeholder(float)
   config.log_every = 10
+  # The default cadence of config.evals (0: no evaluation).
   config.eval_every = 100
 
   config.data = data.default_config()
@@ -71,12 +73,12 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
       "clip_norm": 0.0,
   })
 
-  config.eval = ml_collections.ConfigDict({
-      "num_train": 2000,
-      "fewshot": {"shots": 5, "ways": 5, "episodes": 100},
-      "linear_probe_steps": 300,
-      "linear_probe_learning_rate": 1e-2,
-  })
+  # Evaluators by name (cljax.evaluators): NC geometry, effective rank, NCC,
+  # few-shot episodes, the simplex geometry and, at the end, a linear probe,
+  # all on one embedded subset of num_train training examples.
+  config.evals = evaluators.standard(
+      num_train=2000, shots=5, ways=5, episodes=100, linear_probe_steps=300,
+      linear_probe_learning_rate=1e-2)
   config.checkpoint = ml_collections.ConfigDict({"every": 100, "keep": 3})
 
   if preset == "smoke":
@@ -84,9 +86,9 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     config.log_every = 4
     config.eval_every = 12
     config.data.batch_size = 32
-    config.eval.num_train = 300
-    config.eval.fewshot.episodes = 10
-    config.eval.linear_probe_steps = 20
+    config.evals.geometry.num_train = 300   # shared by all the evaluators
+    config.evals.fewshot.episodes = 10
+    config.evals.linear_probe.steps = 20
     config.checkpoint.every = 6
   elif preset not in (None, ""):
     raise ValueError(f"Unknown preset {preset!r}; use '' or 'smoke'.")

@@ -4,7 +4,7 @@ A fraction p of the training labels is flipped, each to a *different* class
 (``data.label_noise_mode="different"``: every flipped label is wrong), and
 the run records the first iteration at which the whole training set is fit
 under those labels (``fit/step`` in ``summary.json``; measured every
-``fit.every`` iterations, the run stops once fit). The training accuracy is
+``evals.fit.every`` iterations, the run stops once fit). The training accuracy is
 the CE model's own classifier, and for SupCon the class-mean classifier
 (P2's ``explicit_linear``) on the sphere-projected encoder features, never
 SupCon's untrained head. Paper claim: the iterations to fit grow
@@ -54,9 +54,9 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
   config.data.augment.mode = "identity"  # P2's noisy-label runs: no augment.
   config.data.label_noise = 0.0
   config.data.label_noise_mode = "different"
-  config.fit.stop = True
+  config.evals.fit.stop = True
   if preset in (None, ""):
-    config.fit.every = 500
+    config.evals.fit.every = 500
     config.eval_every = 10_000
     return config
 
@@ -67,24 +67,23 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
   config.optim.schedule = "constant"
   config.optim.weight_decay = 0.0
   config.steps = 5000
-  config.fit.every = 25
+  config.evals.fit.every = 25
   config.log_every = 25
   config.eval_every = 1000
   config.checkpoint.every = 1000
   config.checkpoint.keep = 1
-  config.eval.num_train = 1437
+  config.evals.geometry.num_train = 1437   # shared by the evaluators
   if preset == "tiny":
     config.data.name = graf_supcon_vs_ce.TINY_DATA
     config.model.encoder_kwargs = {"widths": (64, 32),
                                    "activate_final": False, "use_bn": False}
     config.data.batch_size = 64
     config.steps = 30
-    config.fit.every = 5
-    config.fit.threshold = 0.5
+    config.evals.fit.every = 5
+    config.evals.fit.threshold = 0.5
     config.log_every = 5
     # One evaluation and one checkpoint, at the end: CI time is compile time.
     config.eval_every = 1000
     config.checkpoint.every = 1000
-    config.eval.num_train = 500
-    config.eval.fewshot.ways = 1  # < 2 ways: no few-shot episodes (P1's).
+    config.evals.geometry.num_train = 500
   return config

@@ -52,6 +52,7 @@ for CI.
 import ml_collections
 
 from cljax import data
+from cljax import evaluators
 
 # 10 classes of 50 (train) and 20 (test) 32-d Gaussian vectors: CI in seconds.
 TINY_DATA = ("cljax_gaussian_mixture/"
@@ -116,18 +117,16 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
       "momentum": 0.9,
       "clip_norm": 0.0,
   })
-  config.fit = ml_collections.ConfigDict({
+  config.evals = evaluators.standard(
+      num_train=10_000, shots=5, ways=5, episodes=100, linear_probe_steps=0)
+  # P2's iterations to fit: train accuracy under the (noisy) labels.
+  config.evals.fit = ml_collections.ConfigDict({
+      "type": "fit",
       "every": 10_000,
       "threshold": 1.0,
       "stop": False,
       "classifier": "auto",   # CE: its head; SupCon: class-mean classifier.
       "linear_steps": 1000,
-  })
-  config.eval = ml_collections.ConfigDict({
-      "num_train": 10_000,
-      "fewshot": {"shots": 5, "ways": 5, "episodes": 100},
-      "linear_probe_steps": 0,
-      "linear_probe_learning_rate": 1e-2,
   })
   config.checkpoint = ml_collections.ConfigDict({"every": 10_000, "keep": 2})
   if preset in (None, ""):
@@ -142,8 +141,8 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
   config.steps = 1000
   config.log_every = 25
   config.eval_every = 100
-  config.fit.every = 100
-  config.eval.num_train = 2000
+  config.evals.fit.every = 100
+  config.evals.geometry.num_train = 2000   # shared by the evaluators
   config.checkpoint.every = 500
   config.checkpoint.keep = 1
   if preset == "tiny":
@@ -156,8 +155,8 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     config.log_every = 5
     # One evaluation and one checkpoint, at the end: CI time is compile time.
     config.eval_every = 1000
-    config.fit.every = 10
-    config.eval.num_train = 500
-    config.eval.fewshot.ways = 1  # < 2 ways: no few-shot episodes (P1's).
+    config.evals.fit.every = 10
+    config.evals.geometry.num_train = 500
+    config.evals.fewshot.every = 0  # No few-shot episodes (P1's).
     config.checkpoint.every = 1000
   return config

@@ -65,6 +65,7 @@ four losses at tau = 1 with the run's own normalisation and beta.
 import ml_collections
 
 from cljax import data
+from cljax import evaluators
 from cljax.data import gaussian_mixture
 
 PRESETS = ("", "gpu", "cpu", "tiny")
@@ -148,12 +149,8 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
       "clip_norm": 0.0,
   })
 
-  config.eval = ml_collections.ConfigDict({
-      "num_train": 5000,
-      "fewshot": {"shots": 5, "ways": 5, "episodes": 100},
-      "linear_probe_steps": 0,
-      "linear_probe_learning_rate": 1e-2,
-  })
+  config.evals = evaluators.standard(
+      num_train=5000, shots=5, ways=5, episodes=100, linear_probe_steps=0)
   # 21 checkpoints over the run, all kept, so the colab can redraw the
   # metrics over training (the paper stores the class means of every epoch).
   config.checkpoint = ml_collections.ConfigDict({"every": 1950, "keep": 25})
@@ -169,8 +166,8 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     config.eval_every = 300
     config.checkpoint.every = 150
     config.checkpoint.keep = 11
-    config.eval.num_train = 2000
-    config.eval.fewshot.episodes = 20
+    config.evals.geometry.num_train = 2000   # shared by the evaluators
+    config.evals.fewshot.episodes = 20
   if preset == "tiny":
     config.data.name = f"cljax_gaussian_mixture/{TINY_DATA}"
     config.data.batch_size = 32
@@ -181,6 +178,6 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     config.eval_every = 8         # the final step only
     config.checkpoint.every = 2
     config.checkpoint.keep = 5
-    config.eval.num_train = 64
-    config.eval.fewshot = {"shots": 1, "ways": 2, "episodes": 2}
+    config.evals.geometry.num_train = 64
+    config.evals.fewshot.update({"shots": 1, "ways": 2, "episodes": 2})
   return config

@@ -11,7 +11,9 @@ sweep over ``loss.name`` (``cljax.train`` derives the initial parameters, the
 batch order and the augmentation keys from ``config.seed`` and
 ``config.data`` alone; ``tests/test_luthra.py`` checks it). Every step logs
 DCL, NSCL, SupCon, their gap and its per-batch bound at
-``config.monitor.temperature`` (tau = 1, as the paper evaluates the gap). The
+``config.monitor.temperature`` (tau = 1, as the paper evaluates the gap); at
+the end the ``dataset_gap`` evaluator logs the exact gap over the whole
+training split (``eval/dataset_gap/*``, through ``cljax.evaluate``). The
 same checkpoints feed the few-shot analysis (figures e, f) of
 ``colabs/luthra.ipynb``.
 
@@ -50,6 +52,7 @@ per-batch bound the balanced one, log(1 + e^{2/tau} (B/C - 1) / (B - B/C)).
 import ml_collections
 
 from cljax import data
+from cljax import evaluators
 
 # CIFAR-100 train split size; the warm-up is 10 epochs of it.
 _CIFAR_TRAIN = 50_000
@@ -88,9 +91,9 @@ def _paper(config, *, dataset: str, batch_size: int, projection_dim: int):
   config.eval_every = 50 * steps_per_epoch
   config.checkpoint.every = 10 * steps_per_epoch
   config.checkpoint.keep = 1000  # Keep every checkpoint for the gap curves.
-  config.eval.num_train = 10_000
-  config.eval.fewshot.episodes = 200
-  config.eval.linear_probe_steps = 2000
+  config.evals.geometry.num_train = 10_000   # shared by the evaluators
+  config.evals.fewshot.episodes = 200
+  config.evals.linear_probe.steps = 2000
   config.seed = 123
 
 
@@ -122,9 +125,9 @@ def _cpu(config):
   config.optim.warmup_steps = 20
   config.checkpoint.every = 200
   config.checkpoint.keep = 3
-  config.eval.num_train = 2000
-  config.eval.fewshot.episodes = 100
-  config.eval.linear_probe_steps = 300
+  config.evals.geometry.num_train = 2000
+  config.evals.fewshot.episodes = 100
+  config.evals.linear_probe.steps = 300
 
 
 def _tiny(config):
@@ -139,9 +142,10 @@ def _tiny(config):
   config.log_every = 2
   config.eval_every = 6
   config.checkpoint.every = 6
-  config.eval.num_train = 300
-  config.eval.fewshot.episodes = 10
-  config.eval.linear_probe_steps = 0
+  config.evals.geometry.num_train = 300
+  config.evals.fewshot.episodes = 10
+  config.evals.linear_probe.every = 0
+  config.evals.dataset_gap.every = 0
 
 
 def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
@@ -193,12 +197,14 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
       "momentum": 0.9,
       "clip_norm": 0.0,
   })
-  config.eval = ml_collections.ConfigDict({
-      "num_train": 2000,
-      "fewshot": {"shots": 5, "ways": 2, "episodes": 100},
-      "linear_probe_steps": 300,
-      "linear_probe_learning_rate": 1e-2,
-  })
+  config.evals = evaluators.standard(
+      num_train=2000, shots=5, ways=2, episodes=100, linear_probe_steps=300,
+      linear_probe_learning_rate=1e-2)
+  # P1's exact CL/NSCL gap over the whole training split, at the end.
+  config.evals.dataset_gap = ml_collections.ConfigDict({
+      "type": "dataset_gap", "final_only": True, "split": "train",
+      "every": ml_collections.config_dict.placeholder(int),
+      "temperature": 1.0})
   config.checkpoint = ml_collections.ConfigDict({"every": 100, "keep": 3})
 
   if preset == "":

@@ -58,7 +58,7 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
         num_classes=50, train_per_class=100, test_per_class=20)
     # Divisible by every C of the sweep, so all batches are exactly balanced.
     config.data.batch_size = 100
-    config.eval.linear_probe_steps = 0
+    config.evals.linear_probe.every = 0
   if preset == "cpu":
     config.steps = 300
     config.eval_every = 300

@@ -46,7 +46,7 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
   config.loss.name = "dcl"
   config.monitor.temperature = config.loss.kwargs.temperature
   if preset != "":
-    config.eval.linear_probe_steps = 0
+    config.evals.linear_probe.every = 0
   if preset == "cpu":
     config.steps = 300
     config.eval_every = 300

@@ -26,7 +26,7 @@ def sweep_dir(tmp_path_factory):
   config.log_every = 1  # row 1 is the shared initialisation's first batch
   config.eval_every = 3
   config.checkpoint.every = 3
-  config.eval.fewshot.episodes = 2
+  config.evals.fewshot.episodes = 2
   zipped = sweep.parse_grid([
       "loss.name=['dcl', 'nscl', 'dcl']", "data.classes=[2, 2, 4]",
       "loss.kwargs.temperature=[0.5, 0.5, 1.0]",

@@ -19,7 +19,7 @@ from experiments import default
 def workdir(tmp_path_factory):
   path = str(tmp_path_factory.mktemp("run"))
   config = default.get_config("smoke")
-  config.eval.linear_probe_steps = 0
+  config.evals.linear_probe.every = 0
   train.train_and_evaluate(config, path, verbose=False)
   return path
 

@@ -45,7 +45,7 @@ def test_dataset_losses_match_numpy_loops(block_size):
 def run(tmp_path_factory):
   workdir = str(tmp_path_factory.mktemp("run"))
   config = default.get_config("smoke")
-  config.eval.linear_probe_steps = 0
+  config.evals.linear_probe.every = 0
   train.train_and_evaluate(config, workdir, verbose=False)
   return checkpoint.load(workdir)
 

@@ -101,12 +101,12 @@ def test_supcon_and_ce_runs_share_encoder_init_and_batches():
 def test_ce_run_fits_stops_and_loads(tmp_path):
   config = graf_noisy_labels.get_config("tiny")
   config.loss.name = "cross_entropy"
-  config.fit.threshold = 0.7
+  config.evals.fit.threshold = 0.7
   config.data.label_noise = 0.2
   summary = train.train_and_evaluate(config, str(tmp_path), verbose=False)
   rows = _rows(tmp_path)
   fits = [r for r in rows if "fit/train_acc" in r]
-  assert fits and all(r["step"] % config.fit.every == 0 for r in fits)
+  assert fits and all(r["step"] % config.evals.fit.every == 0 for r in fits)
   first = next(r["step"] for r in fits if r["fit/train_acc"] >= 0.7)
   assert summary["fit/step"] == first == summary["step"] < config.steps
   # 20 % of the labels are flipped to a wrong class: a prediction matches at
@@ -185,9 +185,9 @@ def test_simplex_geometry_is_zero_at_a_regular_simplex():
 @pytest.mark.parametrize("override,match", [
     ({"loss.name": "cross_entropy", "model.head": "mlp"}, "head='none'"),
     ({"model.head": "classifier"}, "cross_entropy"),
-    ({"fit.classifier": "head"}, "trained classifier head"),
-    ({"fit.classifier": "knn"}, "fit.classifier"),
-    ({"fit.threshold": 1.5}, "threshold"),
+    ({"evals.fit.classifier": "head"}, "trained classifier head"),
+    ({"evals.fit.classifier": "knn"}, "fit.classifier"),
+    ({"evals.fit.threshold": 1.5}, "threshold"),
     ({"loss.name": "crossentropy"}, "cross_entropy"),
 ])
 def test_bad_graf_config_fails_at_start(tmp_path, override, match):

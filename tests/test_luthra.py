@@ -42,7 +42,7 @@ def _frozen_config(loss_name):
   config.log_every = 1
   config.eval_every = 4
   config.checkpoint.every = 4
-  config.eval.fewshot.episodes = 2
+  config.evals.fewshot.episodes = 2
   config.optim.learning_rate = 0.0
   config.optim.warmup_steps = 0
   config.optim.schedule = "constant"

@@ -21,7 +21,7 @@ from experiments import default
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLAGS = ["--config=experiments/default.py:smoke",
          "--config.optim.schedule=constant", "--config.optim.warmup_steps=0",
-         "--config.eval.linear_probe_steps=0", "--config.steps=100000",
+         "--config.evals.linear_probe.every=0", "--config.steps=100000",
          "--config.log_every=1", "--config.eval_every=100000",
          "--config.checkpoint.every=1000"]
 
@@ -30,7 +30,7 @@ def _config(steps):
   config = default.get_config("smoke")
   config.optim.schedule = "constant"
   config.optim.warmup_steps = 0
-  config.eval.linear_probe_steps = 0
+  config.evals.linear_probe.every = 0
   config.steps = steps
   config.log_every = 1
   config.eval_every = 100000

@@ -20,7 +20,7 @@ def test_sweep_runs_every_point_into_its_own_workdir(tmp_path):
   config.steps = 2
   config.log_every = 2
   config.eval_every = 2
-  config.eval.linear_probe_steps = 0
+  config.evals.linear_probe.every = 0
   grid = sweep.parse_grid(["data.classes=[3, 5]", "loss.name=['dcl','nscl']"])
   entries = sweep.run_sweep(config, grid, str(tmp_path), verbose=False)
   assert len(entries) == 4
@@ -135,7 +135,7 @@ def _tiny_config():
   config.steps = 2
   config.log_every = 2
   config.eval_every = 2
-  config.eval.linear_probe_steps = 0
+  config.evals.linear_probe.every = 0
   return config
 
 

@@ -21,7 +21,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def _config(**overrides):
   config = default.get_config("smoke")
-  config.eval.linear_probe_steps = 0
+  config.evals.linear_probe.every = 0
   for path, value in overrides.items():
     node = config
     *parents, leaf = path.split(".")
@@ -83,7 +83,7 @@ def test_sampled_hard_negatives_draw_with_the_step_key(tmp_path):
 def test_epochs_set_the_number_of_steps(tmp_path):
   config = _config(log_every=100, eval_every=100)
   config.epochs = 0.02
-  config.eval.num_train = 100
+  config.evals.geometry.num_train = 100   # shared by the evaluators
   from cljax import data
   per_epoch = data.build(config.data, seed=config.seed).steps_per_epoch
   summary = train.train_and_evaluate(config, str(tmp_path), verbose=False)
@@ -117,7 +117,7 @@ def _launch(workdir, *overrides):
       [sys.executable, "-m", "cljax.main",
        "--config=experiments/default.py:smoke", f"--workdir={workdir}",
        "--config.optim.schedule=constant", "--config.optim.warmup_steps=0",
-       "--config.eval.linear_probe_steps=0", *overrides],
+       "--config.evals.linear_probe.every=0", *overrides],
       cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
       text=True)
 
@@ -230,7 +230,7 @@ def test_two_processes_match_one_process(tmp_path):
   # one process with 8 devices and the same global batch.
   flags = ["--config=experiments/default.py:smoke", "--config.steps=3",
            "--config.log_every=3", "--config.eval_every=3",
-           "--config.eval.linear_probe_steps=0"]
+           "--config.evals.linear_probe.every=0"]
   reference = _config(steps=3, log_every=3, eval_every=3)
   train.train_and_evaluate(reference, str(tmp_path / "one"), verbose=False)
   port = _free_port()

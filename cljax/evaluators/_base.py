@@ -1,0 +1,20 @@
+"""The shared start of the evaluators that read the train subset."""
+
+from __future__ import annotations
+
+
+class SubsetEvaluator:
+  """Keeps the run's facts and the train-subset size (``num_train``).
+
+  Subclasses define ``needs_labels`` and ``run(cache, *, step)``; the
+  runner asks ``train_rows()`` how much of the train split to embed.
+  """
+  needs_labels = True
+
+  def __init__(self, *, context, num_train: int | None = None):
+    self.config, self.num_classes = context.config, context.num_classes
+    self.seed = int(context.config.seed)
+    self.num_train = num_train
+
+  def train_rows(self):
+    return self.num_train
