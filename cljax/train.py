@@ -487,6 +487,7 @@ def _train_locked(config, workdir, mesh, *, verbose, rerun_final_eval):
     return new_state, metrics, first_bad
 
   step_fn = jax.jit(checked_step, donate_argnums=(0, 2))
+  base_key = jax.device_put(base_key, replicated)  # Once, not every step.
   first_bad = jax.device_put(jnp.int32(-1), replicated)
   writer = metric_writer.MetricWriter(workdir, start)
   # Evaluators keep what they track across steps (the fit step) from the
