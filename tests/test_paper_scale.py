@@ -99,16 +99,9 @@ def test_every_network_preset_is_covered():
   assert covered == {m: d for m, (d, _) in PAPER_PRESETS.items()}
 
 
-def test_smallest_paper_preset_runs_on_its_real_shapes(tmp_path, capsys):
-  dataset, shape = PAPER_PRESETS[SMALLEST]
-  config = _preset(SMALLEST)
-  assert config.data.name == dataset
-  _two_steps_eval_checkpoint_resume(config, tmp_path, capsys,
-                                    input_shape=shape)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("module", sorted(set(PAPER_PRESETS) - {SMALLEST}))
+@pytest.mark.parametrize("module", [SMALLEST] + [
+    pytest.param(m, marks=pytest.mark.slow)
+    for m in sorted(set(PAPER_PRESETS) - {SMALLEST})])
 def test_paper_preset_runs_on_its_real_shapes(module, tmp_path, capsys):
   dataset, shape = PAPER_PRESETS[module]
   config = _preset(module)
