@@ -1,4 +1,4 @@
-r"""`mini_imagenet`: mini-ImageNet (Vinyals et al. 2016) from local files, as TFDS.
+r"""`mini_imagenet`: mini-ImageNet (Vinyals et al. 2016), local files -> TFDS.
 
 P1's third dataset (papers.md 2.7). mini-ImageNet is 100 ImageNet classes with
 600 images each; the split of Ravi & Larochelle (2017) puts 64 classes in
@@ -26,8 +26,10 @@ Builder configs:
 
 * ``all`` (default): the 100 classes pooled, every class split by a fixed
   seed into ``train`` (5/6 of its images: 500 of 600) and ``test`` (1/6:
-  100). This is what P1 trains and evaluates on (100 classes, the same classes
-  in train and test).
+  100). P1 trains and evaluates on 100 classes with the same classes in
+  train and test (papers.md 2.7: Hugging Face ``timm/mini-imagenet``'s
+  train/test splits); this split has that structure but is not timm's file
+  list.
 * ``ravi``: the few-shot split as in the CSVs: ``train`` / ``validation`` /
   ``test`` with disjoint classes.
 
@@ -39,9 +41,10 @@ Prepare once (offline; PIL decodes the JPEGs)::
 
   >>> import tensorflow_datasets as tfds
   >>> import cljax.data.mini_imagenet  # registers the builder
-  >>> builder = tfds.builder("mini_imagenet", data_dir=data_dir)  # doctest: +SKIP
-  >>> builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
-  ...     manual_dir="/path/to/mini-imagenet"))  # doctest: +SKIP
+  >>> builder = tfds.builder("mini_imagenet", data_dir=d)  # doctest: +SKIP
+  >>> builder.download_and_prepare(  # doctest: +SKIP
+  ...     download_config=tfds.download.DownloadConfig(
+  ...         manual_dir="/path/to/mini-imagenet"))
 
 or :func:`prepare`. Then ``config.data.name = "mini_imagenet"`` (or
 ``"mini_imagenet/ravi"``) reads it with ``tfds.data_source``.
