@@ -27,6 +27,7 @@ import tensorflow_datasets as tfds
 # Importing the builder modules registers them with TFDS.
 from cljax.data import digits as _digits
 from cljax.data import gaussian_mixture as _gaussian_mixture
+from cljax.data import mini_imagenet as _mini_imagenet
 
 EMBEDDED = (_gaussian_mixture.NAME, _digits.NAME)
 # Stock names mentioned in error messages; any TFDS image dataset works.
@@ -136,6 +137,13 @@ def get_builder(name: str, data_dir: str | None = None
 def _not_prepared(name: str, builder: tfds.core.DatasetBuilder
                   ) -> DatasetNotPreparedError:
   base = base_name(name)
+  if base == _mini_imagenet.NAME:
+    return DatasetNotPreparedError(
+        f"Dataset {name!r} is not prepared in {builder.data_dir!s}. It is "
+        f"built offline from local files (never downloaded): put them in "
+        f"{builder.data_dir_root!s}/downloads/manual/ and run "
+        f"`cljax.data.mini_imagenet.prepare(manual_dir, data_dir=...)`.\n"
+        f"{_mini_imagenet.LAYOUT}")
   return DatasetNotPreparedError(
       f"Dataset {name!r} is not prepared as array_record in "
       f"{builder.data_dir!s}. cljax reads stock datasets with "
