@@ -10,7 +10,7 @@ augmentations, optimiser and eval settings) except for these keys:
 * ``data.batch_size`` (8: one example on each of the 8 simulated devices),
   ``steps`` (1, then 2 to resume) with ``epochs = None``;
 * the frequencies ``eval_every``, ``checkpoint.every``, ``log_every`` and,
-  where the preset has one, ``fit.every`` (all 1);
+  where an evaluator has its own, ``evals.<name>.every`` (all 1);
 * ``data.data_dir`` (a temporary dir; mock_data reads nothing from it).
 
 ResNet-50 compiles are slow on 2 shared cores, so all but the smallest preset
@@ -59,8 +59,9 @@ def _two_steps_eval_checkpoint_resume(config, tmp_path, capsys, *,
   config.eval_every = 1
   config.checkpoint.every = 1
   config.log_every = 1
-  if config.get("fit", None) is not None and config.fit.get("every", 0):
-    config.fit.every = 1
+  for entry in config.evals.values():  # Evaluators with their own cadence.
+    if entry.get("every", 0):
+      entry.every = 1
   workdir = str(tmp_path / "run")
   with tfds.testing.mock_data(
       num_examples=MOCK_EXAMPLES[config.data.name]):
