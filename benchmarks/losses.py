@@ -648,11 +648,19 @@ def snapshot_vs_head(dest: Path, rev: str = "HEAD") -> dict:
     except Exception:  # noqa: BLE001
       return "?"
   out = {}
-  for name in ("losses.py", "_similarity.py"):
-    head = git("rev-parse", f"{rev}:cljax/{name}")
-    snap = git("hash-object", str(dest / "cljax" / name))
-    out[name] = (f"same as {rev}" if head == snap != "?"
-                 else f"differs from {rev}")
+  # The loss code: the losses/ package and the private engine it calls.
+  for name in ("losses", "_engine"):
+    files = sorted(f.relative_to(dest / "cljax")
+                   for f in (dest / "cljax" / name).rglob("*.py"))
+    committed = git("ls-tree", "-r", "--name-only", rev,
+                    f"cljax/{name}/").split()
+    same = [f"cljax/{f}" for f in files] == sorted(
+        c for c in committed if c.endswith(".py"))
+    for f in files if same else ():
+      head = git("rev-parse", f"{rev}:cljax/{f}")
+      snap = git("hash-object", str(dest / "cljax" / f))
+      same = same and head == snap != "?"
+    out[name + "/"] = (f"same as {rev}" if same else f"differs from {rev}")
   return out
 
 
