@@ -74,7 +74,7 @@ def measure_fit(train, test, *, kind: str, config, num_classes: int,
     f_tr = objective.objective_features(train.h, train.z_raw, config)
     f_te = objective.objective_features(test.h, test.z_raw, config)
     if kind == "mean":
-      centers = probes.class_centers(f_tr, train.labels, num_classes)
+      centers = probes.class_centers(f_tr, train.labels, num_classes=num_classes)
       pred_tr = np.asarray(probes.mean_classifier_predict(f_tr, centers))
       pred_te = np.asarray(probes.mean_classifier_predict(f_te, centers))
     else:

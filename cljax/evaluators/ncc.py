@@ -21,7 +21,7 @@ class Evaluator(_base.SubsetEvaluator):
     for name in ("h", "z"):
       f, y = train.get(name), train.labels
       out[f"eval/{name}/ncc_train_acc"] = probes.ncc_accuracy(
-          f, y, f, y, self.num_classes)
+          f, y, f, y, num_classes=self.num_classes)
       out[f"eval/{name}/ncc_test_acc"] = probes.ncc_accuracy(
-          f, y, test.get(name), test.labels, self.num_classes)
+          f, y, test.get(name), test.labels, num_classes=self.num_classes)
     return out
