@@ -12,7 +12,8 @@ next to its Theorem-1 bound) and the geometry/probe metrics.
   python -m cljax.main --config=experiments/default.py \
       --workdir=runs/dcl --config.loss.name=dcl
 
-Presets: '' (default, about a minute on 2 CPU cores), 'smoke' (seconds; CI).
+Presets: '' (default, the README's main job; the README gives its measured
+duration), 'smoke' (12 steps; CI).
 Expected (default): the NSCL loss falls, NC1 of z falls, the measured gap
 stays below its bound.
 """
