@@ -487,8 +487,12 @@ def _train_locked(config, workdir, mesh, *, verbose, rerun_final_eval):
     return new_state, metrics, first_bad
 
   step_fn = jax.jit(checked_step, donate_argnums=(0, 2))
-  base_key = jax.device_put(base_key, replicated)  # Once, not every step.
-  first_bad = jax.device_put(jnp.int32(-1), replicated)
+  # Made on the mesh once, not moved every step. A jitted constructor, not
+  # device_put: with several processes the replicated sharding spans devices
+  # this process cannot address.
+  base_key, first_bad = jax.jit(
+      lambda: (jax.random.split(jax.random.key(config.seed))[1],
+               jnp.int32(-1)), out_shardings=replicated)()
   writer = metric_writer.MetricWriter(workdir, start)
   # Evaluators keep what they track across steps (the fit step) from the
   # rows a resumed run replays.
