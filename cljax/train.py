@@ -507,8 +507,7 @@ def _train_locked(config, workdir, mesh, *, verbose, rerun_final_eval):
   def save(step, force=False, metrics=None):
     return manager.save(
         step, force=force,
-        model={"params": state["params"],
-               "batch_stats": state["batch_stats"]},
+        model=_variables(state),
         opt={"opt_state": state["opt_state"], "step": state["step"]},
         data=data.state(), meta={**meta_base, "step": step,
                                  "metrics": metrics or {}})
@@ -552,7 +551,10 @@ def _train_locked(config, workdir, mesh, *, verbose, rerun_final_eval):
       # The variables stay on device and a step with no evaluator due costs
       # nothing. A fit evaluator's stop makes this the run's last step: the
       # final evaluations ran with it and a forced checkpoint follows.
-      if evals.due(step, last=is_last):
+      # One read of the on-device finiteness flag per step at most: before
+      # a due evaluation, else before anything is written.
+      checked = evals.due(step, last=is_last)
+      if checked:
         check_finite(step, metrics)
       evaluation = evals.run(step, _variables(state), last=is_last)
       is_last = is_last or evaluation.stop
@@ -562,7 +564,7 @@ def _train_locked(config, workdir, mesh, *, verbose, rerun_final_eval):
       # preemption service a second time for this step.
       saves = (is_last or interrupted or
                step % config.checkpoint.every == 0)
-      if logs or saves:
+      if (logs or saves) and not checked:
         # Before anything is written: no row or checkpoint of a broken run.
         check_finite(step, metrics)
       if logs:
