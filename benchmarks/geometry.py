@@ -11,7 +11,11 @@ features ``[N, D]`` and labels ``[N]`` are sharded along N on the 1-D
 * ``sharded``: today's ``cljax.geometry`` (per-shard statistics, psum'd);
 * ``gather``: the previous behaviour, the features and labels all-gathered
   (``jax.reshard`` to replicated, what ``_replicate_if_sharded`` did) and the
-  same metrics computed on every device.
+  same metrics computed on every device, with the previous
+  ``effective_rank`` (SVD of the centred ``[N, D]`` matrix);
+* ``gather_qr``: the same gather, but today's ``effective_rank`` (QR, then
+  the SVD of the ``[D, D]`` factor), so that the time ratio against the
+  sharded program measures the gather and not the old SVD.
 
 For every N both programs are compiled and their per-device
 ``memory_analysis()`` (arguments + temporaries + outputs) is recorded; the
@@ -38,6 +42,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 D, C, DEVICES = 512, 1000, 8
+LOAD_AT_START = os.getloadavg()
 
 
 def _rss_mb(peak):
@@ -75,7 +80,7 @@ def _child(n, mode, run, repeats):
     return jnp.exp(-jnp.sum(p * jnp.log(p)))
 
   def four(f, y):
-    if mode == "gather":
+    if mode.startswith("gather"):
       f, y = jax.reshard(f, full), jax.reshard(y, full)
     return (geometry.nc1(f, y, num_classes=C),
             geometry.cdnv(f, y, num_classes=C),
@@ -126,17 +131,21 @@ def _spawn(n, mode, run, repeats):
 
 def _table(records):
   rows = ["| N | mode | per-device memory (compiled) | peak RSS, 8 devices "
-          "| time | sharded / gather time | all-gather in HLO |",
+          "| time | sharded / this time | all-gather in HLO |",
           "|---|---|---|---|---|---|---|"]
   by = {(r["n"], r["mode"]): r for r in records}
   for r in records:
     mem = f"{r['per_device_bytes'] / 2**20:,.0f} MiB"
     rss = f"{r['peak_rss_mb']:,.0f} MB" if "peak_rss_mb" in r else "not run"
+    if "failed" in r:
+      rows.append(f"| {r['n']:,} | {r['mode']} | failed: {r['failed']} "
+                  "||||||")
+      continue
     t = f"{r['seconds']:.2f} s" if "seconds" in r else "-"
-    other = by.get((r["n"], "gather"))
-    ratio = (f"{r['seconds'] / other['seconds']:.2f}x"
-             if r["mode"] == "sharded" and other and "seconds" in r
-             and "seconds" in other else "")
+    own = by.get((r["n"], "sharded"))
+    ratio = (f"{own['seconds'] / r['seconds']:.2f}x"
+             if r["mode"] != "sharded" and own and "seconds" in r
+             and "seconds" in own else "")
     rows.append(f"| {r['n']:,} | {r['mode']} | {mem} | {rss} | {t} | "
                 f"{ratio} | {r['all_gather_in_hlo']} |")
   return "\n".join(rows)
@@ -152,6 +161,9 @@ def main():
                       help="run (not only compile) up to this N; the gather "
                            "holds 8 copies of [N, D] in one process")
   parser.add_argument("--sharded-run-max", type=int, default=1048576)
+  parser.add_argument("--old-svd-run-max", type=int, default=16384,
+                      help="run the old SVD effective rank up to this N (it "
+                           "needs an [N, N] workspace per device)")
   parser.add_argument("--repeats", type=int, default=3)
   parser.add_argument("--out", default=str(HERE / "geometry.json"))
   args = parser.parse_args()
@@ -160,14 +172,19 @@ def main():
     return
   records = []
   for n in args.sizes:
-    for mode in ("sharded", "gather"):
-      limit = args.sharded_run_max if mode == "sharded" else args.run_max
-      rec = _spawn(n, mode, n <= limit, args.repeats)
+    for mode in ("sharded", "gather_qr", "gather"):
+      limit = {"sharded": args.sharded_run_max, "gather_qr": args.run_max,
+               "gather": min(args.run_max, args.old_svd_run_max)}[mode]
+      try:
+        rec = _spawn(n, mode, n <= limit, args.repeats)
+      except RuntimeError as e:
+        rec = {"n": n, "mode": mode, "failed": str(e).splitlines()[-1][:200]}
       print(json.dumps(rec), flush=True)
       records.append(rec)
   meta = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
           "machine": platform.platform(), "cpus": os.cpu_count(),
-          "devices": DEVICES, "D": D, "C": C, "command": " ".join(sys.argv)}
+          "devices": DEVICES, "D": D, "C": C, "command": " ".join(sys.argv),
+          "load_average_at_start": LOAD_AT_START}
   Path(args.out).write_text(
       json.dumps({"meta": meta, "records": records}, indent=1) + "\n")
   print(_table(records))
