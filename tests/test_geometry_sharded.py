@@ -121,7 +121,7 @@ def _run(mode):
     args = [jax.device_put(a, batch) if i < 3 else a
             for i, a in enumerate(args)]
     return jax.device_get(jax.jit(_all_metrics)(*args))
-  if mode == "shard_map":
+  if mode in ("shard_map", "shard_map_eager"):
     args = [jax.device_put(a, batch) if i < 3 else a
             for i, a in enumerate(args)]
     def stacked(*a):
@@ -132,7 +132,9 @@ def _run(mode):
 
     fn = jax.shard_map(stacked, mesh=mesh, in_specs=(jax.P("data"),) * 3
                        + (jax.P(),) * 2, out_specs=jax.P("data"))
-    return jax.device_get(jax.jit(fn)(*args))
+    # Eager shard_map (un-jitted) runs the same per-device code op by op.
+    return jax.device_get((fn if mode == "shard_map_eager"
+                           else jax.jit(fn))(*args))
   if mode == "pmap":
     per_device = [a.reshape((NDEV, -1) + a.shape[1:]) for a in args[:3]]
     fn = jax.pmap(functools.partial(_all_metrics, axis_name="data"),
@@ -155,12 +157,12 @@ def _leaves(tree):
 
 def _per_device(mode, value):
   """[NDEV, ...] values of a mapped mode; [1, ...] for global modes."""
-  if mode in ("shard_map", "pmap"):
+  if mode in ("shard_map", "shard_map_eager", "pmap"):
     return np.asarray(value)
   return np.asarray(value)[None]
 
 
-MODES = ["sharded_jit", "shard_map", "pmap"]
+MODES = ["sharded_jit", "shard_map", "shard_map_eager", "pmap"]
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -253,6 +255,25 @@ def test_labels_out_of_range_on_one_shard_only_are_named():
   with pytest.raises(Exception, match=r"`labels` must lie in \[0, 6\)"):
     jax.block_until_ready(fn(jax.device_put(DATA["features"], batch),
                              jax.device_put(labels, batch)))
+  # Un-jitted shard_map: over Auto axes the error is raised at once; over
+  # Explicit axes (jax.make_mesh's default) JAX reports the callback's error
+  # only asynchronously, so the metric itself is NaN, never a plausible value.
+  eager = jax.shard_map(
+      lambda f, y: geometry.nc1(f, y, num_classes=C, axis_name="data"),
+      mesh=_mesh(), in_specs=jax.P("data"), out_specs=jax.P())
+  with jax.debug_nans(False):
+    value = eager(jax.device_put(DATA["features"], batch),
+                  jax.device_put(labels, batch))
+  assert np.isnan(float(value))
+  auto = jax.make_mesh((NDEV,), ("data",),
+                       axis_types=(jax.sharding.AxisType.Auto,))
+  auto_batch = jax.NamedSharding(auto, jax.P("data"))
+  with pytest.raises(ValueError, match=r"`labels` must lie in \[0, 6\)"):
+    jax.shard_map(
+        lambda f, y: geometry.nc1(f, y, num_classes=C, axis_name="data"),
+        mesh=auto, in_specs=jax.P("data"), out_specs=jax.P())(
+            jax.device_put(DATA["features"], auto_batch),
+            jax.device_put(labels, auto_batch))
   # Concrete labels on the sharded-jit path are checked before any work.
   with pytest.raises(ValueError, match=r"`labels` must lie in \[0, 6\)"):
     geometry.nc1(jax.device_put(DATA["features"], batch),

@@ -102,11 +102,30 @@ def check_labels_on_device(labels, num_classes, axis_name):
   The count of bad labels is psum'd, so a bad label on one shard stops every
   device with the same message (raised by the runtime as a JaxRuntimeError
   that carries it) instead of being silently dropped from the sums.
+
+  Returns:
+    A guard to add to the features: 0, or NaN when some label of the global
+    batch is out of range. Where the runtime reports the error only
+    asynchronously (an eager ``shard_map`` over Explicit axes), the metrics
+    are then NaN rather than a plausible number.
   """
   if axis_name is None or _checks.is_concrete(labels):
-    return
-  bad = jnp.sum(((labels < 0) | (labels >= num_classes)).astype(jnp.int32))
-  jax.debug.callback(_raise_bad_labels, cs.psum(bad, axis_name), num_classes)
+    return 0.0
+  bad = cs.psum(
+      jnp.sum(((labels < 0) | (labels >= num_classes)).astype(jnp.int32)),
+      axis_name)
+  try:
+    jax.debug.callback(_raise_bad_labels, bad, num_classes)
+  except NotImplementedError:
+    # An eager shard_map over Explicit axes refuses a callback that closes
+    # over a sharded value; under jit the count is an argument.
+    _report_bad_labels(bad, num_classes)
+  return jnp.where(bad > 0, jnp.nan, 0.0).astype(F32)
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _report_bad_labels(bad, num_classes):
+  jax.debug.callback(_raise_bad_labels, bad, num_classes)
 
 
 def _batch_placement(x):
@@ -183,7 +202,7 @@ def run(fn, batch, params=(), *, axis_name=None, **static):
 
 def stats(z, labels, num_classes, axis_name):
   """(counts [C], means [C, D], present [C]) of the global batch."""
-  check_labels_on_device(labels, num_classes, axis_name)
+  z = z + check_labels_on_device(labels, num_classes, axis_name)
   s = cs.class_stats(z, labels, num_classes, axis_name=axis_name)
   return s.counts, cs.class_means(s), s.counts > 0
 

@@ -212,9 +212,9 @@ def update(stats: Statistics, features: ArrayLike, labels: ArrayLike, *,
   labels = jnp.asarray(labels).astype(jnp.int32)
   if axis_name is not None:
     cs.check_axis_name(axis_name)
-  dp.check_labels_on_device(labels, c, axis_name)
+  guard = dp.check_labels_on_device(labels, c, axis_name)
   dt = stats.sums.dtype
-  z = z.astype(dt)
+  z = z.astype(dt) + guard
   count = cs.psum(jnp.asarray(z.shape[0], dt), axis_name)
   batch_mean = cs.psum(jnp.sum(z, axis=0), axis_name) / jnp.maximum(count, 1)
   first = (jnp.sum(stats.counts) == 0) & (count > 0)
