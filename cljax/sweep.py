@@ -158,7 +158,8 @@ def _no_field(field: str, name: str, node) -> ValueError:
                     f"{name!r}{hint}")
 
 
-def _set(config, field: str, value: Any) -> None:
+def set_field(config, field: str, value: Any) -> None:
+  """Sets dotted ``field`` of ``config``; ValueError naming a missing one."""
   node = config
   *parents, leaf = field.split(".")
   for name in parents:
@@ -207,7 +208,7 @@ def points(config, grid, sweep_dir: str, zipped=None):
       point.update(zip(names, values))
     cfg = copy.deepcopy(config)
     for field, value in point.items():
-      _set(cfg, field, value)
+      set_field(cfg, field, value)
     yield point, cfg, os.path.join(sweep_dir, _point_name(point) or "base")
 
 
@@ -219,6 +220,21 @@ def _write_index(sweep_dir, config_arg, grid, zipped, entries,
                       for e in entries]}
   with open(os.path.join(sweep_dir, "sweep.json"), "w") as f:
     json.dump(index, f, indent=2)
+
+
+def _finished(workdir: str, config) -> bool:
+  """A free-feature run of ``config`` has finished in ``workdir``.
+
+  Exits with a config error if ``workdir`` finished another config.
+  """
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(os.path.join(workdir, "summary.json")):
+    return False
+  with open(path) as f:
+    if f.read() == config.to_json_best_effort(indent=2):
+      return True
+  main_lib.fail(f"{workdir} holds a finished run of another config; delete "
+                f"it or choose another --sweep_dir.", errors.EXIT_CONFIG)
 
 
 def run_sweep(config, grid, sweep_dir: str, *, zipped=None, seeds=None,
@@ -261,6 +277,8 @@ def run_sweep(config, grid, sweep_dir: str, *, zipped=None, seeds=None,
       print(" ".join(["python", "-m", "cljax.main"] +
                      [shlex.quote(f) for f in flags_]))
       continue
+    if cfg.get("mode", "train") != "train" and _finished(workdir, cfg):
+      continue  # The train loop skips its own finished runs; this one can't.
     if verbose:
       print(f"== {workdir}", flush=True)
     summary = main_lib.run_reported(main_lib.MODES[cfg.get("mode", "train")],
