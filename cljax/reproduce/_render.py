@@ -19,19 +19,28 @@ def cell(interval: dict | None, spec: str = ".3g") -> str:
   """'mean [low, high]' of an interval dict; '—' for None."""
   if interval is None:
     return "—"
+  if interval.get("n", 0) < 2 or "low" not in interval:
+    return f"{interval['mean']:{spec}} (1 seed)"
   return (f"{interval['mean']:{spec}} [{interval['low']:{spec}}, "
           f"{interval['high']:{spec}}]")
 
 
-def below(interval: dict, threshold: float) -> str:
-  """'yes' if the whole interval is below ``threshold``, 'no' if above it."""
+def below(interval: dict | None, threshold: float) -> str:
+  """'yes' if the whole interval is below ``threshold``, 'no' if above it.
+
+  Fewer than 2 seeds (or no interval) is 'undecided': one run is no evidence.
+  """
+  if not interval or interval.get("n", 0) < 2:
+    return "undecided"
   if interval["high"] < threshold:
     return "yes"
   return "no" if interval["low"] > threshold else "undecided"
 
 
-def above(interval: dict, threshold: float) -> str:
+def above(interval: dict | None, threshold: float) -> str:
   """'yes' if the whole interval is above ``threshold``, 'no' if below it."""
+  if not interval or interval.get("n", 0) < 2:
+    return "undecided"
   if interval["low"] > threshold:
     return "yes"
   return "no" if interval["high"] < threshold else "undecided"

@@ -56,7 +56,8 @@ def reproduce(paper: str, *, scale: str, runs_dir: str = "runs/reproduce",
                                                         runs_dir))
   sweeps = _driver.sweep_dirs(module, paper, scale, runs_dir)
   dirs = {name: d for name, (_, d) in sweeps.items()}
-  rel = lambda p: os.path.relpath(p, _driver.root())
+  rel = lambda p: (os.path.relpath(p, _driver.root())  # As a user types it.
+                   if p.startswith(_driver.root() + os.sep) else p)
   commands = [_driver.sweep_command(s, rel(d)) for s, d in sweeps.values()]
   commands.append(_driver.colab_command(
       module, {k: rel(v) for k, v in dirs.items()}, rel(out), paper))
