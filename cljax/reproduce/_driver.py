@@ -163,7 +163,7 @@ def execute_colab(module, dirs: dict[str, str], out: str, paper: str,
     print(f"== colab {module.COLAB}", flush=True)
     try:
       nbclient.NotebookClient(
-          nb, timeout=timeout, kernel_name="python3",
+          nb, timeout=timeout, kernel_name="python3", startup_timeout=600,
           resources={"metadata": {"path": os.path.dirname(path)}}).execute()
     except nbclient.exceptions.CellExecutionError as e:
       raise RuntimeError(f"{module.COLAB} failed: {e}") from None
