@@ -69,8 +69,12 @@ def _swept(field: str, swept) -> bool:
   return any(field == f or field.startswith(f + ".") for f in swept)
 
 
-def _runs(sweep_dir: str) -> list[dict]:
+def _runs(sweep_dir: str, arm: str | None = None) -> list[dict]:
   """Each finished run's overrides, seed, flat config and summary.
+
+  With ``arm`` (the field :func:`paired` compares), configs are compared
+  within each of its values: the two arms may differ in what the field
+  brings with it (CE's classifier head, for ``loss.name``).
 
   Raises:
     FileNotFoundError / ValueError: an unfinished or interrupted run, or
@@ -95,14 +99,18 @@ def _runs(sweep_dir: str) -> list[dict]:
                  "seed": flat.get("seed", entry["seed"])})
   swept = {f for run in runs for f in run["overrides"]} | {"seed"}
   fields = sorted({f for run in runs for f in run["config"]})
+  arms = {}
+  for run in runs:
+    arms.setdefault(json.dumps(run["overrides"].get(arm)), []).append(run)
   differing = []
   for field in fields:
     if _swept(field, swept):
       continue
-    values = {json.dumps(run["config"].get(field, "<absent>"), sort_keys=True)
-              for run in runs}
-    if len(values) > 1:
-      differing.append(f"{field} ({', '.join(sorted(values))})")
+    for members in arms.values():
+      values = {json.dumps(run["config"].get(field, "<absent>"),
+                           sort_keys=True) for run in members}
+      if len(values) > 1:
+        differing.append(f"{field} ({', '.join(sorted(values))})")
   if differing:
     raise ValueError(
         f"The runs of {sweep_dir} differ in config beyond the swept fields "
@@ -220,7 +228,7 @@ def paired(sweep_dir: str, *, field: str, a: Any, b: Any,
     ValueError: ``field`` not swept, ``a``/``b`` not among its values,
       seeds that do not pair up, fewer than 2 pairs, or as :func:`aggregate`.
   """
-  runs = _runs(sweep_dir)
+  runs = _runs(sweep_dir, arm=field)
   swept = sorted({f for run in runs for f in run["overrides"]} - {"seed"})
   if field not in swept:
     raise ValueError(f"field={field!r} is not swept in {sweep_dir}; swept: "
