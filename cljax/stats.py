@@ -152,3 +152,25 @@ def paired_difference(a, b, *, confidence: float = 0.95) -> Interval:
                      f"{xa.shape} and {xb.shape}.")
   return mean_interval(_values(xa, "a") - _values(xb, "b"),
                        confidence=confidence)
+
+
+def as_dict(interval: Interval) -> dict:
+  """``interval`` as a JSON-ready dict (what the colabs' summaries hold).
+
+  >>> as_dict(mean_interval([1.0, 3.0]))["n"]
+  2
+  """
+  return {"mean": interval.mean, "low": interval.low, "high": interval.high,
+          "n": interval.n, "confidence": interval.confidence}
+
+
+def describe(interval, spec: str = ".3g") -> str:
+  """'m [low, high] (95 % Student t, n = k)' of an Interval or its dict.
+
+  >>> describe(mean_interval([1.0, 2.0, 3.0]), ".2f")
+  '2.00 [-0.48, 4.48] (95 % Student t, n = 3)'
+  """
+  d = interval if isinstance(interval, dict) else as_dict(interval)
+  return (f"{d['mean']:{spec}} [{d['low']:{spec}}, {d['high']:{spec}}] "
+          f"({d['confidence']:.0%} Student t, n = {d['n']})").replace(
+              "% Student", " % Student")

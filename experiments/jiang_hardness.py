@@ -51,6 +51,12 @@ mean-classifier test accuracy 54 %); HSCL's rank grows with beta (19 of 19 at
 beta = 30, accuracy 61-64 %); HUCL at beta >= 10 breaks equiangularity and
 the zero-sum condition. experiments/results/jiang.md records the numbers.
 
+Preset 'cpu_digits' runs the cpu set-up on real images: scikit-learn's 8x8
+digits (``cljax_digits``: 10 classes, 1438 training and 359 test images,
+flattened by the MLP), head 128 -> C - 1 = 9, batch 200 (7 steps per epoch),
+100 epochs (~720 steps). ``python -m cljax.reproduce jiang --scale=cpu``
+sweeps beta x negatives on it with the unit ball (the paper's set-up).
+
 Preset 'tiny' (seconds; CI and the colab test) shrinks the cpu preset to 4
 classes and a few steps.
 
@@ -68,7 +74,7 @@ from cljax import data
 from cljax import evaluators
 from cljax.data import gaussian_mixture
 
-PRESETS = ("", "gpu", "cpu", "tiny")
+PRESETS = ("", "gpu", "cpu", "cpu_digits", "tiny")
 
 # The CPU-scale data: 20 classes leave room below C - 1 = 19 for collapse to
 # show in the class-mean spectrum; noise 3.0 (the RMS distance of a sample to
@@ -83,7 +89,7 @@ TINY_DATA = gaussian_mixture.canonical_name(
 
 
 def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
-  """The experiment's config for ``preset`` ('' / 'gpu', 'cpu' or 'tiny')."""
+  """The config for ``preset``: '' / 'gpu', 'cpu', 'cpu_digits' or 'tiny'."""
   preset = preset or ""
   if preset not in PRESETS:
     raise ValueError(f"Unknown preset {preset!r} for jiang_hardness.py; use "
@@ -155,7 +161,7 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
   # metrics over training (the paper stores the class means of every epoch).
   config.checkpoint = ml_collections.ConfigDict({"every": 1950, "keep": 25})
 
-  if preset in ("cpu", "tiny"):
+  if preset in ("cpu", "cpu_digits", "tiny"):
     config.data.name = f"cljax_gaussian_mixture/{CPU_DATA}"
     config.data.batch_size = 200
     config.model.encoder = "mlp"
@@ -168,6 +174,13 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     config.checkpoint.keep = 11
     config.evals.geometry.num_train = 2000   # shared by the evaluators
     config.evals.fewshot.episodes = 20
+  if preset == "cpu_digits":
+    config.data.name = "cljax_digits"
+    config.model.head_kwargs = {"hidden_dims": 128, "output_dim": 9}
+    config.epochs = 100.0         # ~7 steps per epoch (1438 / 200): ~720 steps
+    config.eval_every = 144
+    config.checkpoint.every = 72
+    config.evals.geometry.num_train = 1438
   if preset == "tiny":
     config.data.name = f"cljax_gaussian_mixture/{TINY_DATA}"
     config.data.batch_size = 32

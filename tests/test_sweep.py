@@ -305,6 +305,28 @@ def test_paired_pairs_by_seed_and_names_bad_arguments(tmp_path):
                  b="dcl")
 
 
+def test_paired_arms_may_differ_in_what_the_field_brings(tmp_path):
+  # CE brings a classifier head that SupCon lacks: the arms may differ in it,
+  # the runs of one arm may not.
+  def cfg(seed, name, lr=0.1):
+    return {**_cfg(seed, name=name, lr=lr),
+            "head": "classifier" if name == "ce" else "none"}
+  runs = [({"loss.name": n, "seed": s}, cfg(s, n),
+           {"step": 2, "m": float(s) + (1.0 if n == "ce" else 0.0)})
+          for n in ("supcon", "ce") for s in (0, 1)]
+  _fake_sweep(str(tmp_path / "ok"), runs)
+  (got,) = sweep.paired(str(tmp_path / "ok"), field="loss.name", a="ce",
+                        b="supcon")
+  assert got["metrics"]["m"].mean == pytest.approx(1.0)
+  with pytest.raises(ValueError, match=r"differ in config.*head"):
+    sweep.aggregate(str(tmp_path / "ok"))
+  runs[1] = (runs[1][0], cfg(1, "supcon", lr=0.2), runs[1][2])
+  _fake_sweep(str(tmp_path / "bad"), runs)
+  with pytest.raises(ValueError, match=r"optimizer.learning_rate \(0.1, 0.2\)"):
+    sweep.paired(str(tmp_path / "bad"), field="loss.name", a="ce",
+                 b="supcon")
+
+
 def test_seeds_flag_on_the_command_line(tmp_path):
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   def run(*args):

@@ -1,0 +1,33 @@
+r"""Reproduce a paper's results from its sweeps: ``python -m cljax.reproduce``.
+
+  python -m cljax.reproduce unconstrained --scale=cpu
+  python -m cljax.reproduce graf --scale=paper --print_only   # for a cluster
+
+For the paper's module ``cljax.reproduce.<paper>`` (the contract is
+``cljax.reproduce._base``) the driver runs every sweep of the scale with
+``cljax.sweep.run_sweep`` into ``<runs_dir>/<paper>/<scale>/<sweep>``
+(resumable: finished points are skipped, an interrupted sweep resumes),
+executes the paper's colab on those directories (it writes
+``<out>/<paper>.json`` and ``<out>/figures/*.png``), writes
+``<out>/<paper>.md`` from the paper's ``render`` and rewrites the claims
+table of the results file (between its marker comments) from every paper's
+JSON in ``<out>``.
+
+``--out`` defaults to ``experiments/results`` at cpu scale (the results
+file is then ``experiments/RESULTS.md``) and to ``<runs_dir>/<paper>/<scale>``
+otherwise (results file ``<out>/RESULTS.md``), so a tiny CI run never
+overwrites the committed results. ``--print_only`` prints the commands
+(one ``python -m cljax.sweep`` per sweep, then the colab's) and writes
+nothing.
+
+>>> PAPERS
+('luthra', 'graf', 'jiang', 'unconstrained')
+"""
+
+from cljax.reproduce._base import Claim
+from cljax.reproduce._base import SCALES
+from cljax.reproduce._base import Sweep
+from cljax.reproduce._driver import PAPERS
+from cljax.reproduce._run import reproduce
+
+__all__ = ["Claim", "PAPERS", "SCALES", "Sweep", "reproduce"]

@@ -1,0 +1,48 @@
+"""``python -m cljax.reproduce PAPER --scale=SCALE [--print_only] ...``.
+
+Mistakes (an unknown paper or scale) end with exit status 2 and one line
+naming the valid values, as ``cljax.main`` does.
+"""
+
+import argparse
+import sys
+
+from cljax import errors
+from cljax import main as main_lib
+from cljax.reproduce import _base
+from cljax.reproduce import _driver
+from cljax.reproduce import _run
+
+
+class _Parser(argparse.ArgumentParser):
+
+  def error(self, message):
+    main_lib.fail(f"{message} (python -m cljax.reproduce PAPER --scale=SCALE; "
+                  f"PAPER in {', '.join(_driver.PAPERS)}, SCALE in "
+                  f"{', '.join(_base.SCALES)})", errors.EXIT_CONFIG)
+
+
+def main(argv=None) -> None:
+  parser = _Parser(prog="python -m cljax.reproduce",
+                   description=_run.reproduce.__doc__.splitlines()[0])
+  parser.add_argument("paper", help=", ".join(_driver.PAPERS))
+  parser.add_argument("--scale", required=True, help=", ".join(_base.SCALES))
+  parser.add_argument("--print_only", action="store_true",
+                      help="print the commands, write nothing")
+  parser.add_argument("--runs_dir", default="runs/reproduce",
+                      help="root of the sweep dirs")
+  parser.add_argument("--out", default=None,
+                      help="results dir (default: experiments/results at "
+                      "cpu scale, else <runs_dir>/<paper>/<scale>)")
+  args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+  try:
+    _run.reproduce(args.paper, scale=args.scale, runs_dir=args.runs_dir,
+                   out=args.out, print_only=args.print_only)
+  except ValueError as e:
+    if main_lib.debugging():
+      raise
+    main_lib.fail(str(e), errors.EXIT_CONFIG)
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,244 @@
+"""The steps of ``python -m cljax.reproduce``: sweeps, colab, markdown, table.
+
+Each step is a function of its inputs (the paper's module, the directories),
+so the tests drive them one by one; ``__main__`` only parses the flags.
+
+>>> from cljax.reproduce import _base
+>>> sweep = _base.Sweep(name="thm2", config="experiments/unconstrained.py:smoke",
+...                     grid=("num_classes=[3,4]",), seeds=2)
+>>> print(sweep_command(sweep, "runs/reproduce/unconstrained/tiny/thm2"))
+python -m cljax.sweep --config=experiments/unconstrained.py:smoke \\
+    --sweep_dir=runs/reproduce/unconstrained/tiny/thm2 \\
+    '--grid=num_classes=[3,4]' --seeds=2
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import importlib.util
+import json
+import os
+import shlex
+import sys
+from typing import Any
+
+from cljax import colab
+from cljax.reproduce import _base
+
+PAPERS = ("luthra", "graf", "jiang", "unconstrained")
+BEGIN = "<!-- claims:begin (written by python -m cljax.reproduce; do not edit) -->"
+END = "<!-- claims:end -->"
+
+
+def root() -> str:
+  """The repository root (configs and colabs are named relative to it)."""
+  found = colab.repo_root(os.path.dirname(os.path.abspath(__file__)))
+  return found or os.getcwd()
+
+
+def paper_module(paper: str):
+  """``cljax.reproduce.<paper>``; ValueError naming the valid papers."""
+  if paper not in PAPERS:
+    raise ValueError(f"unknown paper {paper!r}; choose one of "
+                     f"{', '.join(PAPERS)}.")
+  return importlib.import_module(f"cljax.reproduce.{paper}")
+
+
+def check_scale(scale: str) -> str:
+  if scale not in _base.SCALES:
+    raise ValueError(f"--scale={scale!r} is not a scale; choose one of "
+                     f"{', '.join(_base.SCALES)}.")
+  return scale
+
+
+def sweep_dirs(module, paper: str, scale: str, runs_dir: str
+               ) -> dict[str, tuple[_base.Sweep, str]]:
+  """Each sweep of ``module`` at ``scale`` with its directory, by name."""
+  out = {}
+  for sweep in module.sweeps(scale):
+    if sweep.name in out:
+      raise ValueError(f"cljax.reproduce.{paper}: two sweeps are named "
+                       f"{sweep.name!r}.")
+    out[sweep.name] = (sweep, os.path.join(runs_dir, paper, scale, sweep.name))
+  return out
+
+
+def _field_value(flag: str) -> tuple[str, Any]:
+  """'--config.a.b=3' (or 'a.b=3') -> ('a.b', 3); strings stay strings."""
+  field, sep, text = flag.removeprefix("--config.").partition("=")
+  if not sep:
+    raise ValueError(f"override {flag!r} must look like --config.field=value.")
+  try:
+    return field, ast.literal_eval(text)
+  except (ValueError, SyntaxError):
+    return field, text
+
+
+def sweep_command(sweep: _base.Sweep, directory: str) -> str:
+  """The ``python -m cljax.sweep`` command line of ``sweep`` (wrapped)."""
+  flags = [f"--grid={g}" for g in sweep.grid]
+  flags += [f"--zip={z}" for z in sweep.zipped]
+  if sweep.seeds > 1:
+    flags.append(f"--seeds={sweep.seeds}")
+  flags += [o if o.startswith("--config.") else f"--config.{o}"
+            for o in sweep.overrides]
+  lines = [f"python -m cljax.sweep --config={sweep.config}",
+           f"--sweep_dir={directory}"]
+  if flags:
+    lines.append(" ".join(shlex.quote(f) for f in flags))
+  return " \\\n    ".join(lines)
+
+
+def load_config(sweep: _base.Sweep):
+  """The locked config of ``sweep.config`` with ``sweep.overrides`` applied.
+
+  ``file.py:preset`` calls the file's ``get_config(preset)``, as
+  ``--config`` of ``cljax.main`` does.
+  """
+  from cljax import sweep as sweep_lib  # The launcher, only when running.
+  path, colon, preset = sweep.config.partition(":")
+  full = os.path.join(root(), path)
+  if root() not in sys.path:  # Configs import their siblings as experiments.*
+    sys.path.insert(0, root())
+  spec = importlib.util.spec_from_file_location(
+      os.path.splitext(os.path.basename(path))[0], full)
+  if spec is None or not os.path.exists(full):
+    raise ValueError(f"sweep {sweep.name!r}: config file {full} not found.")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  config = module.get_config(preset) if colon else module.get_config()
+  config.lock()
+  for flag in sweep.overrides:
+    sweep_lib.set_field(config, *_field_value(flag))
+  return config
+
+
+def run_sweeps(sweeps: dict[str, tuple[_base.Sweep, str]]) -> dict[str, str]:
+  """Runs every sweep resumably (finished points are skipped); name -> dir."""
+  from cljax import sweep as sweep_lib
+  for sweep, directory in sweeps.values():
+    print(f"== sweep {sweep.name}: {directory}", flush=True)
+    sweep_lib.run_sweep(
+        load_config(sweep), sweep_lib.parse_grid(list(sweep.grid)), directory,
+        zipped=sweep_lib.parse_grid(list(sweep.zipped)),
+        seeds=list(range(sweep.seeds)) if sweep.seeds > 1 else None,
+        config_arg=sweep.config, verbose=False)
+  return {name: directory for name, (_, directory) in sweeps.items()}
+
+
+def colab_command(module, dirs: dict[str, str], out: str, paper: str) -> str:
+  """The shell command that executes the paper's colab on ``dirs``."""
+  env = module.colab_env(dirs, summary=os.path.join(out, f"{paper}.json"),
+                         figures=os.path.join(out, "figures"))
+  assignments = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(env.items()))
+  return (f"{assignments} \\\n    jupyter nbconvert --to notebook --execute "
+          f"--output-dir={shlex.quote(out)} {module.COLAB}")
+
+
+def execute_colab(module, dirs: dict[str, str], out: str, paper: str,
+                  *, timeout: int = 1800) -> dict:
+  """Executes ``module.COLAB`` with its env; returns the JSON it wrote.
+
+  Raises:
+    RuntimeError: a cell failed (its error) or the colab wrote no JSON.
+  """
+  import nbclient  # Notebook machinery only for this step.
+  import nbformat
+  summary = os.path.join(out, f"{paper}.json")
+  figures = os.path.join(out, "figures")
+  os.makedirs(figures, exist_ok=True)
+  env = module.colab_env(dirs, summary=summary, figures=figures)
+  # The kernel inherits this process's environment: this tree, no display.
+  saved = dict(os.environ)
+  os.environ.update(env)
+  os.environ["MPLBACKEND"] = "Agg"
+  os.environ["PYTHONPATH"] = os.pathsep.join(
+      [root()] + [p for p in saved.get("PYTHONPATH", "").split(os.pathsep) if p])
+  try:
+    if os.path.exists(summary):
+      os.remove(summary)  # A stale summary must not pass for a fresh one.
+    path = os.path.join(root(), module.COLAB)
+    nb = nbformat.read(path, as_version=4)
+    print(f"== colab {module.COLAB}", flush=True)
+    try:
+      nbclient.NotebookClient(
+          nb, timeout=timeout, kernel_name="python3", startup_timeout=600,
+          resources={"metadata": {"path": os.path.dirname(path)}}).execute()
+    except nbclient.exceptions.CellExecutionError as e:
+      raise RuntimeError(f"{module.COLAB} failed: {e}") from None
+  finally:
+    os.environ.clear()
+    os.environ.update(saved)
+  if not os.path.exists(summary):
+    raise RuntimeError(f"{module.COLAB} ran but wrote no {summary}; its "
+                       f"summary variable is {sorted(env)}.")
+  with open(summary) as f:
+    return json.load(f)
+
+
+def write_markdown(module, summary: dict, *, scale: str, commands: list[str],
+                   out: str, paper: str) -> str:
+  """Writes ``<out>/<paper>.md`` from ``module.render``; returns its path."""
+  text = module.render(summary, scale=scale, commands=commands,
+                       figures="figures")
+  path = os.path.join(out, f"{paper}.md")
+  with open(path, "w") as f:
+    f.write(text if text.endswith("\n") else text + "\n")
+  return path
+
+
+def _cell(text: str) -> str:
+  return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def claims_table(out: str, link_dir: str) -> str:
+  """The markdown claims table from every paper's ``<out>/<paper>.json``.
+
+  Each row links ``<out>/<paper>.md`` relative to ``link_dir`` (the folder
+  of the file the table goes into).
+
+  A paper without a JSON in ``out`` gets one row that says so and gives the
+  command that makes it: no number is carried over from elsewhere.
+  """
+  lines = ["| paper | claim | measured here (mean, 95 % Student-t interval "
+           "over seeds) | holds here? | from |", "|---|---|---|---|---|"]
+  for paper in PAPERS:
+    path = os.path.join(out, f"{paper}.json")
+    link = os.path.relpath(os.path.join(out, f"{paper}.md"), link_dir)
+    source = f"[`{paper}`]({link})"
+    if not os.path.exists(path):
+      lines.append(f"| — | {paper}: not regenerated at this scale yet | run "
+                   f"`python -m cljax.reproduce {paper} --scale=cpu` | — | "
+                   f"{source} |")
+      continue
+    with open(path) as f:
+      summary = json.load(f)
+    for claim in paper_module(paper).claims(summary):
+      lines.append("| " + " | ".join(_cell(c) for c in (
+          claim.paper, claim.claim, claim.measured, claim.holds)) +
+                   f" | {source} |")
+  return "\n".join(lines)
+
+
+def rewrite_claims(results_md: str, table: str) -> None:
+  """Replaces what lies between the claim markers of ``results_md``.
+
+  A missing file is created holding only the table.
+
+  Raises:
+    ValueError: the file exists but lacks the markers.
+  """
+  block = f"{BEGIN}\n{table}\n{END}"
+  if not os.path.exists(results_md):
+    text = f"# Reproductions: claims\n\n{block}\n"
+  else:
+    with open(results_md) as f:
+      text = f.read()
+    if BEGIN not in text or END not in text:
+      raise ValueError(f"{results_md} has no {BEGIN!r} ... {END!r} markers; "
+                       f"put them around its claims table.")
+    head, rest = text.split(BEGIN, 1)
+    text = head + block + rest.split(END, 1)[1]
+  with open(results_md, "w") as f:
+    f.write(text)

@@ -1,0 +1,75 @@
+"""One reproduction, start to end: the function behind ``__main__``.
+
+>>> import contextlib, io
+>>> with contextlib.redirect_stdout(io.StringIO()) as printed:
+...   _ = reproduce("unconstrained", scale="tiny", print_only=True)
+>>> printed.getvalue().splitlines()[0]
+'python -m cljax.sweep --config=experiments/unconstrained.py:smoke \\\\'
+"""
+
+from __future__ import annotations
+
+import os
+
+from cljax.reproduce import _driver
+
+RESULTS_DIR = "experiments/results"
+
+
+def default_out(paper: str, scale: str, runs_dir: str) -> str:
+  """``experiments/results`` at cpu scale, else under ``runs_dir``."""
+  if scale == "cpu":
+    return os.path.join(_driver.root(), RESULTS_DIR)
+  return os.path.join(runs_dir, paper, scale)
+
+
+def results_file(out: str) -> str:
+  """The file whose claims table is rewritten for ``out``."""
+  if os.path.abspath(out) == os.path.join(_driver.root(), RESULTS_DIR):
+    return os.path.join(os.path.dirname(os.path.abspath(out)), "RESULTS.md")
+  return os.path.join(out, "RESULTS.md")
+
+
+def reproduce(paper: str, *, scale: str, runs_dir: str = "runs/reproduce",
+              out: str | None = None, print_only: bool = False) -> list[str]:
+  """Runs (or prints) one paper's reproduction; returns its commands.
+
+  Args:
+    paper: one of ``PAPERS``.
+    scale: one of ``SCALES``.
+    runs_dir: root of the sweep dirs (relative: from the repository root).
+    out: where the JSON, figures and markdown go (default: ``default_out``).
+    print_only: print the commands, write nothing.
+
+  Returns:
+    The shell commands: one ``python -m cljax.sweep`` per sweep, then the
+    colab's.
+
+  Raises:
+    ValueError: an unknown paper or scale (naming the valid ones).
+    RuntimeError: the colab failed or wrote no summary.
+  """
+  module = _driver.paper_module(paper)
+  _driver.check_scale(scale)
+  runs_dir = os.path.join(_driver.root(), runs_dir)
+  out = os.path.join(_driver.root(), out or default_out(paper, scale,
+                                                        runs_dir))
+  sweeps = _driver.sweep_dirs(module, paper, scale, runs_dir)
+  dirs = {name: d for name, (_, d) in sweeps.items()}
+  rel = lambda p: (os.path.relpath(p, _driver.root())  # As a user types it.
+                   if p.startswith(_driver.root() + os.sep) else p)
+  commands = [_driver.sweep_command(s, rel(d)) for s, d in sweeps.values()]
+  commands.append(_driver.colab_command(
+      module, {k: rel(v) for k, v in dirs.items()}, rel(out), paper))
+  if print_only:
+    print("\n".join(commands))
+    return commands
+  _driver.run_sweeps(sweeps)
+  summary = _driver.execute_colab(module, dirs, out, paper)
+  path = _driver.write_markdown(module, summary, scale=scale,
+                                commands=commands, out=out, paper=paper)
+  table_file = results_file(out)
+  _driver.rewrite_claims(table_file, _driver.claims_table(
+      out, os.path.dirname(table_file)))
+  print(f"wrote {rel(path)} and the claims of {rel(table_file)}")
+  return commands

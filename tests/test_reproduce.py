@@ -1,0 +1,189 @@
+"""python -m cljax.reproduce: tiny end to end, resume, print_only, errors.
+
+The tiny reproductions of graf, jiang and unconstrained run once per module
+(2 seeds, a few steps each); the intervals of their JSON are recomputed here
+from the runs' own summary.json files with scipy's t quantile.
+"""
+
+import glob
+import json
+import os
+
+import numpy as np
+import pytest
+from scipy import stats as scipy_stats
+
+from cljax import checkpoint
+from cljax.reproduce import __main__ as cli
+from cljax.reproduce import _driver
+from cljax.reproduce import graf
+from cljax.reproduce import jiang
+from cljax.reproduce import reproduce
+from cljax.reproduce import unconstrained
+
+VERDICTS = {"yes", "no", "partly", "undecided"}
+
+
+def t_interval(values):
+  """Mean and 95 % Student-t interval from the formula (scipy's quantile)."""
+  x = np.asarray(values, np.float64)
+  half = scipy_stats.t.ppf(0.975, x.size - 1) * x.std(ddof=1) / np.sqrt(
+      x.size)
+  return x.mean(), x.mean() - half, x.mean() + half
+
+
+def _files(root):
+  return sorted(p for p in glob.glob(os.path.join(root, "**"),
+                                     recursive=True) if os.path.isfile(p))
+
+
+@pytest.fixture(scope="module")
+def runs_dir(tmp_path_factory):
+  return str(tmp_path_factory.mktemp("reproduce"))
+
+
+@pytest.fixture(scope="module")
+def done(runs_dir):
+  """paper -> its tiny reproduction's out dir (all three into one runs_dir)."""
+  out = {}
+  for paper in ("unconstrained", "graf", "jiang"):
+    reproduce(paper, scale="tiny", runs_dir=runs_dir)
+    out[paper] = os.path.join(runs_dir, paper, "tiny")
+  return out
+
+
+@pytest.mark.parametrize("paper", ["unconstrained", "graf", "jiang"])
+def test_tiny_writes_markdown_json_figures_and_claims(done, paper):
+  out = done[paper]
+  with open(os.path.join(out, f"{paper}.json")) as f:
+    summary = json.load(f)
+  module = {"unconstrained": unconstrained, "graf": graf, "jiang": jiang}[
+      paper]
+  claims = module.claims(summary)
+  assert claims and all(c.holds in VERDICTS for c in claims)
+  with open(os.path.join(out, f"{paper}.md")) as f:
+    text = f.read()
+  assert "Student-t" in text and "python -m cljax.sweep" in text
+  for claim in claims:
+    assert claim.measured.replace("|", "\\|") in text
+  pngs = os.listdir(os.path.join(out, "figures"))
+  assert pngs and all(p.endswith(".png") for p in pngs)
+  for name in pngs:  # Every figure the colab saved is linked.
+    assert f"figures/{name}" in text
+  with open(os.path.join(out, "RESULTS.md")) as f:
+    table = f.read()
+  assert _driver.BEGIN in table and _driver.END in table
+  assert f"[`{paper}`]({paper}.md)" in table
+
+
+def test_unconstrained_intervals_match_the_runs(done):
+  with open(os.path.join(done["unconstrained"], "unconstrained.json")) as f:
+    summary = json.load(f)
+  sweep_dir = os.path.join(done["unconstrained"], "luthra_thm2")
+  by_temperature = {}
+  for path in glob.glob(os.path.join(sweep_dir, "*", "summary.json")):
+    s = checkpoint.read_json(path)
+    config = checkpoint.read_json(os.path.join(os.path.dirname(path),
+                                               "config.json"))
+    by_temperature.setdefault(config["loss"]["kwargs"]["temperature"],
+                              []).append(s["final_loss"] -
+                                         s["closed_form_minimum"])
+  rows = summary["luthra_thm2"]
+  assert len(rows) == len(by_temperature) == 2
+  for row in rows:
+    values = by_temperature[row["overrides"]["loss.kwargs.temperature"]]
+    assert row["excess"]["n"] == len(values) == 2
+    np.testing.assert_allclose(
+        [row["excess"][k] for k in ("mean", "low", "high")],
+        t_interval(values), rtol=1e-9, atol=1e-12)
+
+
+def test_graf_difference_is_paired_by_seed(done):
+  with open(os.path.join(done["graf"], "graf.json")) as f:
+    summary = json.load(f)
+  sweep_dir = os.path.join(done["graf"], "noisy")
+  final = {}
+  for path in glob.glob(os.path.join(sweep_dir, "*", "summary.json")):
+    config = checkpoint.read_json(os.path.join(os.path.dirname(path),
+                                               "config.json"))
+    final[(config["loss"]["name"], config["seed"])] = checkpoint.read_json(
+        path)["eval/simplex/distance"]
+  diffs = [final[("supcon", s)] - final[("cross_entropy", s)]
+           for s in (0, 1)]
+  (group,) = summary["paired"]
+  got = group["metrics"]["eval/simplex/distance"]
+  np.testing.assert_allclose([got["mean"], got["low"], got["high"]],
+                             t_interval(diffs), rtol=1e-9, atol=1e-12)
+
+
+def test_claims_table_lists_every_paper(done, runs_dir):
+  table = _driver.claims_table(done["graf"], done["graf"])
+  # graf's out dir holds only graf.json: the others say how to make theirs.
+  for paper in ("luthra", "jiang", "unconstrained"):
+    assert f"`python -m cljax.reproduce {paper} --scale=cpu`" in table
+  assert "| P2 |" in table
+
+
+def test_rerun_runs_nothing_new(done):
+  sweep_dirs = [os.path.join(done[p], name) for p, name in
+                (("unconstrained", "luthra_thm2"), ("graf", "noisy"))]
+  before = {p: os.path.getmtime(p) for d in sweep_dirs for p in _files(d)
+            if not p.endswith("sweep.json")}
+  for paper, module in (("unconstrained", unconstrained), ("graf", graf)):
+    sweeps = _driver.sweep_dirs(module, paper, "tiny",
+                                os.path.dirname(os.path.dirname(done[paper])))
+    _driver.run_sweeps({k: v for k, v in sweeps.items()
+                        if v[1] in sweep_dirs})
+  after = {p: os.path.getmtime(p) for p in before}
+  assert after == before
+
+
+def test_an_unfinished_point_is_run_again(done):
+  sweep_dir = os.path.join(done["unconstrained"], "graf_ce")
+  points = sorted(glob.glob(os.path.join(sweep_dir, "*", "summary.json")))
+  os.remove(points[0])  # As if the sweep had stopped before that point.
+  kept = os.path.getmtime(points[1])
+  sweeps = _driver.sweep_dirs(unconstrained, "unconstrained", "tiny",
+                              os.path.dirname(os.path.dirname(
+                                  done["unconstrained"])))
+  _driver.run_sweeps({"graf_ce": sweeps["graf_ce"]})
+  assert os.path.exists(points[0])
+  assert os.path.getmtime(points[1]) == kept
+
+
+@pytest.mark.parametrize("scale", ["tiny", "paper"])
+@pytest.mark.parametrize("paper", ["unconstrained", "graf", "jiang"])
+def test_print_only_prints_every_sweep_and_writes_nothing(
+    paper, scale, tmp_path, capsys):
+  cli.main([paper, f"--scale={scale}", "--print_only",
+            f"--runs_dir={tmp_path / 'runs'}", f"--out={tmp_path / 'out'}"])
+  printed = capsys.readouterr().out
+  module = _driver.paper_module(paper)
+  assert printed.count("python -m cljax.sweep") == len(module.sweeps(scale))
+  assert f"--execute --output-dir={tmp_path / 'out'} {module.COLAB}" in (
+      printed.replace("'", ""))
+  assert not os.listdir(tmp_path)
+
+
+@pytest.mark.parametrize("argv, named", [
+    (["nope", "--scale=tiny"], "luthra, graf, jiang, unconstrained"),
+    (["graf", "--scale=huge"], "tiny, cpu, paper"),
+    (["graf"], "--scale"),
+])
+def test_a_mistake_exits_2_naming_the_valid_values(argv, named, capsys):
+  with pytest.raises(SystemExit) as exit_:
+    cli.main(argv)
+  assert exit_.value.code == 2
+  assert named in capsys.readouterr().err
+
+
+def test_rewrite_claims_keeps_the_rest_of_the_file(tmp_path):
+  path = tmp_path / "RESULTS.md"
+  path.write_text(f"# Title\n\nbefore\n{_driver.BEGIN}\nold table\n"
+                  f"{_driver.END}\nafter\n")
+  _driver.rewrite_claims(str(path), "| new |")
+  assert path.read_text() == (f"# Title\n\nbefore\n{_driver.BEGIN}\n| new |\n"
+                              f"{_driver.END}\nafter\n")
+  path.write_text("no markers\n")
+  with pytest.raises(ValueError, match="markers"):
+    _driver.rewrite_claims(str(path), "| new |")
