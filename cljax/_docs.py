@@ -20,8 +20,9 @@ GEOMETRY = {
         "num_classes: number of classes (static under ``jit``).",
     ),
     "{center_arg}": (
-        "center: ``True``/``\"global\"`` (global sample mean), ``\"classes\"``",
-        "  (mean of class means) or ``False``/``\"none\"`` (raw means). Static.",
+        "center: ``True``/``\"global\"`` (global sample mean),",
+        "  ``\"classes\"`` (mean of class means) or ``False``/``\"none\"``",
+        "  (raw means). Static.",
     ),
     "{center_raises}": (
         "ValueError: on malformed inputs or an unknown ``center``.",

@@ -15,6 +15,7 @@ import pytest
 
 from cljax import losses
 import naive_losses as naive
+from test_losses import _numerical_grad
 
 # Unbalanced, with a one-member class (3): its views have only their twin as
 # a positive.
@@ -24,17 +25,6 @@ LABELS = np.array([0, 0, 0, 1, 1, 2, 2, 3], np.int32)
 def _z(n=8, k=2, d=5, seed=0, scale=1.0):
   rng = np.random.default_rng(seed + 10 * k)
   return (scale * rng.normal(size=(n, k, d))).astype(np.float32)
-
-
-def _numerical_grad(f, x, eps=1e-6):
-  x = np.asarray(x, np.float64)
-  g = np.zeros_like(x)
-  for idx in np.ndindex(x.shape):
-    xp, xm = x.copy(), x.copy()
-    xp[idx] += eps
-    xm[idx] -= eps
-    g[idx] = (f(xp) - f(xm)) / (2 * eps)
-  return g
 
 
 @pytest.mark.parametrize("k", [2, 3])
@@ -157,6 +147,12 @@ def test_jit_and_shard_map_match_single_device():
   np.testing.assert_allclose(float(value), float(ref_v), rtol=1e-5)
   np.testing.assert_allclose(np.asarray(grad), np.asarray(ref_g), rtol=1e-4,
                              atol=1e-6)
+  # Plain jit on the sharded batch (no axis_name).
+  value, grad = jax.jit(jax.value_and_grad(
+      lambda x, t: losses.hscl_2022(x, t, beta=1.5)))(zs, ys)
+  np.testing.assert_allclose(float(value), float(ref_v), rtol=1e-5)
+  np.testing.assert_allclose(np.asarray(grad), np.asarray(ref_g), rtol=1e-4,
+                             atol=1e-6)
 
 
 def test_registry_entry():
@@ -188,7 +184,8 @@ def test_bad_input(call, match):
 
 def test_positional_hyper_parameters_are_refused():
   with pytest.raises(TypeError):
-    losses.hscl_2022(_z(), LABELS, 1.0)  # pylint: disable=too-many-function-args
+    # pylint: disable-next=too-many-function-args
+    losses.hscl_2022(_z(), LABELS, 1.0)
 
 
 def test_multiplier_is_views_less_two():

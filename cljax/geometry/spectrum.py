@@ -13,7 +13,6 @@ from jax.typing import ArrayLike
 
 from cljax import _checks
 from cljax import _class_stats as cs
-from cljax import _docs
 from cljax.geometry import _dispatch as dp
 from cljax.geometry import _formulas as fm
 from cljax.geometry import collapse

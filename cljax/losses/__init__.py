@@ -3,8 +3,8 @@
 One module per family: ``infonce`` (ntxent, dcl), ``supervised`` (nscl,
 supcon), ``hard`` (hard_contrastive, debiased_contrastive), ``hscl_2022``
 (the 2022 H-SCL estimator), ``combined`` (all_losses, cl_nscl),
-``classifier`` (cross_entropy, simplex_classifier) and ``registry`` (``LossSpec``, ``get``); all on the private engine
-``cljax._engine``.
+``classifier`` (cross_entropy, simplex_classifier) and ``registry``
+(``LossSpec``, ``get``); all on the private engine ``cljax._engine``.
 
 Every loss takes embeddings ``z: float[N, K, D]`` (N samples, K views of each)
 and, where it needs them, integer ``labels: int[N]``, and returns a scalar.
