@@ -501,3 +501,45 @@ def cross_entropy(logits, labels) -> tuple[float, int]:
     row = [float(x) for x in logits[i]]
     losses.append(-(row[int(labels[i])] - logsumexp_list(row)))
   return _finish(losses)
+
+
+# ---------------------------------------------------------------------------
+# 7. H-SCL 2022 (rjiang03/H-SCL, papers.md 4.1 "Related estimators")
+# ---------------------------------------------------------------------------
+
+
+def hscl_2022(z, labels, beta=1.0, temperature=0.5, normalize="sphere",
+              weights_from=None) -> tuple[float, int]:
+  """Mean over (anchor a, positive p) pairs of
+
+    -log(e^{s_ap} / (e^{s_ap} + (N K - 2) sum_j w_j e^{s_aj} / sum_j w_j)),
+
+  positives p = the other views with a's label, j over the views with another
+  label, w_j = exp(beta s_aj). ``weights_from`` (an array like ``z``) computes
+  the weights from those embeddings instead, so finite differences in ``z``
+  with ``weights_from=z0`` give the gradient with detached weights. Anchors
+  without a negative are invalid.
+  """
+  s, n, k = logit_matrix(z, temperature, normalize)
+  s_w = s if weights_from is None else logit_matrix(
+      weights_from, temperature, normalize)[0]
+  vlab = _view_labels(_check_labels(labels, n), n, k)
+  m = n * k
+  multiplier = m - 2
+  pair_losses = []
+  valid = 0
+  for a in range(m):
+    positives = [b for b in range(m) if b != a and vlab[b] == vlab[a]]
+    negatives = [b for b in range(m) if vlab[b] != vlab[a]]
+    if not negatives:
+      continue
+    valid += 1
+    weights = [math.exp(beta * s_w[a, j]) for j in negatives]
+    tilted = sum(w * math.exp(s[a, j])
+                 for w, j in zip(weights, negatives)) / sum(weights)
+    for p in positives:
+      pos = math.exp(s[a, p])
+      pair_losses.append(-math.log(pos / (pos + multiplier * tilted)))
+  if not pair_losses:
+    return 0.0, 0
+  return _mean(pair_losses), valid

@@ -592,14 +592,19 @@ SET_B = np.concatenate([SET_A, [[-1, 0], [1, 0]]]).astype(np.float32)
 LABELS_B = np.concatenate([LABELS_A, [2, 2]]).astype(np.int32)
 
 
-def test_hand_made_2d_set():
-  z, y = SET_A, LABELS_A
+def _assert_set_a_cdnvs(z, y):
+  # Sets A and B share these values (B's extra pair is skipped).
   np.testing.assert_allclose(geometry.cdnv(z, y), 0.1875, rtol=1e-6)
   np.testing.assert_allclose(
       geometry.cdnv(z, y, convention="directional_bounds"), 13 / 24,
       rtol=1e-6)
   np.testing.assert_allclose(geometry.directional_cdnv(z, y), 1 / 32,
                              rtol=1e-6)
+
+
+def test_hand_made_2d_set():
+  z, y = SET_A, LABELS_A
+  _assert_set_a_cdnvs(z, y)
   np.testing.assert_allclose(geometry.nc1(z, y), 3 / 80, rtol=1e-5)
   np.testing.assert_allclose(geometry.within_class_distance(z, y), 1.5,
                              rtol=1e-6)
@@ -607,12 +612,7 @@ def test_hand_made_2d_set():
 
 def test_hand_made_coincident_means_are_skipped():
   z, y = SET_B, LABELS_B
-  np.testing.assert_allclose(geometry.cdnv(z, y), 0.1875, rtol=1e-6)
-  np.testing.assert_allclose(
-      geometry.cdnv(z, y, convention="directional_bounds"), 13 / 24,
-      rtol=1e-6)
-  np.testing.assert_allclose(geometry.directional_cdnv(z, y), 1 / 32,
-                             rtol=1e-6)
+  _assert_set_a_cdnvs(z, y)
   np.testing.assert_allclose(ref_cdnv(z.astype(float), y, 3), 0.1875)
   np.testing.assert_allclose(ref_directional_cdnv(z.astype(float), y, 3),
                              1 / 32)

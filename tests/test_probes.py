@@ -424,6 +424,51 @@ def test_fewshot_ncc_accuracy_recomputed_with_numpy(fewshot_data, episodes):
   assert np.all((lp >= 0) & (lp <= 1))
 
 
+def np_adam_linear_probe(x, y, num_classes, lr, steps):
+  """Bias-free softmax probe from zeros, full-batch Adam, in float64.
+
+  optax.adam's defaults (b1 0.9, b2 0.999, eps 1e-8, bias-corrected moments)
+  written out; full batch because the few-shot support set (ways * shots)
+  is below the minibatch cap, and a mean over the batch ignores its order.
+  """
+  x = np.asarray(x, np.float64)
+  onehot = np.eye(num_classes)[y]
+  w = np.zeros((x.shape[1], num_classes))
+  m, v = np.zeros_like(w), np.zeros_like(w)
+  for t in range(1, steps + 1):
+    g = x.T @ (np_softmax(x @ w) - onehot) / len(y)
+    m = 0.9 * m + 0.1 * g
+    v = 0.999 * v + 0.001 * g * g
+    w = w - lr * (m / (1 - 0.9**t)) / (np.sqrt(v / (1 - 0.999**t)) + 1e-8)
+  return w
+
+
+def test_fewshot_linear_probe_classifier_recomputed_with_numpy(fewshot_data):
+  # The few-shot linear-probe accuracy beside NCC (P1 figure (e)): every
+  # episode's probe refitted with NumPy Adam on its support set.
+  x, y, xt, yt = fewshot_data
+  lr, steps = 0.05, 40
+  res = run_fewshot(fewshot_data, 4, classifier="linear_probe",
+                    linear_probe_steps=steps, linear_probe_learning_rate=lr)
+  for e in range(FS_EPISODES):
+    classes = list(np.asarray(res.classes[e]))
+    support = np.asarray(res.support_indices[e]).reshape(-1)
+    w = np_adam_linear_probe(x[support],
+                             np.repeat(np.arange(FS_WAYS), FS_SHOTS),
+                             FS_WAYS, lr, steps)
+    q = np.asarray(res.query_indices[e])[np.asarray(res.query_mask[e])]
+    want = np.mean(np.argmax(x[q] @ w, 1) ==
+                   np.array([classes.index(c) for c in y[q]]))
+    np.testing.assert_allclose(res.linear_probe_accuracy[e], want, rtol=1e-6)
+    in_ep = np.isin(yt, classes)
+    want_test = (np.mean(np.argmax(xt[in_ep] @ w, 1) == np.array(
+        [classes.index(c) for c in yt[in_ep]])) if in_ep.any() else np.nan)
+    np.testing.assert_allclose(res.test_linear_probe_accuracy[e], want_test,
+                               rtol=1e-6)
+  np.testing.assert_allclose(res.mean_linear_probe_accuracy,
+                             np.mean(res.linear_probe_accuracy), rtol=1e-6)
+
+
 def test_fewshot_reproducible_and_fresh_per_episode(fewshot_data, episodes):
   again = run_fewshot(fewshot_data, 0)
   for a, b in zip(episodes[:-1], again[:-1]):

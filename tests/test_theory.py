@@ -454,19 +454,24 @@ def test_supcon_at_etf_matches_loops(c, n, k, tau):
                                                                rel=1e-12)
 
 
-def test_etf_loss_bad_input():
-  with pytest.raises(ValueError, match="num_views"):
-    theory.nscl_at_etf(3, 2, 1)
-  with pytest.raises(ValueError, match="num_classes"):
-    theory.dcl_at_etf(1, 2, 2)
-  with pytest.raises(ValueError, match="temperature"):
-    theory.ntxent_at_etf(3, 2, 2, temperature=0)
-  with pytest.raises(ValueError, match="samples_per_class"):
-    theory.supcon_at_etf(3, 1, 1)
-  with pytest.raises(ValueError, match="feature_radius"):
-    theory.cross_entropy_at_simplex(3, feature_radius=-1.0)
-  with pytest.raises(ValueError, match="weight_radius"):
-    theory.cross_entropy_at_simplex(3, weight_radius=0.0)
+@pytest.mark.parametrize("fn,args,kwargs,match", [
+    (theory.nscl_at_etf, (3, 2, 1), {}, "num_views"),
+    (theory.dcl_at_etf, (1, 2, 2), {}, "num_classes"),
+    (theory.ntxent_at_etf, (3, 2, 2), {"temperature": 0}, "temperature"),
+    (theory.supcon_at_etf, (3, 1, 1), {}, "samples_per_class"),
+    (theory.cross_entropy_at_simplex, (3,), {"feature_radius": -1.0},
+     "feature_radius"),
+    (theory.cross_entropy_at_simplex, (3,), {"weight_radius": 0.0},
+     "weight_radius"),
+    (theory.supcon_multiset_bound, (3, 2, 9), {"reduction": "max"},
+     "reduction"),
+    (theory.supcon_multiset_bound, (3, 2, 0), {}, "batch_size"),
+    (theory.supcon_multiset_bound, (3, 2, 9), {"radius": 0.0}, "radius"),
+    (theory.supcon_multiset_counts, (1, 2, 9), {}, "num_classes"),
+])
+def test_closed_form_bad_input(fn, args, kwargs, match):
+  with pytest.raises(ValueError, match=match):
+    fn(*args, **kwargs)
 
 
 @pytest.mark.parametrize("c,rho,r_w", [(2, 1.0, 1.0), (3, 2.0, 0.5),
@@ -619,20 +624,13 @@ def test_supcon_multiset_bound_brute_force(c, n, b, tau, rho, n_batches):
     assert _brute_force_supcon_sum(x, labels, b, tau)[1] > bound
 
 
-def test_supcon_multiset_bound_large_and_bad_input():
+def test_supcon_multiset_bound_large():
   # Realistic sizes: the exact sum exceeds float64, the mean does not.
   with pytest.raises(OverflowError, match="mean"):
     theory.supcon_multiset_bound(100, 500, 256)
   mean = theory.supcon_multiset_bound(100, 500, 256, reduction="mean")
   assert 0.0 < mean < math.log(255)
-  with pytest.raises(ValueError, match="reduction"):
-    theory.supcon_multiset_bound(3, 2, 9, reduction="max")
-  with pytest.raises(ValueError, match="batch_size"):
-    theory.supcon_multiset_bound(3, 2, 0)
-  with pytest.raises(ValueError, match="radius"):
-    theory.supcon_multiset_bound(3, 2, 9, radius=0.0)
-  with pytest.raises(ValueError, match="num_classes"):
-    theory.supcon_multiset_counts(1, 2, 9)
+  # Its bad-input cases are in test_closed_form_bad_input.
 
 
 # ----------------------------------------------------------------------------

@@ -6,7 +6,7 @@ ETF distance), self-duality (NC3) and agreement with the nearest class
 centre (NC4). Conventions (masking, centring, NaN) are in ``cljax.geometry``.
 """
 
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -15,6 +15,7 @@ import numpy as np
 
 from cljax import _checks
 from cljax import _class_stats as cs
+from cljax import _docs
 from cljax.geometry import _dispatch as dp
 from cljax.geometry import _formulas as fm
 
@@ -67,6 +68,7 @@ def _class_means_local(z, labels, *, axis_name, num_classes):
   return dp.stats(z, labels, num_classes, axis_name)[1]
 
 
+@_docs.fill_geometry
 def class_means(features: ArrayLike, labels: ArrayLike, *,
                 num_classes: int | None = None,
                 axis_name: Any = None) -> jax.Array:
@@ -77,7 +79,7 @@ def class_means(features: ArrayLike, labels: ArrayLike, *,
     labels: int[N] class ids in ``[0, num_classes)``.
     num_classes: number of classes C; ``None`` infers ``max(labels) + 1``
       from concrete labels (required, as a static int, under ``jit``).
-    axis_name: mapped axis (per-device call); see ``cljax.geometry``.
+    {axis_name_arg}
 
   Returns:
     float32[C, D] class means; the row of a class without samples is 0.
@@ -108,6 +110,7 @@ def _nc1_local(z, labels, rcond, *, axis_name, num_classes):
   return fm.nc1_from(means, counts, present, sigma_w, rcond, jnp)
 
 
+@_docs.fill_geometry
 def nc1(features: ArrayLike, labels: ArrayLike, *,
         num_classes: int | None = None, rcond: float = 1e-6,
         axis_name: Any = None) -> jax.Array:
@@ -131,7 +134,7 @@ def nc1(features: ArrayLike, labels: ArrayLike, *,
       masked.
     rcond: relative cut-off for the pseudo-inverse, on the singular values of
       ``Sigma_B`` (i.e. on ``s_k^2``).
-    axis_name: mapped axis (per-device call); see ``cljax.geometry``.
+    {axis_name_arg}
 
   Returns:
     float32 scalar; 0 at exact within-class collapse. NaN (undefined, since
@@ -183,27 +186,73 @@ def means_metric(features, labels, num_classes, center, metric, axis_name):
                 metric=metric)
 
 
-def equinorm(features: ArrayLike, labels: ArrayLike, *,
-             num_classes: int | None = None, center: bool | str = True,
-             axis_name: Any = None) -> jax.Array:
+def _as_metric(stub: Callable[..., Any], fn: Callable[..., Any]):
+  # The metric takes the stub's name, docstring and return annotation; the
+  # stub's own (empty) signature is not the metric's.
+  fn.__name__ = fn.__qualname__ = stub.__name__
+  fn.__doc__ = stub.__doc__
+  fn.__annotations__["return"] = stub.__annotations__.get("return", Any)
+  return _docs.fill_geometry(fn)
+
+
+def _centred_means_metric(stub: Callable[[], Any]) -> Callable[..., Any]:
+  """Decorator: the public NC2 metric named and documented by ``stub``.
+
+  The four NC2 metrics share their signature, arguments and checks and differ
+  only in the formula ``_means_metric_local`` picks by name, so each is
+  written as a stub holding only its docstring.
+  """
+  def fn(features: ArrayLike, labels: ArrayLike, *,
+         num_classes: int | None = None, center: bool | str = True,
+         axis_name: Any = None):
+    return means_metric(features, labels, num_classes, center, stub.__name__,
+                        axis_name)
+  return _as_metric(stub, fn)
+
+
+def raw_means_metric(metric: str,
+                     finish: Callable[[Any], Any] | None = None):
+  """Decorator: a public metric of the raw (uncentred) class means.
+
+  Like ``_centred_means_metric`` for P3's metrics (``cljax.geometry.jiang``,
+  ``spectrum``), which take no ``center``: the stub documents it, ``metric``
+  names the formula of ``_means_metric_local`` and ``finish`` maps its output
+  to the returned value.
+
+  Args:
+    metric: a formula name of ``_means_metric_local``.
+    finish: applied to the formula's output (``None``: returned as is).
+
+  Returns:
+    The decorator.
+  """
+  def decorate(stub: Callable[[], Any]) -> Callable[..., Any]:
+    def fn(features: ArrayLike, labels: ArrayLike, *,
+           num_classes: int | None = None, axis_name: Any = None):
+      out = means_metric(features, labels, num_classes, False, metric,
+                         axis_name)
+      return out if finish is None else finish(out)
+    return _as_metric(stub, fn)
+  return decorate
+
+
+@_centred_means_metric
+def equinorm() -> jax.Array:
   """Equinorm: std_c ||mu_c - mu_G|| / mean_c ||mu_c - mu_G|| (NC2).
 
   The standard deviation is the population one (divisor C), over non-empty
   classes.
 
   Args:
-    features: float[N, D] features.
-    labels: int[N] class ids.
-    num_classes: number of classes (static under ``jit``).
-    center: ``True``/``"global"`` (global sample mean), ``"classes"`` (mean of
-      class means) or ``False``/``"none"`` (raw means). Static.
-    axis_name: mapped axis (per-device call); see ``cljax.geometry``.
+    {data_args}
+    {center_arg}
+    {axis_name_arg}
 
   Returns:
     float32 scalar, 0 when all centred means have equal norms.
 
   Raises:
-    ValueError: on malformed inputs or an unknown ``center``.
+    {center_raises}
 
   References:
     Papyan, Han & Donoho, PNAS 2020, NC2 (equinorm); spec ``papers.md`` s. 5.
@@ -213,27 +262,22 @@ def equinorm(features: ArrayLike, labels: ArrayLike, *,
     >>> float(equinorm(z, jnp.array([0, 1, 2, 3]), center=False))
     0.5
   """
-  return means_metric(features, labels, num_classes, center, "equinorm",
-                      axis_name)
 
 
-def equiangularity(features: ArrayLike, labels: ArrayLike, *,
-                   num_classes: int | None = None, center: bool | str = True,
-                   axis_name: Any = None) -> jax.Array:
+@_centred_means_metric
+def equiangularity() -> jax.Array:
   """Std over ordered pairs c != c' of cos(mu_c - mu_G, mu_c' - mu_G) (NC2).
 
   Args:
-    features: float[N, D] features.
-    labels: int[N] class ids.
-    num_classes: number of classes (static under ``jit``).
-    center: see ``equinorm``.
-    axis_name: mapped axis (per-device call); see ``cljax.geometry``.
+    {data_args}
+    {center_arg}
+    {axis_name_arg}
 
   Returns:
     float32 scalar (population std), 0 when all pairwise angles are equal.
 
   Raises:
-    ValueError: on malformed inputs or an unknown ``center``.
+    {center_raises}
 
   References:
     Papyan, Han & Donoho, PNAS 2020, NC2 (equiangularity).
@@ -243,13 +287,10 @@ def equiangularity(features: ArrayLike, labels: ArrayLike, *,
     >>> round(float(equiangularity(z, jnp.array([0, 1, 2]), center=False)), 4)
     0.4714
   """
-  return means_metric(features, labels, num_classes, center,
-                      "equiangularity", axis_name)
 
 
-def max_angle(features: ArrayLike, labels: ArrayLike, *,
-              num_classes: int | None = None, center: bool | str = True,
-              axis_name: Any = None) -> jax.Array:
+@_centred_means_metric
+def max_angle() -> jax.Array:
   """Mean over ordered pairs c != c' of |cos(mu_c, mu_c') + 1/(C-1)|.
 
   The deviation of the pairwise cosines from the simplex value -1/(C-1)
@@ -257,17 +298,15 @@ def max_angle(features: ArrayLike, labels: ArrayLike, *,
   equal-inner-product metric (``equal_inner_product(...).mean``).
 
   Args:
-    features: float[N, D] features.
-    labels: int[N] class ids.
-    num_classes: number of classes (static under ``jit``).
-    center: see ``equinorm``.
-    axis_name: mapped axis (per-device call); see ``cljax.geometry``.
+    {data_args}
+    {center_arg}
+    {axis_name_arg}
 
   Returns:
     float32 scalar, 0 at a simplex ETF.
 
   Raises:
-    ValueError: on malformed inputs or an unknown ``center``.
+    {center_raises}
 
   References:
     Papyan, Han & Donoho, PNAS 2020, NC2 (max-angle); spec ``papers.md`` s. 5.
@@ -277,13 +316,10 @@ def max_angle(features: ArrayLike, labels: ArrayLike, *,
     >>> float(max_angle(z, jnp.array([0, 1]), center=False))
     1.0
   """
-  return means_metric(features, labels, num_classes, center, "max_angle",
-                      axis_name)
 
 
-def etf_distance(features: ArrayLike, labels: ArrayLike, *,
-                 num_classes: int | None = None, center: bool | str = True,
-                 axis_name: Any = None) -> jax.Array:
+@_centred_means_metric
+def etf_distance() -> jax.Array:
   """Frobenius distance of the normalised mean Gram matrix to the simplex ETF.
 
   ``|| G/||G||_F - (I - 11^T/C)/sqrt(C-1) ||_F`` with ``G_cc' =
@@ -291,17 +327,15 @@ def etf_distance(features: ArrayLike, labels: ArrayLike, *,
   C non-empty classes.
 
   Args:
-    features: float[N, D] features.
-    labels: int[N] class ids.
-    num_classes: number of classes (static under ``jit``).
-    center: see ``equinorm``.
-    axis_name: mapped axis (per-device call); see ``cljax.geometry``.
+    {data_args}
+    {center_arg}
+    {axis_name_arg}
 
   Returns:
     float32 scalar in [0, 2]; 0 exactly at a simplex ETF.
 
   Raises:
-    ValueError: on malformed inputs or an unknown ``center``.
+    {center_raises}
 
   References:
     Spec ``papers.md`` section 5 (ETF deviation); Papyan et al. 2020, NC2.
@@ -311,8 +345,6 @@ def etf_distance(features: ArrayLike, labels: ArrayLike, *,
     >>> float(etf_distance(z, jnp.array([0, 1])))
     0.0
   """
-  return means_metric(features, labels, num_classes, center, "etf_distance",
-                      axis_name)
 
 
 def _nc3_local(z, labels, w, *, axis_name, num_classes, center):

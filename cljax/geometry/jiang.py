@@ -4,6 +4,7 @@ Zero-sum, unit-norm, equal-inner-product deviations of the uncentred class
 means and the within-class distance; spec ``papers.md`` section 4.3.
 """
 
+import operator
 from typing import Any, NamedTuple
 
 import jax
@@ -11,6 +12,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from cljax import _class_stats as cs
+from cljax import _docs
 from cljax.geometry import _dispatch as dp
 from cljax.geometry import _formulas as fm
 from cljax.geometry import collapse
@@ -28,22 +30,20 @@ class EqualInnerProduct(NamedTuple):
   max: Any
 
 
-def zero_sum(features: ArrayLike, labels: ArrayLike, *,
-             num_classes: int | None = None,
-             axis_name: Any = None) -> jax.Array:
+@collapse.raw_means_metric("p3_raw", operator.itemgetter(0))
+def zero_sum() -> jax.Array:
   """P3's zero-sum deviation ``||(1/C) sum_c mu_c||_2`` of the raw means.
 
   Args:
     features: float[N, D] features (P3: ball-projected head outputs).
     labels: int[N] class ids.
     num_classes: number of classes (static under ``jit``).
-    axis_name: mapped axis (per-device call); see ``cljax.geometry``.
+    {axis_name_arg}
 
   Returns:
     float32 scalar, 0 for a simplex centred at the origin.
 
-  Raises:
-    ValueError: on malformed inputs.
+  {malformed_raises}
 
   References:
     Jiang et al., TMLR (P3); spec ``papers.md`` section 4.3 item 1.
@@ -53,26 +53,20 @@ def zero_sum(features: ArrayLike, labels: ArrayLike, *,
     >>> float(zero_sum(z, jnp.array([0, 1])))  # ||(0, 2) / 2||
     1.0
   """
-  return collapse.means_metric(features, labels, num_classes, False,
-                               "p3_raw", axis_name)[0]
 
 
-def unit_norm(features: ArrayLike, labels: ArrayLike, *,
-              num_classes: int | None = None,
-              axis_name: Any = None) -> jax.Array:
+@collapse.raw_means_metric("p3_raw", operator.itemgetter(1))
+def unit_norm() -> jax.Array:
   """P3's unit-norm deviation ``(1/C) sum_c | ||mu_c||_2 - 1 |`` (raw means).
 
   Args:
-    features: float[N, D] features.
-    labels: int[N] class ids.
-    num_classes: number of classes (static under ``jit``).
-    axis_name: mapped axis (per-device call); see ``cljax.geometry``.
+    {data_args}
+    {axis_name_arg}
 
   Returns:
     float32 scalar, 0 when every class mean lies on the unit sphere.
 
-  Raises:
-    ValueError: on malformed inputs.
+  {malformed_raises}
 
   References:
     Jiang et al., TMLR (P3); spec ``papers.md`` section 4.3 item 2.
@@ -82,30 +76,24 @@ def unit_norm(features: ArrayLike, labels: ArrayLike, *,
     >>> float(unit_norm(z, jnp.array([0, 1])))  # (0 + 2) / 2
     1.0
   """
-  return collapse.means_metric(features, labels, num_classes, False,
-                               "p3_raw", axis_name)[1]
 
 
-def equal_inner_product(features: ArrayLike, labels: ArrayLike, *,
-                        num_classes: int | None = None,
-                        axis_name: Any = None) -> EqualInnerProduct:
+@collapse.raw_means_metric("simplex_deviation", EqualInnerProduct._make)
+def equal_inner_product() -> EqualInnerProduct:
   """P3's equal-inner-product deviation of the raw class means.
 
   ``|cos(mu_c, mu_c') + 1/(C-1)|`` over ordered pairs ``c != c'`` of
   non-empty classes, reduced by mean (P3's plotted value) and max.
 
   Args:
-    features: float[N, D] features.
-    labels: int[N] class ids.
-    num_classes: number of classes (static under ``jit``).
-    axis_name: mapped axis (per-device call); see ``cljax.geometry``.
+    {data_args}
+    {axis_name_arg}
 
   Returns:
     ``EqualInnerProduct(mean, max)`` of float32 scalars (a NamedTuple, so a
     pytree under ``jit``).
 
-  Raises:
-    ValueError: on malformed inputs.
+  {malformed_raises}
 
   References:
     Jiang et al., TMLR (P3); spec ``papers.md`` section 4.3 item 3.
@@ -115,8 +103,6 @@ def equal_inner_product(features: ArrayLike, labels: ArrayLike, *,
     >>> [float(v) for v in equal_inner_product(z, jnp.array([0, 1]))]
     [0.0, 0.0]
   """
-  return EqualInnerProduct(*collapse.means_metric(
-      features, labels, num_classes, False, "simplex_deviation", axis_name))
 
 
 def _within_class_distance_local(z, labels, *, axis_name, num_classes):
@@ -128,6 +114,7 @@ def _within_class_distance_local(z, labels, *, axis_name, num_classes):
   return fm.masked_mean(dist / jnp.maximum(counts, 1.0), present, jnp)
 
 
+@_docs.fill_geometry
 def within_class_distance(features: ArrayLike, labels: ArrayLike, *,
                           num_classes: int | None = None,
                           axis_name: Any = None) -> jax.Array:
@@ -137,16 +124,13 @@ def within_class_distance(features: ArrayLike, labels: ArrayLike, *,
   over the non-empty classes.
 
   Args:
-    features: float[N, D] features.
-    labels: int[N] class ids.
-    num_classes: number of classes (static under ``jit``).
-    axis_name: mapped axis (per-device call); see ``cljax.geometry``.
+    {data_args}
+    {axis_name_arg}
 
   Returns:
     float32 scalar, 0 at within-class collapse.
 
-  Raises:
-    ValueError: on malformed inputs.
+  {malformed_raises}
 
   References:
     Jiang et al., TMLR (P3); spec ``papers.md`` section 4.3 item 4.

@@ -102,9 +102,8 @@ def effective_rank(x: ArrayLike, *, center: bool = True, eps: float = 1e-7,
                 center=bool(center))
 
 
-def class_mean_spectrum(features: ArrayLike, labels: ArrayLike, *,
-                        num_classes: int | None = None,
-                        axis_name: Any = None) -> jax.Array:
+@collapse.raw_means_metric("class_mean_spectrum")
+def class_mean_spectrum() -> jax.Array:
   """P3's dimensional-collapse spectrum of the class means.
 
   Singular values (= eigenvalues) of the covariance of the class means
@@ -115,10 +114,8 @@ def class_mean_spectrum(features: ArrayLike, labels: ArrayLike, *,
   round-off.
 
   Args:
-    features: float[N, D] features.
-    labels: int[N] class ids.
-    num_classes: number of classes (static under ``jit``).
-    axis_name: mapped axis (per-device call); see ``cljax.geometry``.
+    {data_args}
+    {axis_name_arg}
 
   Returns:
     float32[min(num_classes, D)], descending; the covariance's remaining
@@ -126,8 +123,7 @@ def class_mean_spectrum(features: ArrayLike, labels: ArrayLike, *,
     D >= num_classes the last returned value is ~0 as well). An ETF gives
     C - 1 equal values.
 
-  Raises:
-    ValueError: on malformed inputs.
+  {malformed_raises}
 
   References:
     Jiang et al., TMLR (P3), dimensional collapse; spec ``papers.md`` s. 4.3
@@ -138,5 +134,3 @@ def class_mean_spectrum(features: ArrayLike, labels: ArrayLike, *,
     >>> [round(float(v), 4) for v in class_mean_spectrum(z, jnp.array([0, 1]))]
     [2.0, 0.0]
   """
-  return collapse.means_metric(features, labels, num_classes, False,
-                               "class_mean_spectrum", axis_name)

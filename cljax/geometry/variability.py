@@ -15,6 +15,7 @@ from jax.typing import ArrayLike
 
 from cljax import _checks
 from cljax import _class_stats as cs
+from cljax import _docs
 from cljax.geometry import _dispatch as dp
 from cljax.geometry import _formulas as fm
 
@@ -28,6 +29,7 @@ def _cdnv_local(z, labels, *, axis_name, num_classes, convention):
   return fm.cdnv_from(var_sums, counts, present, means, convention, jnp)
 
 
+@_docs.fill_geometry
 def cdnv(features: ArrayLike, labels: ArrayLike, *,
          num_classes: int | None = None, convention: str = "galanti",
          axis_name: Any = None) -> jax.Array:
@@ -48,11 +50,9 @@ def cdnv(features: ArrayLike, labels: ArrayLike, *,
   (one class, or constant features) and for NaN/Inf features.
 
   Args:
-    features: float[N, D] features.
-    labels: int[N] class ids.
-    num_classes: number of classes (static under ``jit``).
+    {data_args}
     convention: ``"galanti"`` or ``"directional_bounds"`` (static).
-    axis_name: mapped axis (per-device call); see ``cljax.geometry``.
+    {axis_name_arg}
 
   Returns:
     float32 scalar; 0 at within-class collapse.
@@ -89,6 +89,7 @@ def _directional_cdnv_local(z, labels, *, axis_name, num_classes):
   return fm.directional_cdnv_from(q, var_sums, counts, present, means, jnp)
 
 
+@_docs.fill_geometry
 def directional_cdnv(features: ArrayLike, labels: ArrayLike, *,
                      num_classes: int | None = None,
                      axis_name: Any = None) -> jax.Array:
@@ -103,16 +104,13 @@ def directional_cdnv(features: ArrayLike, labels: ArrayLike, *,
   Per device it holds an [N/devices, C] projection.
 
   Args:
-    features: float[N, D] features.
-    labels: int[N] class ids.
-    num_classes: number of classes (static under ``jit``).
-    axis_name: mapped axis (per-device call); see ``cljax.geometry``.
+    {data_args}
+    {axis_name_arg}
 
   Returns:
     float32 scalar; NaN when no pair is valid and for NaN/Inf features.
 
-  Raises:
-    ValueError: on malformed inputs.
+  {malformed_raises}
 
   References:
     Luthra, Yang & Galanti, NeurIPS 2025; spec ``papers.md`` s. 2.5 item 3.
@@ -148,6 +146,7 @@ def _augmentation_local(z, *labels, axis_name, num_classes):
   return out
 
 
+@_docs.fill_geometry
 def augmentation_collapse(z: ArrayLike, labels: ArrayLike | None = None, *,
                           num_classes: int | None = None,
                           axis_name: Any = None) -> dict[str, jax.Array]:
@@ -165,7 +164,7 @@ def augmentation_collapse(z: ArrayLike, labels: ArrayLike | None = None, *,
     z: float[N, K, D] features of K views per sample.
     labels: optional int[N] class ids of the samples.
     num_classes: number of classes (static under ``jit``).
-    axis_name: mapped axis (per-device call); see ``cljax.geometry``.
+    {axis_name_arg}
 
   Returns:
     A dict of float32 scalars: always ``"view_variance"``; with labels also

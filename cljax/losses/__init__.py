@@ -1,10 +1,10 @@
 """Contrastive losses of the three papers, as pure functions.
 
 One module per family: ``infonce`` (ntxent, dcl), ``supervised`` (nscl,
-supcon), ``hard`` (hard_contrastive, debiased_contrastive), ``combined``
-(all_losses, cl_nscl), ``classifier`` (cross_entropy, simplex_classifier)
-and ``registry`` (``LossSpec``, ``get``); all on the private engine
-``cljax._engine``.
+supcon), ``hard`` (hard_contrastive, debiased_contrastive), ``hscl_2022``
+(the 2022 H-SCL estimator), ``combined`` (all_losses, cl_nscl),
+``classifier`` (cross_entropy, simplex_classifier) and ``registry``
+(``LossSpec``, ``get``); all on the private engine ``cljax._engine``.
 
 Every loss takes embeddings ``z: float[N, K, D]`` (N samples, K views of each)
 and, where it needs them, integer ``labels: int[N]``, and returns a scalar.
@@ -70,6 +70,7 @@ from cljax.losses.hard import debiased_contrastive
 from cljax.losses.hard import HARD_ESTIMATORS
 from cljax.losses.hard import HARD_NEGATIVES
 from cljax.losses.hard import hard_contrastive
+from cljax.losses.hscl_2022 import hscl_2022
 from cljax.losses.infonce import dcl
 from cljax.losses.infonce import ntxent
 from cljax.losses.registry import get

@@ -11,6 +11,7 @@ import jax.numpy as jnp  # noqa: F401
 
 from cljax.losses.hard import debiased_contrastive
 from cljax.losses.hard import hard_contrastive
+from cljax.losses.hscl_2022 import hscl_2022
 from cljax.losses.infonce import dcl
 from cljax.losses.infonce import ntxent
 from cljax.losses.supervised import nscl
@@ -100,6 +101,8 @@ LOSSES = {
                     key_when=_SAMPLED),
     "hucl": LossSpec(_hard_preset("hucl", "all", True), True, 1,
                      key_when=_SAMPLED, required=("beta",)),
+    # The 2022 predecessor's estimator (papers.md 4.1); beta defaults to 1.
+    "hscl_2022": LossSpec(hscl_2022, True, 2),
 }
 
 

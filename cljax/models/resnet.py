@@ -69,12 +69,12 @@ def _conv(features: int, kernel: int, strides: int, dtype: Any,
                  kernel_init=_layers.kaiming_normal_fan_out, name=name)
 
 
-class BasicBlock(nn.Module):
-  """ResNet-18/34 block: two 3x3 convs and an identity or 1x1 shortcut.
+class _Block(nn.Module):
+  """Fields and norm layers that both residual blocks share.
 
   Attributes:
-    features: channels of the block (output has the same number).
-    strides: stride of the first conv and of the shortcut.
+    features: channels of the block (the bottleneck's inner channels).
+    strides: stride of the block's strided conv and of the shortcut.
     zero_init_residual: start the last BN's scale at 0 so the block begins as
       the identity (Goyal et al. 2017; torchvision's option, off by default).
     dtype: compute dtype.
@@ -86,13 +86,26 @@ class BasicBlock(nn.Module):
   dtype: Any = jnp.float32
   bn_axis_name: Optional[str] = None
 
-  @nn.compact
-  def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
-    """``[B, H, W, C] -> [B, H/s, W/s, features]``."""
+  def _norms(self, train: bool) -> tuple[Any, Any]:
+    """The BN factory ``bn(name, **kw)`` and the last BN's scale init."""
     bn = lambda name, **kw: _layers.batch_norm(  # noqa: E731
         train, dtype=self.dtype, axis_name=self.bn_axis_name, name=name, **kw)
     last_scale = (nn.initializers.zeros if self.zero_init_residual
                   else nn.initializers.ones)
+    return bn, last_scale
+
+
+class BasicBlock(_Block):
+  """ResNet-18/34 block: two 3x3 convs and an identity or 1x1 shortcut.
+
+  Attributes: as ``_Block``; the output has ``features`` channels and the
+  first conv carries the stride.
+  """
+
+  @nn.compact
+  def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+    """``[B, H, W, C] -> [B, H/s, W/s, features]``."""
+    bn, last_scale = self._norms(train)
     y = _conv(self.features, 3, self.strides, self.dtype, "conv1")(x)
     y = nn.relu(bn("bn1")(y))
     y = _conv(self.features, 3, 1, self.dtype, "conv2")(y)
@@ -100,31 +113,19 @@ class BasicBlock(nn.Module):
     return nn.relu(y + _shortcut(x, y, self.strides, bn, self.dtype))
 
 
-class Bottleneck(nn.Module):
+class Bottleneck(_Block):
   """ResNet-50/101 block: 1x1 reduce, 3x3 (strided), 1x1 expand by 4.
 
-  Attributes:
-    features: inner channels; the output has ``4 * features``.
-    strides: stride of the 3x3 conv (v1.5) and of the shortcut.
-    zero_init_residual: start the last BN's scale at 0.
-    dtype: compute dtype.
-    bn_axis_name: see ``_layers.batch_norm``.
+  Attributes: as ``_Block``; the output has ``4 * features`` channels and the
+  3x3 conv carries the stride (v1.5).
   """
-  features: int
-  strides: int = 1
-  zero_init_residual: bool = False
-  dtype: Any = jnp.float32
-  bn_axis_name: Optional[str] = None
 
   expansion = 4  # not a dataclass field: no annotation.
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
     """``[B, H, W, C] -> [B, H/s, W/s, 4 * features]``."""
-    bn = lambda name, **kw: _layers.batch_norm(  # noqa: E731
-        train, dtype=self.dtype, axis_name=self.bn_axis_name, name=name, **kw)
-    last_scale = (nn.initializers.zeros if self.zero_init_residual
-                  else nn.initializers.ones)
+    bn, last_scale = self._norms(train)
     y = _conv(self.features, 1, 1, self.dtype, "conv1")(x)
     y = nn.relu(bn("bn1")(y))
     y = _conv(self.features, 3, self.strides, self.dtype, "conv2")(y)

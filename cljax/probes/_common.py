@@ -212,3 +212,8 @@ def summary(name: str, fields: dict[str, Any]) -> str:
       dtype = jnp.result_type(value)
       parts.append(f"{key}={dtype}{list(np.shape(value))}")
   return f"{name}({', '.join(parts)})"
+
+
+def result_repr(result: tuple) -> str:
+  """``summary`` of a result NamedTuple under its class name (its __repr__)."""
+  return summary(type(result).__name__, result._asdict())

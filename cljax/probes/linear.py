@@ -42,8 +42,7 @@ class LinearProbeResult(NamedTuple):
   final_loss: jax.Array
   loss_history: jax.Array
 
-  def __repr__(self) -> str:
-    return _common.summary("LinearProbeResult", self._asdict())
+  __repr__ = _common.result_repr
 
 
 def _make_optimizer(optimizer: str, learning_rate, weight_decay, momentum,

@@ -39,8 +39,7 @@ class RidgeProbeResult(NamedTuple):
   train_accuracy: jax.Array
   test_accuracy: jax.Array
 
-  def __repr__(self) -> str:
-    return _common.summary("RidgeProbeResult", self._asdict())
+  __repr__ = _common.result_repr
 
 
 def fit_ridge(x: jax.Array, y: jax.Array, l2_reg, *, num_classes: int

@@ -25,6 +25,16 @@ def as_int(value: Any, name: str, minimum: int) -> int:
   return value
 
 
+def etf_args(num_classes: Any, samples_per_class: Any, num_views: Any,
+             temperature: Any, min_views: int) -> tuple[int, int, int, float]:
+  """Validated ``(C, n, K, tau)`` of a balanced batch at the simplex ETF."""
+  c = as_int(num_classes, "num_classes", 2)
+  n = as_int(samples_per_class, "samples_per_class", 1)
+  k = as_int(num_views, "num_views", min_views)
+  tau = as_float(temperature, "temperature")
+  return c, n, k, tau
+
+
 def as_float(value: Any, name: str, allow_zero: bool = False) -> float:
   """Returns a finite positive (or non-negative) hyper-parameter as float."""
   if isinstance(value, (bool, np.bool_)):

@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import math
 
-from cljax.theory._numerics import (as_float, as_int, log_a_plus_b_exp,
-                                    log_or_neg_inf, logsumexp, neg_logit_gap,
-                                    softplus)
+from cljax import _docs
+from cljax.theory._numerics import (as_float, as_int, etf_args,
+                                    log_a_plus_b_exp, log_or_neg_inf,
+                                    logsumexp, neg_logit_gap, softplus)
 
 
 
-def _etf_args(num_classes, samples_per_class, num_views, temperature,
-              min_views):
-  c = as_int(num_classes, "num_classes", 2)
-  n = as_int(samples_per_class, "samples_per_class", 1)
-  k = as_int(num_views, "num_views", min_views)
-  tau = as_float(temperature, "temperature")
-  return c, n, k, tau
+def _every_view_but_anchor(c: int, n: int, k: int, tau: float) -> float:
+  # NT-Xent and SupCon at the ETF: K n - 1 views at logit 1/tau over a
+  # denominator of every view but the anchor.
+  return log_a_plus_b_exp(float(k * n - 1), k * (c * n - n),
+                          neg_logit_gap(c, tau))
 
 
 def nscl_at_etf(num_classes: int, samples_per_class: int,
@@ -60,14 +59,15 @@ def nscl_at_etf(num_classes: int, samples_per_class: int,
     >>> round(theory.nscl_at_etf(4, 3, 3, temperature=0.2), 2)
     -3.37
   """
-  c, n, k, tau = _etf_args(num_classes, samples_per_class, num_views,
-                           temperature, 2)
+  c, n, k, tau = etf_args(num_classes, samples_per_class, num_views,
+                          temperature, 2)
   log_e = neg_logit_gap(c, tau)
   if positive_in_denominator:
     return log_a_plus_b_exp(1.0, k * (c * n - n), log_e)
   return math.log(k * (c * n - n)) + log_e
 
 
+@_docs.fill_theory
 def dcl_at_etf(num_classes: int, samples_per_class: int,
                num_views: int, *,
                temperature: float = 1.0,
@@ -82,17 +82,13 @@ def dcl_at_etf(num_classes: int, samples_per_class: int,
   for ``K = 2`` equals :func:`ntxent_at_etf`.
 
   Args:
-    num_classes: ``C >= 2``.
-    samples_per_class: ``n >= 1``.
-    num_views: ``K >= 2``.
-    temperature: ``tau > 0``.
+    {etf_args}
     positive_in_denominator: add the positive to the denominator.
 
   Returns:
     The loss value as a Python float.
 
-  Raises:
-    ValueError: on out-of-range arguments.
+  {range_raises}
 
   References:
     P1, sections 2.1 (DCL) and 2.4 (value at the NSCL optimum).
@@ -103,13 +99,14 @@ def dcl_at_etf(num_classes: int, samples_per_class: int,
     >>> round(dcl, 6) == round(theory.nscl_at_etf(10, 1, 2), 6)
     True
   """
-  c, n, k, tau = _etf_args(num_classes, samples_per_class, num_views,
-                           temperature, 2)
+  c, n, k, tau = etf_args(num_classes, samples_per_class, num_views,
+                          temperature, 2)
   same = k * (n - 1) + (1 if positive_in_denominator else 0)
   return log_a_plus_b_exp(float(same), k * (c * n - n),
                            neg_logit_gap(c, tau))
 
 
+@_docs.fill_theory
 def ntxent_at_etf(num_classes: int, samples_per_class: int,
                   num_views: int, *,
                   temperature: float = 1.0) -> float:
@@ -121,29 +118,23 @@ def ntxent_at_etf(num_classes: int, samples_per_class: int,
   ``L = log(K n - 1 + K (N - n) e)``, ``e = exp(-C / ((C - 1) tau))``.
 
   Args:
-    num_classes: ``C >= 2``.
-    samples_per_class: ``n >= 1``.
-    num_views: ``K >= 2``.
-    temperature: ``tau > 0``.
+    {etf_args}
 
   Returns:
-    The loss value as a Python float.
+    ``log(K n - 1 + K (N - n) e)`` as a Python float.
 
-  Raises:
-    ValueError: on out-of-range arguments.
+  {range_raises}
 
   References:
     Chen et al. 2020 (SimCLR); P1 code ``NTXentLoss`` (papers.md 2.2).
 
   Examples:
-    >>> from cljax import theory
-    >>> round(theory.ntxent_at_etf(2, 1, 2, temperature=1.0), 6)
+    >>> round(ntxent_at_etf(2, 1, 2, temperature=1.0), 6)
     0.239545
   """
-  c, n, k, tau = _etf_args(num_classes, samples_per_class, num_views,
-                           temperature, 2)
-  return log_a_plus_b_exp(float(k * n - 1), k * (c * n - n),
-                           neg_logit_gap(c, tau))
+  c, n, k, tau = etf_args(num_classes, samples_per_class, num_views,
+                          temperature, 2)
+  return _every_view_but_anchor(c, n, k, tau)
 
 
 def supcon_at_etf(num_classes: int, samples_per_class: int,
@@ -179,16 +170,16 @@ def supcon_at_etf(num_classes: int, samples_per_class: int,
     >>> round(theory.supcon_at_etf(2, 1, 2, temperature=1.0), 6)
     0.239545
   """
-  c, n, k, tau = _etf_args(num_classes, samples_per_class, num_views,
-                           temperature, 1)
+  c, n, k, tau = etf_args(num_classes, samples_per_class, num_views,
+                          temperature, 1)
   if k * n < 2:
     raise ValueError(
         f"SupCon needs num_views * samples_per_class >= 2 so that every "
         f"anchor has a positive; got num_views={k}, samples_per_class={n}.")
-  return log_a_plus_b_exp(float(k * n - 1), k * (c * n - n),
-                           neg_logit_gap(c, tau))
+  return _every_view_but_anchor(c, n, k, tau)
 
 
+@_docs.fill_theory
 def cross_entropy_at_simplex(num_classes: int, *,
                              feature_radius: float = 1.0,
                              weight_radius: float = 1.0) -> float:
@@ -207,15 +198,13 @@ def cross_entropy_at_simplex(num_classes: int, *,
   Returns:
     The loss value as a Python float.
 
-  Raises:
-    ValueError: on out-of-range arguments.
+  {range_raises}
 
   References:
     P2 CE-at-the-simplex result, section 3.2 ([derived] form).
 
   Examples:
-    >>> from cljax import theory
-    >>> round(theory.cross_entropy_at_simplex(2), 6)
+    >>> round(cross_entropy_at_simplex(2), 6)
     0.126928
   """
   c = as_int(num_classes, "num_classes", 2)
@@ -224,6 +213,7 @@ def cross_entropy_at_simplex(num_classes: int, *,
   return log_a_plus_b_exp(1.0, c - 1, -rho * r_w * c / (c - 1))
 
 
+@_docs.fill_theory
 def scl_at_etf(num_classes: int, *, temperature: float = 1.0) -> float:
   """P3 code's SCL/HSCL pair loss at neural collapse: ``log(1 + e)``.
 
@@ -239,17 +229,15 @@ def scl_at_etf(num_classes: int, *, temperature: float = 1.0) -> float:
     temperature: ``tau > 0``.
 
   Returns:
-    The pair loss as a Python float.
+    ``log(1 + e)`` as a Python float, whatever ``beta``.
 
-  Raises:
-    ValueError: on out-of-range arguments.
+  {range_raises}
 
   References:
     P3, sections 4.1 (code pair loss) and 4.2 (NC minimises SCL, HSCL).
 
   Examples:
-    >>> from cljax import theory
-    >>> round(theory.scl_at_etf(10), 5)
+    >>> round(scl_at_etf(10), 5)
     0.28457
   """
   c = as_int(num_classes, "num_classes", 2)

@@ -8,7 +8,9 @@ from typing import Any
 import numpy as np
 
 from cljax import _checks
-from cljax.theory._numerics import as_counts, as_float, as_int, softplus
+from cljax import _docs
+from cljax.theory._numerics import (as_counts, as_float, as_int, etf_args,
+                                    softplus)
 
 def _gap_term(n_c: int, total: int, temperature: float) -> float:
   """log(1 + e^{2/tau} (n_c - 1) / (N - n_c)) for one present class."""
@@ -21,6 +23,13 @@ def _gap_term(n_c: int, total: int, temperature: float) -> float:
   return softplus(2.0 / temperature + math.log((n_c - 1) / (total - n_c)))
 
 
+
+
+def _counts_args(class_counts: Any,
+                 temperature: Any) -> tuple[np.ndarray, int, float]:
+  """Validated class counts, their sum N and ``tau``."""
+  counts = as_counts(class_counts)
+  return counts, int(counts.sum()), as_float(temperature, "temperature")
 
 
 def gap_bound(num_classes: int, *, temperature: float = 1.0) -> float:
@@ -83,9 +92,7 @@ def gap_bound_from_counts(class_counts: Any, *,
     >>> round(theory.gap_bound_from_counts([4] * 10), 4)
     0.4798
   """
-  counts = as_counts(class_counts)
-  temperature = as_float(temperature, "temperature")
-  total = int(counts.sum())
+  counts, total, temperature = _counts_args(class_counts, temperature)
   return max(_gap_term(int(n_c), total, temperature)
              for n_c in counts if n_c >= 1)
 
@@ -103,11 +110,11 @@ def batch_gap_bound(class_counts: Any, *, temperature: float = 1.0) -> float:
   :func:`batch_gap_bound_from_labels`.
 
   Args:
-    class_counts: integer array-like ``[num_classes]`` of ``n_c >= 0``.
-    temperature: ``tau > 0``.
+    class_counts: the batch's counts, as in :func:`gap_bound_from_counts`.
+    temperature: ``tau``, as in :func:`gap_bound_from_counts`.
 
   Returns:
-    The bound as a Python float (possibly ``math.inf``).
+    The bound as a Python float (``math.inf`` with one class present).
 
   Raises:
     ValueError: as :func:`gap_bound_from_counts`.
@@ -120,9 +127,7 @@ def batch_gap_bound(class_counts: Any, *, temperature: float = 1.0) -> float:
     >>> round(theory.batch_gap_bound([2, 2]), 6)
     1.546398
   """
-  counts = as_counts(class_counts)
-  temperature = as_float(temperature, "temperature")
-  total = int(counts.sum())
+  counts, total, temperature = _counts_args(class_counts, temperature)
   acc = 0.0
   for n_c in counts:
     if n_c >= 1:
@@ -167,6 +172,7 @@ def batch_gap_bound_from_labels(labels: Any, *, temperature: float = 1.0,
                          temperature=temperature)
 
 
+@_docs.fill_theory
 def double_counted_gap_bound(num_classes: int, samples_per_class: int,
                              num_views: int, *,
                              temperature: float = 1.0) -> float:
@@ -184,16 +190,12 @@ def double_counted_gap_bound(num_classes: int, samples_per_class: int,
   :func:`gap_bound` does not cover this pair.
 
   Args:
-    num_classes: ``C >= 2``.
-    samples_per_class: ``n >= 1``.
-    num_views: ``K >= 2``.
-    temperature: ``tau > 0``.
+    {etf_args}
 
   Returns:
     The bound as a Python float.
 
-  Raises:
-    ValueError: on out-of-range arguments.
+  {range_raises}
 
   References:
     P1 code ``utils/losses.py`` ``ContrastiveLoss``; papers.md section 2.3
@@ -204,10 +206,8 @@ def double_counted_gap_bound(num_classes: int, samples_per_class: int,
     >>> round(theory.double_counted_gap_bound(10, 100, 2), 4)
     0.5971
   """
-  c = as_int(num_classes, "num_classes", 2)
-  n = as_int(samples_per_class, "samples_per_class", 1)
-  k = as_int(num_views, "num_views", 2)
-  temperature = as_float(temperature, "temperature")
+  c, n, k, temperature = etf_args(num_classes, samples_per_class, num_views,
+                                  temperature, 2)
   ratio = (k * (n - 1) + 1) / (k * (c * n - n))
   return softplus(2.0 / temperature + math.log(ratio))
 

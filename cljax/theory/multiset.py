@@ -6,6 +6,7 @@ import math
 from fractions import Fraction
 
 from cljax import _checks
+from cljax import _docs
 from cljax.theory._numerics import as_float, as_int, log_a_plus_b_exp
 
 
@@ -19,6 +20,7 @@ def _multiset_coeff(n: int, k: int) -> int:
   return math.comb(n + k - 1, k)
 
 
+@_docs.fill_theory
 def supcon_multiset_counts(num_classes: int, samples_per_class: int,
                            batch_size: int) -> dict[int, int]:
   """Exact counts ``M_l = C ((n l)) ((N - n b - l))`` of P2's SupCon bound.
@@ -37,8 +39,7 @@ def supcon_multiset_counts(num_classes: int, samples_per_class: int,
     A dict ``{l: M_l}`` for ``l = 0, ..., b`` of exact Python ints (the bound
     uses ``l >= 2``).
 
-  Raises:
-    ValueError: on out-of-range arguments.
+  {range_raises}
 
   References:
     P2 SupCon lower bound, section 3.2.
@@ -56,6 +57,7 @@ def supcon_multiset_counts(num_classes: int, samples_per_class: int,
           for l in range(b + 1)}
 
 
+@_docs.fill_theory
 def supcon_multiset_bound(num_classes: int, samples_per_class: int,
                           batch_size: int, *, temperature: float = 0.1,
                           radius: float = 1.0,
@@ -85,8 +87,7 @@ def supcon_multiset_bound(num_classes: int, samples_per_class: int,
   Returns:
     The bound as a Python float (exact integer counts, float64 logs).
 
-  Raises:
-    ValueError: on out-of-range arguments.
+  {range_raises}
     OverflowError: if ``reduction="sum"`` exceeds the float64 range.
 
   References:
