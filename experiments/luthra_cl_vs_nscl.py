@@ -123,8 +123,12 @@ def _cpu(config):
   config.eval_every = 200
   config.optim.learning_rate = 2e-3
   config.optim.warmup_steps = 20
-  config.checkpoint.every = 200
-  config.checkpoint.keep = 3
+  # Four checkpoints for the UMAP of figure (d) and the exact whole-split gap
+  # at the same steps beside the per-batch one.
+  config.checkpoint.every = 100
+  config.checkpoint.keep = 4
+  config.evals.dataset_gap.final_only = False
+  config.evals.dataset_gap.every = 100
   config.evals.geometry.num_train = 2000
   config.evals.fewshot.episodes = 100
   config.evals.linear_probe.steps = 300

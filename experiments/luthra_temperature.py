@@ -51,4 +51,7 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     config.steps = 300
     config.eval_every = 300
     config.checkpoint.every = 300
+    config.checkpoint.keep = 1
+    config.evals.dataset_gap.final_only = True
+    config.evals.dataset_gap.every = None
   return config
