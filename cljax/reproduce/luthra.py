@@ -370,6 +370,11 @@ def render(summary: dict, *, scale: str, commands: list[str],
     out += [f"Measured cost: {cost['runs']} runs, "
             f"{cost['train_seconds'] / 60:.1f} min of training wall time in "
             f"all (sum over runs of steps / logged steps per second).", ""]
+  missing = [k for k in _ENV if k != "cl_vs_nscl" and k not in summary]
+  if missing:
+    out += [f"Not in this summary (sweeps not run or not finished when the "
+            f"colab ran): {', '.join(missing)}; their claims and sections "
+            f"are left out, not carried over from elsewhere.", ""]
   out += ["## Claims, measured", "",
           _table(["paper", "claim", "measured (mean [95 % interval])",
                   "holds here?"],
