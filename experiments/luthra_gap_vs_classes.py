@@ -33,7 +33,8 @@ balanced batches of 100 so every C in {2, 5, 10, 20, 50} divides the batch,
 encoder, SimCLR crops of at least half the image, 300 steps), 'tiny'
 (seconds; CI).
 
-Expected ('cpu', measured in experiments/results/luthra.md): the gap falls
+Expected ('cpu'; one earlier seed, the regenerated values are in
+experiments/results/luthra.md): the gap falls
 with C and stays below the per-batch bound (0.70 against 2.11 at C = 2 down to
 0.011 against 0.073 at C = 50), close to linear in 1/C (gap = -0.037 +
 1.44 / C). At pixel noise 1.6 that is barely above the gap of class-blind

@@ -28,10 +28,12 @@ import shlex
 from cljax.reproduce import _base
 
 COLAB = "colabs/luthra.ipynb"
-# Seeds per scale. At cpu scale one seed of the four sweeps costs about 12
-# minutes of CPU on the 2 shared cores here (the rendered markdown gives the
-# measured run time), so 3 seeds is what the reproduction's budget allows;
-# the paper scale uses 5.
+# Seeds per scale. At cpu scale a paired run (400 steps, the exact gap at four
+# checkpoints) took about 5 minutes of wall time and a digits run about 2.5 on
+# the 2 cores shared by six jobs here (load average ~20; the rendered markdown
+# gives the measured total), so one seed of the four sweeps costs about an
+# hour there and 3 seeds is already more than one session's budget; 5 seeds
+# is the paper scale's.
 SEEDS = {"tiny": 2, "cpu": 3, "paper": 5}
 # Thresholds of the interval verdicts (the claim is judged against them).
 THRESHOLDS = {
