@@ -309,6 +309,13 @@ def _gap_section(g: dict, figures: str, name: str, title: str) -> str:
           _table(["C", "per-batch gap", "exact whole-split gap",
                   "per-batch bound", "bound log(1 + e²/(C − 1))",
                   "class-blind gap", "NCC test accuracy of h"], rows)]
+  text += ["", "Why the class-blind column matters: with b = B/C samples per "
+           "class in a balanced batch, an anchor's same-class mass is "
+           "(b − 1)/(B − b) of its NSCL denominator when all similarities "
+           "are equal, whatever τ, so features that carry no class "
+           "information already have a gap ≈ 1/(C − 1). A 1/C decay of the "
+           "measured gap says something about the learnt features only "
+           "where the gap rises clearly above that line."]
   for kind in ("per_batch", "exact"):
     f = g.get(f"fit_{kind}")
     if f:
@@ -339,10 +346,10 @@ def render(summary: dict, *, scale: str, commands: list[str],
   seeds_note = (f"{n} seeds (0..{n - 1}) per setting")
   if scale == "cpu" and n < 5:
     seeds_note += (
-        f", not 5: the cpu sweeps' training alone took "
-        f"{cost.get('train_seconds', float('nan')) / 60:.0f} min of wall "
-        f"time for {cost.get('runs', 0)} runs on the 2 CPU cores shared by "
-        f"six jobs, and more seeds did not fit the reproduction's budget")
+        f", not 5: the {cost.get('runs', 0)} runs below took "
+        f"{cost.get('wall_seconds', float('nan')) / 60:.0f} min of wall "
+        f"time on the 2 CPU cores shared by six jobs, and more seeds did "
+        f"not fit the session's budget")
   p = summary["paired"]
   losses = list(p)
   out = [
@@ -370,8 +377,9 @@ def render(summary: dict, *, scale: str, commands: list[str],
       "## Commands", "", "```bash", *commands, "```", ""]
   if cost:
     out += [f"Measured cost: {cost['runs']} runs, "
-            f"{cost['train_seconds'] / 60:.1f} min of training wall time in "
-            f"all (sum over runs of steps / logged steps per second).", ""]
+            f"{cost['wall_seconds'] / 60:.1f} min of wall time in all (each "
+            f"run from its config.json to its summary.json, evaluations "
+            f"included).", ""]
   missing = [k for k in _ENV if k != "cl_vs_nscl" and k not in summary]
   if missing:
     out += [f"Not in this summary (sweeps not run or not finished when the "
