@@ -39,7 +39,8 @@ _EXTRAS = {
     # `pip install "torch==2.13.0+cpu"` first (see benchmarks/README.md);
     # constraints.txt pins that build.
     "bench": ["torch>=2.4", "pytorch-metric-learning>=2.8", "psutil>=5.9"],
-    "colabs": ["jupyter>=1.1", "nbclient>=0.10"],
+    # umap-learn draws figure (d) of colabs/luthra.ipynb (PCA without it).
+    "colabs": ["jupyter>=1.1", "nbclient>=0.10", "umap-learn>=0.5.7"],
 }
 
 setuptools.setup(
