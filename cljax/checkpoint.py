@@ -237,6 +237,13 @@ class Manager:
       cause = cause.__cause__ or cause.__context__
     return errors.write_error(self.directory, cause or error)
 
+  def close_quietly(self) -> None:
+    """Closes after an error, which stays the one reported."""
+    try:
+      self.close()
+    except Exception:  # pylint: disable=broad-except
+      pass
+
   def close(self) -> None:
     """Waits for the pending save and closes; raises ``WriteError``."""
     if self._closed:
@@ -366,6 +373,52 @@ def read_json(path: str) -> dict | None:
     return json.load(f)
 
 
+def restore_model(workdir: str, target, step: int | None = None
+                  ) -> tuple[int, Any, dict]:
+  """Restores the ``model`` item of a checkpoint onto one device (read-only).
+
+  Args:
+    workdir: a work dir with ``checkpoints/``.
+    target: ``meta -> pytree`` of arrays or ShapeDtypeStructs with the saved
+      structure (the shardings are replaced by the first device).
+    step: a checkpoint step; None for the newest intact one (a newer corrupt
+      step is reported on stderr and skipped; the work dir is not changed).
+
+  Returns:
+    ``(step, model, meta)``.
+
+  Raises:
+    FileNotFoundError: no complete checkpoint in ``workdir``.
+  """
+  directory = os.path.join(os.path.abspath(workdir), "checkpoints")
+  manager = _read_only_manager(directory)
+  device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+
+  def restore(step):
+    meta = manager.restore(step, args=ocp.args.Composite(
+        meta=ocp.args.JsonRestore()))["meta"]
+    restored = manager.restore(step, args=ocp.args.Composite(
+        model=ocp.args.StandardRestore(_abstract(target(meta), device))))
+    return restored["model"], meta
+
+  try:
+    if step is not None:
+      model, meta = restore(step)
+    else:
+      steps = list(manager.all_steps())
+      if not steps:
+        raise FileNotFoundError(f"No complete checkpoint under {directory}.")
+      step, (model, meta), corrupt = _restore_newest(steps, restore)
+      for bad, error in sorted(corrupt.items()):
+        print(f"Checkpoint step {bad} in {directory} is corrupt "
+              f"({_describe(error)}); loaded step {step} instead. Delete it "
+              f"with: rm -r {os.path.join(directory, str(bad))}",
+              file=sys.stderr)
+  finally:
+    manager.close()
+  return int(step), model, meta
+
+
 def load(workdir: str, step: int | None = None) -> Run:
   """Loads a run's model for analysis, on one device, without TensorFlow.
 
@@ -383,47 +436,24 @@ def load(workdir: str, step: int | None = None) -> Run:
   from cljax import models  # Only the analysis path needs the model zoo.
 
   config = read_config(workdir)
-  directory = os.path.join(os.path.abspath(workdir), "checkpoints")
-  manager = _read_only_manager(directory)
   model = models.build(config.model)
-  device = jax.devices()[0]
 
-  def restore(step):
-    meta = manager.restore(step, args=ocp.args.Composite(
-        meta=ocp.args.JsonRestore()))["meta"]
-    input_shape = tuple(meta["input_shape"])
+  def target(meta):
     abstract = jax.eval_shape(
         lambda: model.init(jax.random.key(0),
-                           jnp.zeros((1,) + input_shape), train=False))
+                           jnp.zeros((1,) + tuple(meta["input_shape"])),
+                           train=False))
     # The train loop saves {"params", "batch_stats"} even for models without
     # BatchNorm (then batch_stats is {}), which init leaves out.
-    abstract = {"params": abstract["params"],
-                "batch_stats": abstract.get("batch_stats", {})}
-    target = _abstract(abstract, jax.sharding.SingleDeviceSharding(device))
-    restored = manager.restore(step, args=ocp.args.Composite(
-        model=ocp.args.StandardRestore(target)))
-    return meta, restored
+    return {"params": abstract["params"],
+            "batch_stats": abstract.get("batch_stats", {})}
 
-  try:
-    if step is not None:
-      meta, restored = restore(step)
-    else:
-      steps = list(manager.all_steps())
-      if not steps:
-        raise FileNotFoundError(f"No complete checkpoint under {directory}.")
-      step, (meta, restored), corrupt = _restore_newest(steps, restore)
-      for bad, error in sorted(corrupt.items()):
-        print(f"Checkpoint step {bad} in {directory} is corrupt "
-              f"({_describe(error)}); loaded step {step} instead. Delete it "
-              f"with: rm -r {os.path.join(directory, str(bad))}",
-              file=sys.stderr)
-  finally:
-    manager.close()
+  step, variables, meta = restore_model(workdir, target, step)
   input_shape = tuple(meta["input_shape"])
   mean = meta.get("input_mean")
   std = meta.get("input_std")
-  return Run(workdir=workdir, config=config, step=int(step),
-             variables=restored["model"], metrics=read_metrics(workdir),
+  return Run(workdir=workdir, config=config, step=step,
+             variables=variables, metrics=read_metrics(workdir),
              model=model, input_shape=input_shape,
              input_mean=None if mean is None else np.asarray(mean, np.float32),
              input_std=None if std is None else np.asarray(std, np.float32))

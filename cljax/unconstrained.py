@@ -23,20 +23,30 @@ radius ``config.weight_radius`` (P2's projected gradient descent).
 
 A work dir holds ``config.json``, ``metrics.jsonl`` (read them with
 ``cljax.checkpoint.read_config`` / ``read_metrics``), ``summary.json`` and
-``features.npz`` (final z, labels and classifier); ``load`` reads all of it.
+the training loop's orbax checkpoints (``cljax.checkpoint.Manager``:
+``model`` = the free features ``{"params": {"z", "w"?}}``, ``opt`` = the
+optimiser state, ``meta`` = step, labels and config) of the final step and,
+with ``config.checkpoint.every``, of every that many steps. Rerunning in the
+same work dir resumes from the newest checkpoint. ``load`` reads a work dir
+of either layout: this one, or the ``features.npz`` (final z, labels and
+classifier) that runs written before checkpoints hold.
+
+The problem (labels, objective, the theory's values) is
+``cljax.unconstrained_problem`` and the geometry of a solution
+``cljax.unconstrained_geometry``; their names are re-exported here.
+
+>>> config = default_config()
+>>> config.steps, config.loss.name, config.checkpoint.every
+(2000, 'nscl', 0)
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
-import inspect
-import itertools
 import json
-import math
 import os
 import time
-from typing import Any, Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -44,22 +54,30 @@ import ml_collections
 import numpy as np
 import optax
 
-from cljax import _similarity
+from cljax import _lock
 from cljax import checkpoint
-from cljax import geometry
 from cljax import losses
 from cljax import metric_writer
-from cljax import optim
-from cljax import theory
-
-OBJECTIVES = ("full_batch", "all_multisets")
-OPTIMIZERS = ("adam", "sgd")
-# Cross-entropy over a free bias-free classifier W: float[C, dim] (Graf et
-# al.); not in the contrastive registry because it needs logits, not views.
-CROSS_ENTROPY = "cross_entropy"
-# Spectrum values below this fraction of the largest count as collapsed
-# directions in ``class_mean_rank`` (float32 round-off sits near 1e-7).
-RANK_TOLERANCE = 1e-3
+from cljax import run_identity
+# The problem and the geometry of its solutions, re-exported (the experiment
+# configs, colabs and tests use them as ``unconstrained.<name>``).
+from cljax.unconstrained_geometry import RANK_TOLERANCE  # noqa: F401
+from cljax.unconstrained_geometry import features_of
+from cljax.unconstrained_geometry import geometry_metrics
+from cljax.unconstrained_problem import CROSS_ENTROPY
+from cljax.unconstrained_problem import OBJECTIVES  # noqa: F401
+from cljax.unconstrained_problem import OPTIMIZERS  # noqa: F401
+from cljax.unconstrained_problem import _init_params
+from cljax.unconstrained_problem import _loss_arg
+from cljax.unconstrained_problem import _normalize_mode
+from cljax.unconstrained_problem import _optimizer
+from cljax.unconstrained_problem import _project
+from cljax.unconstrained_problem import all_multisets  # noqa: F401
+from cljax.unconstrained_problem import class_counts  # noqa: F401
+from cljax.unconstrained_problem import closed_form_minimum
+from cljax.unconstrained_problem import etf_params
+from cljax.unconstrained_problem import labels_of
+from cljax.unconstrained_problem import make_objective
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -92,306 +110,11 @@ def default_config() -> ml_collections.ConfigDict:
   config.loss.name = "nscl"
   config.loss.kwargs = ml_collections.ConfigDict(
       {"temperature": 0.5, "normalize": "sphere"})
+  config.checkpoint = ml_collections.ConfigDict()
+  # Save every that many steps as well as the final step (0: final only).
+  config.checkpoint.every = 0
+  config.checkpoint.keep = 1
   return config
-
-
-# ----------------------------------------------------------------------------
-# Problem set-up.
-# ----------------------------------------------------------------------------
-
-
-def class_counts(config: ml_collections.ConfigDict) -> tuple[int, ...]:
-  """Samples per class: ``config.class_counts`` if set, else balanced.
-
-  Raises:
-    ValueError: class_counts of the wrong length or with a negative entry.
-  """
-  counts = tuple(config.get("class_counts", ()) or ())
-  if not counts:
-    return (int(config.samples_per_class),) * int(config.num_classes)
-  if len(counts) != config.num_classes or min(counts) < 0 or sum(counts) < 2:
-    raise ValueError(
-        f"`config.class_counts` must list num_classes={config.num_classes} "
-        f"non-negative counts summing to >= 2, e.g. (7, 1, 1); got {counts}.")
-  return tuple(int(c) for c in counts)
-
-
-def labels_of(config: ml_collections.ConfigDict) -> np.ndarray:
-  """int32[N] labels, class-major: class c repeated class_counts[c] times."""
-  counts = class_counts(config)
-  return np.repeat(np.arange(len(counts), dtype=np.int32), counts)
-
-
-def all_multisets(num_points: int, batch_size: int) -> np.ndarray:
-  """Every multiset of ``batch_size`` indices from ``range(num_points)``.
-
-  Args:
-    num_points: N >= 1.
-    batch_size: b >= 1.
-
-  Returns:
-    int32[((N b)), b] sorted index tuples (6 points, batch 9: 2002 rows).
-
-  Raises:
-    ValueError: non-positive sizes, or more than a million multisets.
-  """
-  if num_points < 1 or batch_size < 1:
-    raise ValueError(f"`num_points` and `batch_size` must be >= 1; got "
-                     f"{num_points}, {batch_size}.")
-  count = math.comb(num_points + batch_size - 1, batch_size)
-  if count > 10**6:
-    raise ValueError(
-        f"{count} multisets of size batch_size={batch_size} from {num_points} "
-        f"points is too many to enumerate; lower `batch_size` or the number "
-        f"of samples.")
-  return np.array(list(itertools.combinations_with_replacement(
-      range(num_points), batch_size)), np.int32).reshape(count, batch_size)
-
-
-def _loss_kwargs(config) -> dict[str, Any]:
-  kwargs = dict(config.loss.kwargs)
-  if config.objective == "all_multisets":
-    # P2's theory sums per-anchor losses over each batch (no division).
-    kwargs["reduction"] = "sum"
-  return kwargs
-
-
-def make_objective(config: ml_collections.ConfigDict, labels: np.ndarray
-                   ) -> Callable[[dict[str, jax.Array]], jax.Array]:
-  """The scalar objective over ``params = {"z": float[N, K, dim], "w"?}``.
-
-  Raises:
-    ValueError: unknown objective or loss, or cross-entropy with multisets.
-  """
-  if config.objective not in OBJECTIVES:
-    raise ValueError(f"Unknown config.objective {config.objective!r}; choose "
-                     f"one of {OBJECTIVES}.")
-  y = jnp.asarray(labels)
-  kwargs = _loss_kwargs(config)
-  if config.loss.name == CROSS_ENTROPY:
-    if config.objective != "full_batch":
-      raise ValueError("loss.name='cross_entropy' needs "
-                       "objective='full_batch'.")
-    normalize = kwargs.pop("normalize", "sphere")
-    def ce(params):
-      h = _similarity.normalize(params["z"][:, 0], normalize)
-      # NumPy labels stay concrete under jit, so their range is checked.
-      return losses.cross_entropy(h @ params["w"].T, labels, **kwargs)
-    return ce
-  loss_fn = losses.get(config.loss.name)
-  if config.objective == "full_batch":
-    return lambda params: loss_fn(params["z"], y, **kwargs)
-  batches = jnp.asarray(all_multisets(len(labels), config.batch_size))
-  def multiset_sum(params):
-    per_batch = jax.vmap(
-        lambda idx: loss_fn(jnp.asarray(params["z"])[idx], y[idx], **kwargs)
-    )(batches)
-    return jnp.sum(per_batch)
-  return multiset_sum
-
-
-def _init_params(config, num_samples: int) -> dict[str, jax.Array]:
-  kz, kw = jax.random.split(jax.random.key(config.seed))
-  params = {"z": config.init_scale * jax.random.normal(
-      kz, (num_samples, config.num_views, config.dim))}
-  if config.loss.name == CROSS_ENTROPY:
-    params["w"] = config.init_scale * jax.random.normal(
-        kw, (config.num_classes, config.dim))
-  return params
-
-
-def _project(params, config):
-  """Features onto the unit sphere, classifier rows into the r_W ball."""
-  if not config.project:
-    return params
-  out = dict(params)
-  out["z"] = _similarity.normalize(params["z"], "sphere")
-  if "w" in params:
-    w = params["w"]
-    norm = jnp.linalg.norm(w, axis=-1, keepdims=True)
-    out["w"] = w * jnp.minimum(1.0, config.weight_radius /
-                               jnp.maximum(norm, 1e-12))
-  return out
-
-
-def _optimizer(config) -> optax.GradientTransformation:
-  """The training loop's optimiser factory at a constant learning rate."""
-  if config.optimizer not in OPTIMIZERS:
-    raise ValueError(f"Unknown config.optimizer {config.optimizer!r}; choose "
-                     f"one of {OPTIMIZERS}.")
-  tx, _ = optim.make_optimizer(
-      {"name": config.optimizer, "learning_rate": config.learning_rate,
-       "schedule": "constant", "momentum": config.momentum or 0.0,
-       "weight_decay": 0.0}, config.steps)
-  return tx
-
-
-# ----------------------------------------------------------------------------
-# What the theory predicts.
-# ----------------------------------------------------------------------------
-
-
-def etf_params(config: ml_collections.ConfigDict, labels: np.ndarray
-               ) -> dict[str, np.ndarray]:
-  """The collapsed simplex ETF: every view of class c at the unit vertex c.
-
-  Classifier rows (cross-entropy) are the vertices scaled to
-  ``config.weight_radius``. Needs ``dim >= num_classes - 1``.
-  """
-  vertices = theory.simplex_etf(config.num_classes, config.dim)
-  z = np.repeat(vertices[labels][:, None, :], config.num_views, axis=1)
-  params = {"z": z.astype(np.float32)}
-  if config.loss.name == CROSS_ENTROPY:
-    params["w"] = (config.weight_radius * vertices).astype(np.float32)
-  return params
-
-
-def closed_form_minimum(config: ml_collections.ConfigDict) -> float | None:
-  """The minimum value a theorem gives for this problem, else None.
-
-  P1 Theorem 2 (NSCL), SupCon at the ETF (P2, full batch, balanced), P2's
-  multiset bound (all multisets), CE at the simplex under the row-norm bound
-  (P2), and P3's SCL/HSCL (any beta) and UCL (beta = 0) values at neural
-  collapse. None when the theorem's hypotheses (balanced classes,
-  dim >= C - 1, unit-norm features) do not hold.
-  """
-  c, n, k = config.num_classes, config.samples_per_class, config.num_views
-  kw = dict(config.loss.kwargs)
-  name = config.loss.name
-  tau = _loss_arg(config, "temperature", 1.0)
-  normalize = _normalize_mode(config)
-  balanced = not tuple(config.get("class_counts", ()) or ())
-  if not balanced or config.dim < c - 1:
-    return None
-  if config.objective == "all_multisets":
-    if name == "supcon" and kw.get("variant", "out") == "out" and (
-        normalize == "sphere" and k == 1):
-      return theory.supcon_multiset_bound(c, n, config.batch_size,
-                                          temperature=tau)
-    return None
-  if name == CROSS_ENTROPY:
-    if normalize == "sphere" and config.project and kw.get(
-        "reduction", "mean") == "mean":
-      return theory.cross_entropy_at_simplex(
-          c, feature_radius=1.0, weight_radius=config.weight_radius)
-    return None
-  if kw.get("reduction", "mean") != "mean" or normalize == "none":
-    return None
-  if name == "nscl":
-    return theory.nscl_at_etf(
-        c, n, k, temperature=tau,
-        positive_in_denominator=kw.get("positive_in_denominator", False))
-  if name == "supcon" and kw.get("same_class_weight", 1.0) == 1.0:
-    return theory.supcon_at_etf(c, n, k, temperature=tau)
-  if (name == "hard_contrastive" and
-      kw.get("estimator", "expectation") == "expectation" and
-      kw.get("include_self_positive", True)):
-    if kw.get("negatives", "different_class") == "different_class":
-      return theory.scl_at_etf(c, temperature=tau)
-    if kw.get("beta", 0.0) == 0.0:
-      return theory.ucl_at_etf(c, n * k, c * n * k, temperature=tau)
-  return None
-
-
-# ----------------------------------------------------------------------------
-# Geometry of a solution.
-# ----------------------------------------------------------------------------
-
-
-def _loss_arg(config, name: str, fallback: Any) -> Any:
-  """``config.loss.kwargs[name]``, else the loss function's own default.
-
-  The defaults differ between losses (SupCon: tau = 0.1, NSCL: 1;
-  hard_contrastive normalises onto the ball, the others onto the sphere).
-  """
-  if name in config.loss.kwargs:
-    return config.loss.kwargs[name]
-  fn = getattr(losses, config.loss.name, None)
-  param = inspect.signature(fn).parameters.get(name) if fn else None
-  if param is None or param.default is inspect.Parameter.empty:
-    return fallback
-  return param.default
-
-
-def _normalize_mode(config) -> str:
-  return _loss_arg(config, "normalize", "sphere")
-
-
-def features_of(config, z: Any) -> np.ndarray:
-  """float[N, dim] features the loss sees: normalised, mean over views."""
-  zn = _similarity.normalize(jnp.asarray(z), _normalize_mode(config))
-  return np.asarray(jnp.mean(zn, axis=1))
-
-
-def geometry_metrics(config: ml_collections.ConfigDict, z: Any,
-                     labels: np.ndarray, w: Any = None) -> dict[str, Any]:
-  """Collapse and simplex metrics of free features z: float[N, K, dim].
-
-  Features are taken after the loss's normalisation and averaged over views.
-  Scalars are NaN where undefined (fewer than two non-empty classes).
-
-  Returns:
-    nc1, etf_distance, max_angle (Papyan, centred), P3's zero_sum, unit_norm,
-    equal_inner_product (mean/max, raw means), within_class_distance,
-    effective_rank of the class means, their spectrum and class_mean_rank
-    (spectrum values above RANK_TOLERANCE of the largest; P3's DC view),
-    augmentation_collapse (K >= 2), mean feature norm, class_mean_cosines
-    (C x C, raw means) and, for cross-entropy, the self-duality NC3.
-  """
-  c = config.num_classes
-  arrays = jax.device_get(_geometry_arrays(
-      jnp.asarray(z), jnp.asarray(labels), None if w is None else
-      jnp.asarray(w), num_classes=c, normalize=_normalize_mode(config)))
-  present = np.bincount(labels, minlength=c) > 0
-  means = arrays.pop("means")[present]
-  unit = means / np.maximum(np.linalg.norm(means, axis=1, keepdims=True),
-                            1e-12)
-  spectrum = arrays.pop("class_mean_spectrum")
-  out = {k: float(v) for k, v in arrays.items()}
-  out.update({
-      "effective_rank": float(geometry.effective_rank(means)),
-      "class_mean_spectrum": spectrum.tolist(),
-      # P3 reads dimensional collapse off a cliff in this spectrum.
-      "class_mean_rank": int(np.sum(
-          spectrum > RANK_TOLERANCE * max(float(spectrum[0]), 1e-30))),
-      "class_mean_cosines": (unit @ unit.T).tolist(),
-  })
-  return out
-
-
-@functools.partial(jax.jit, static_argnames=("num_classes", "normalize"))
-def _geometry_arrays(z, labels, w, *, num_classes, normalize):
-  """The metrics of ``geometry_metrics`` as one jitted computation.
-
-  One compilation per problem shape instead of one per metric: the metrics
-  dominate the compile time of a seconds-long run.
-  """
-  c = num_classes
-  zn = _similarity.normalize(z, normalize)
-  feats = jnp.mean(zn, axis=1)
-  eip = geometry.equal_inner_product(feats, labels, num_classes=c)
-  out = {
-      "nc1": geometry.nc1(feats, labels, num_classes=c),
-      "etf_distance": geometry.etf_distance(feats, labels, num_classes=c),
-      "max_angle": geometry.max_angle(feats, labels, num_classes=c),
-      "zero_sum": geometry.zero_sum(feats, labels, num_classes=c),
-      "unit_norm": geometry.unit_norm(feats, labels, num_classes=c),
-      "equal_inner_product": eip.mean,
-      "equal_inner_product_max": eip.max,
-      "within_class_distance": geometry.within_class_distance(
-          feats, labels, num_classes=c),
-      "feature_norm": jnp.mean(jnp.linalg.norm(zn, axis=-1)),
-      "means": geometry.class_means(feats, labels, num_classes=c),
-      "class_mean_spectrum": geometry.class_mean_spectrum(
-          feats, labels, num_classes=c),
-  }
-  if zn.shape[1] >= 2:
-    out["augmentation_collapse"] = geometry.augmentation_collapse(
-        zn)["view_variance"]
-  if w is not None:
-    out["nc3_self_duality"] = geometry.nc3_self_duality(
-        feats, labels, w, num_classes=c)
-  return out
 
 
 # ----------------------------------------------------------------------------
@@ -409,9 +132,13 @@ def run(config: ml_collections.ConfigDict, workdir: str | None = None,
       objective ("full_batch" | "all_multisets"), batch_size (multisets),
       optimizer ("adam" | "sgd"), learning_rate, momentum, project,
       weight_radius, steps, log_every, loss.name (a ``cljax.losses`` registry
-      name or "cross_entropy"), loss.kwargs (passed to the loss).
+      name or "cross_entropy"), loss.kwargs (passed to the loss), and
+      checkpoint.every / checkpoint.keep (periodic checkpoints; 0 = only the
+      final step).
     workdir: if given, ``config.json``, ``metrics.jsonl`` (one row per logged
-      step), ``summary.json`` and ``features.npz`` are written there.
+      step), ``summary.json`` and orbax checkpoints are written there (see
+      the module docstring); a work dir with checkpoints of the same config
+      resumes from the newest one.
     verbose: print a progress line per logged step and the summary.
 
   Returns:
@@ -422,23 +149,96 @@ def run(config: ml_collections.ConfigDict, workdir: str | None = None,
 
   Raises:
     ValueError: a malformed config (the message names the field).
+    ResumeMismatchError: ``workdir`` holds checkpoints of another config.
+    WorkdirLockedError: another process runs in ``workdir``.
     FloatingPointError: the objective became non-finite (names the step).
   """
   for field in ("steps", "log_every"):
     if int(config[field]) < 1:
       raise ValueError(f"config.{field} must be >= 1; got {config[field]}.")
+  every, keep = _checkpoint_options(config)
   labels = labels_of(config)
   objective = make_objective(config, labels)
   tx = _optimizer(config)
   params = _project(_init_params(config, len(labels)), config)
-  opt_state = tx.init(params)
+  state = {"params": params, "opt_state": tx.init(params)}
+  if not workdir:
+    rows = []
+    state, seconds = _optimise(config, state, objective, tx, labels, start=0,
+                               log=lambda step, row: rows.append(
+                                   {"step": step, **row}),
+                               save=None, verbose=verbose)
+    return _summarise(config, state["params"], labels, objective, rows,
+                      seconds, verbose=verbose)
+  os.makedirs(workdir, exist_ok=True)
+  lock = _lock.WorkdirLock(workdir)
+  try:
+    run_identity.check_resume(workdir, config)
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+      f.write(config.to_json_best_effort(indent=2))
+    manager = checkpoint.Manager(workdir, every=every, keep=keep)
+    writer = None
+    try:
+      start, restored = manager.restore_latest(
+          model={"params": state["params"]},
+          opt={"opt_state": state["opt_state"]},
+          log=print)
+      if start is not None:
+        state = {"params": restored["model"]["params"],
+                 "opt_state": restored["opt"]["opt_state"]}
+        if verbose:
+          print(f"Resumed from the checkpoint of step {start} in {workdir}.",
+                flush=True)
+      start = int(start or 0)
+      writer = metric_writer.MetricWriter(workdir, start, tensorboard=False)
+      meta = {"labels": labels.tolist(),
+              "config": json.loads(config.to_json_best_effort())}
+
+      def save(step, state):
+        manager.save(step, force=True, model={"params": state["params"]},
+                     opt={"opt_state": state["opt_state"]},
+                     data={"step": step}, meta={**meta, "step": step})
+
+      state, seconds = _optimise(config, state, objective, tx, labels,
+                                 start=start, log=writer.write, save=save,
+                                 verbose=verbose)
+      manager.close()
+    finally:
+      if writer is not None:
+        writer.close()
+      manager.close_quietly()
+    summary = _summarise(config, state["params"], labels, objective,
+                         writer.rows, seconds, verbose=verbose)
+    with open(os.path.join(workdir, "summary.json"), "w") as f:
+      json.dump(summary, f, indent=2)
+  finally:
+    lock.release()
+  return summary
+
+
+def _checkpoint_options(config) -> tuple[int, int | None]:
+  """(every, keep) for ``checkpoint.Manager``; every=steps: final only."""
+  options = config.get("checkpoint", None)
+  options = {} if options is None else options
+  every = options.get("every", 0)
+  if not isinstance(every, int) or every < 0:
+    raise ValueError(f"config.checkpoint.every must be an integer >= 0 (0: "
+                     f"only the final step); got {every!r}.")
+  keep = options.get("keep", 1)
+  checkpoint.check_options(every=every or int(config.steps), keep=keep)
+  return every or int(config.steps), keep
+
+
+def _optimise(config, state, objective, tx, labels, *, start, log, save,
+              verbose):
+  """Steps ``start + 1 .. config.steps``; returns (state, seconds)."""
 
   @jax.jit
-  def step(params, opt_state):
-    value, grad = jax.value_and_grad(objective)(params)
-    updates, opt_state = tx.update(grad, opt_state, params)
-    params = _project(optax.apply_updates(params, updates), config)
-    return params, opt_state, value
+  def step(state):
+    value, grad = jax.value_and_grad(objective)(state["params"])
+    updates, opt_state = tx.update(grad, state["opt_state"], state["params"])
+    params = _project(optax.apply_updates(state["params"], updates), config)
+    return {"params": params, "opt_state": opt_state}, value
 
   monitor = None
   if config.num_views >= 2 and config.loss.name != CROSS_ENTROPY:
@@ -446,41 +246,33 @@ def run(config: ml_collections.ConfigDict, workdir: str | None = None,
     monitor = jax.jit(lambda z: losses.all_losses(
         z, jnp.asarray(labels), temperature=tau,
         normalize=_normalize_mode(config)))
+  every = _checkpoint_options(config)[0]
+  t0 = time.time()
+  for i in range(start, config.steps):
+    state, value = step(state)
+    # One host read per step: these problems are tiny, and a non-finite
+    # step must stop the run before it is logged or saved.
+    if not np.isfinite(float(value)):
+      raise FloatingPointError(
+          f"non-finite loss {float(value)} at step {i + 1}; lower "
+          f"config.learning_rate or normalise the features.")
+    if (i + 1) % config.log_every == 0 or i + 1 == config.steps:
+      row = {"train/loss": float(value)}
+      if monitor is not None:
+        row.update({f"train/{k_}": float(v)
+                    for k_, v in monitor(state["params"]["z"]).items()})
+      log(i + 1, row)
+      if verbose:
+        print(f"step {i + 1:5d}/{config.steps}  loss {float(value):.6f}",
+              flush=True)
+    if save is not None and ((i + 1) % every == 0 or i + 1 == config.steps):
+      save(i + 1, state)
+  return state, time.time() - t0
 
-  rows = []
-  writer = None
-  if workdir:
-    os.makedirs(workdir, exist_ok=True)
-    with open(os.path.join(workdir, "config.json"), "w") as f:
-      f.write(config.to_json_best_effort(indent=2))
-    writer = metric_writer.MetricWriter(workdir, 0, tensorboard=False)
-    rows = writer.rows
-  start = time.time()
-  try:
-    for i in range(config.steps):
-      params, opt_state, value = step(params, opt_state)
-      if not np.isfinite(float(value)):
-        raise FloatingPointError(
-            f"non-finite loss {float(value)} at step {i + 1}; lower "
-            f"config.learning_rate or normalise the features.")
-      if (i + 1) % config.log_every == 0 or i + 1 == config.steps:
-        row = {"train/loss": float(value)}
-        if monitor is not None:
-          row.update({f"train/{k_}": float(v)
-                      for k_, v in monitor(params["z"]).items()})
-        if writer is not None:
-          writer.write(i + 1, row)
-        else:
-          rows.append({"step": i + 1, **row})
-        if verbose:
-          print(f"step {i + 1:5d}/{config.steps}  loss {float(value):.6f}",
-                flush=True)
-  finally:
-    if writer is not None:
-      writer.close()
 
+def _summarise(config, params, labels, objective, rows, seconds, *,
+               verbose) -> dict[str, Any]:
   evaluate = jax.jit(objective)
-  final = float(evaluate(params))
   loss_at_etf = None
   if config.dim >= config.num_classes - 1:
     loss_at_etf = float(evaluate(jax.tree.map(
@@ -488,20 +280,15 @@ def run(config: ml_collections.ConfigDict, workdir: str | None = None,
   summary = {
       "loss": config.loss.name,
       "objective": config.objective,
-      "final_loss": final,
+      "final_loss": float(evaluate(params)),
       "closed_form_minimum": closed_form_minimum(config),
       "loss_at_etf": loss_at_etf,
       "steps": config.steps,
-      "seconds": time.time() - start,
+      "seconds": seconds,
       **{k_.split("/", 1)[1]: v for k_, v in rows[-1].items()
          if k_.startswith("train/") and k_ != "train/loss"},
       **geometry_metrics(config, params["z"], labels, params.get("w")),
   }
-  if workdir:
-    with open(os.path.join(workdir, "summary.json"), "w") as f:
-      json.dump(summary, f, indent=2)
-    np.savez(os.path.join(workdir, "features.npz"), labels=labels,
-             **{k_: np.asarray(v) for k_, v in params.items()})
   if verbose:
     print(json.dumps({k_: v for k_, v in summary.items()
                       if not isinstance(v, list)}, indent=2))
@@ -542,18 +329,33 @@ class Result:
 def load(workdir: str) -> Result:
   """Loads a run of ``run`` (config, logs, summary, final features).
 
+  Reads the newest checkpoint of ``workdir`` or, for runs written before
+  checkpoints, its ``features.npz``.
+
   Raises:
     FileNotFoundError: ``workdir`` holds no finished run.
   """
-  path = os.path.join(workdir, "features.npz")
-  if not os.path.exists(path):
+  summary_path = os.path.join(workdir, "summary.json")
+  legacy = os.path.join(workdir, "features.npz")
+  if not os.path.exists(summary_path) or not (
+      checkpoint.saved_steps(workdir) or os.path.exists(legacy)):
     raise FileNotFoundError(
-        f"{path} not found: is {workdir!r} the work dir of a finished "
-        f"`python -m cljax.main --config=experiments/unconstrained*.py` run?")
-  arrays = np.load(path)
-  with open(os.path.join(workdir, "summary.json")) as f:
+        f"{summary_path} and a checkpoint (or features.npz) not found: is "
+        f"{workdir!r} the work dir of a finished `python -m cljax.main "
+        f"--config=experiments/unconstrained*.py` run?")
+  config = checkpoint.read_config(workdir)
+  if checkpoint.saved_steps(workdir):
+    shapes = jax.eval_shape(
+        lambda: _init_params(config, len(labels_of(config))))
+    _, model, meta = checkpoint.restore_model(
+        workdir, lambda meta: {"params": shapes})
+    arrays = {k: np.asarray(v) for k, v in model["params"].items()}
+    arrays["labels"] = np.asarray(meta["labels"], np.int32)
+  else:
+    arrays = np.load(legacy)
+  with open(summary_path) as f:
     summary = json.load(f)
-  return Result(workdir=workdir, config=checkpoint.read_config(workdir),
+  return Result(workdir=workdir, config=config,
                 metrics=checkpoint.read_metrics(workdir), summary=summary,
                 z=arrays["z"], labels=arrays["labels"],
                 w=arrays["w"] if "w" in arrays else None)

@@ -249,3 +249,83 @@ def test_main_command_smoke_preset_and_override(tmp_path):
               cwd=root)
   assert bad.returncode != 0
   assert "temprature" in bad.stderr
+
+
+# ----------------------------------------------------------------------------
+# Checkpoints, resume and the two work-dir layouts.
+# ----------------------------------------------------------------------------
+
+
+def _small(steps, every=0):
+  config = luthra.get_config("smoke")
+  config.steps, config.log_every = steps, 5
+  config.checkpoint.every = every
+  return config
+
+
+def test_checkpoints_resume_exactly_and_load_with_orbax(tmp_path):
+  import orbax.checkpoint as ocp
+
+  from cljax import checkpoint
+
+  whole = str(tmp_path / "whole")
+  unconstrained.run(_small(20, every=10), whole, verbose=False)
+  assert checkpoint.saved_steps(whole) == [20]   # keep=1: the latest only.
+  # Half the steps, then the same command with more steps resumes.
+  halves = str(tmp_path / "halves")
+  unconstrained.run(_small(10, every=10), halves, verbose=False)
+  assert checkpoint.saved_steps(halves) == [10]
+  summary = unconstrained.run(_small(20, every=10), halves, verbose=False)
+  a, b = unconstrained.load(whole), unconstrained.load(halves)
+  np.testing.assert_allclose(b.z, a.z, rtol=1e-6, atol=1e-7)
+  np.testing.assert_array_equal(b.labels, unconstrained.labels_of(a.config))
+  assert [r["step"] for r in b.metrics] == [5, 10, 15, 20]
+  assert summary["final_loss"] == pytest.approx(a.summary["final_loss"],
+                                                rel=1e-6)
+  # Plain orbax reads the free features without cljax.
+  manager = ocp.CheckpointManager(os.path.join(halves, "checkpoints"),
+                                  item_names=("model", "meta"))
+  restored = manager.restore(20, args=ocp.args.Composite(
+      model=ocp.args.StandardRestore(), meta=ocp.args.JsonRestore()))
+  manager.close()
+  np.testing.assert_allclose(np.asarray(restored["model"]["params"]["z"]),
+                             b.z)
+  assert restored["meta"]["step"] == 20
+
+
+def test_resume_with_another_config_is_refused(tmp_path):
+  from cljax import errors
+
+  unconstrained.run(_small(10), str(tmp_path), verbose=False)
+  changed = _small(10)
+  changed.learning_rate = 0.5
+  with pytest.raises(errors.ResumeMismatchError, match="learning_rate"):
+    unconstrained.run(changed, str(tmp_path), verbose=False)
+
+
+def test_load_reads_runs_written_before_checkpoints(tmp_path):
+  config = _small(10)
+  summary = unconstrained.run(config, None, verbose=False)
+  # The layout of earlier runs: config, metrics, summary and features.npz.
+  with open(tmp_path / "config.json", "w") as f:
+    f.write(config.to_json_best_effort(indent=2))
+  with open(tmp_path / "summary.json", "w") as f:
+    json.dump(summary, f)
+  labels = unconstrained.labels_of(config)
+  z = np.random.default_rng(0).normal(
+      size=(len(labels), config.num_views, config.dim))
+  np.savez(tmp_path / "features.npz", labels=labels, z=z)
+  result = unconstrained.load(str(tmp_path))
+  np.testing.assert_array_equal(result.z, z)
+  np.testing.assert_array_equal(result.labels, labels)
+  assert result.w is None
+  assert result.summary["final_loss"] == summary["final_loss"]
+  with pytest.raises(FileNotFoundError, match="features.npz"):
+    unconstrained.load(str(tmp_path / "nothing"))
+
+
+def test_bad_checkpoint_every_names_the_field():
+  config = _small(10)
+  config.checkpoint.every = -1
+  with pytest.raises(ValueError, match="config.checkpoint.every"):
+    unconstrained.run(config, None, verbose=False)
