@@ -233,7 +233,7 @@ def _run_child(spec, timeout, limit_gb):
   return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def loss_cases(sizes, repeats):
+def loss_cases(sizes, repeats, only=None):
   cases = []
   for v in sizes:
     dense_fits = v <= DENSE_MAX_VIEWS
@@ -243,7 +243,7 @@ def loss_cases(sizes, repeats):
     names = ["nscl", "supcon_out"]
     if v <= DENSE_MAX_VIEWS:
       names += ["ntxent", "supcon_in", "hscl", "all_losses"]
-    for name in names:
+    for name in [n for n in names if only is None or n in only]:
       cases.append({"kind": "loss", "name": name, "block": "auto",
                     "views": v, "repeats": repeats, "pairs": pairs,
                     "label": f"{name} tiled (auto)"})
@@ -392,6 +392,10 @@ def main():
                       help="rewrite TILED.md from tiled.json, measure nothing")
   parser.add_argument("--append", action="store_true",
                       help="add to the records of benchmarks/tiled.json")
+  parser.add_argument("--out", help="write the records to this JSON file "
+                      "only (TILED.md and tiled.json stay untouched)")
+  parser.add_argument("--names", nargs="+", help="only these loss cases "
+                      "(the dense floor always runs)")
   args = parser.parse_args()
   if args.child:
     print(json.dumps(child(json.loads(args.child))))
@@ -404,7 +408,7 @@ def main():
     args.dataset_samples, args.repeats = 4096, 2
   cases = []
   if "losses" in args.sections:
-    cases += loss_cases(args.sizes, args.repeats)
+    cases += loss_cases(args.sizes, args.repeats, args.names)
   if "peers" in args.sections:
     cases += peer_cases(args.peer_sizes, args.repeats)
   if "dataset" in args.sections:
@@ -424,7 +428,10 @@ def main():
                     "loadavg": os.getloadavg()[0]})
     print(f"{spec.get('label', spec['kind'])} V={spec.get('views')}: "
           f"{json.dumps(out)[:200]}", flush=True)
-    write_report(records, args)
+    if args.out:
+      Path(args.out).write_text(json.dumps(records, indent=1))
+    else:
+      write_report(records, args)
 
 
 if __name__ == "__main__":

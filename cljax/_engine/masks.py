@@ -36,6 +36,9 @@ class MaskIds(NamedTuple):
   row_view: jax.Array               # int[A] global view index of each anchor
   row_label: jax.Array | None       # int[A]
   col_label: jax.Array | None       # int[V]
+  # int[V] global view index of each column; None: the column's position
+  # (the tiled engine's label-sorted symmetric path passes its permutation).
+  col_view: jax.Array | None = None
 
 
 def mask_ids(views: Views) -> MaskIds:
@@ -51,7 +54,8 @@ def build_mask(kind: str, num_views: int, ids: MaskIds, num_cols: int,
   those columns); ``valid_cols`` (static) excludes padding columns >= it.
   """
   col = jax.lax.broadcasted_iota(jnp.int32, (1, num_cols), 1) + col_start
-  mask = _build_mask(kind, num_views, ids, col)
+  view = col if ids.col_view is None else ids.col_view[None, :]
+  mask = _build_mask(kind, num_views, ids, view)
   if valid_cols is None:
     return mask
   inside = col < valid_cols

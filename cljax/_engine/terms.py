@@ -192,10 +192,27 @@ def split_terms(spec):
   return base, soft
 
 
+# Integer alphas up to this use powers of exp(s - bound): a few multiplies
+# per entry instead of one more exp (alpha = 1 + beta for integer beta).
+_MAX_POWER = 16
+
+
 def shared_exps(spec, s):
-  """exp(alpha s - |alpha| bound) per distinct alpha (1.0 always included)."""
+  """exp(alpha s - |alpha| bound) per distinct alpha (1.0 always included).
+
+  For a positive integer alpha this is exactly exp(s - bound)^alpha, built by
+  ``lax.integer_pow`` from the one exp (fewer passes over the tile).
+  """
   alphas = {1.0} | {t.alpha for t in spec.terms if t.kind == "lse"}
-  return {a: jnp.exp(a * s - abs(a) * spec.shared_bound) for a in alphas}
+  e1 = jnp.exp(s - spec.shared_bound)
+
+  def power(a):
+    if a == 1.0:
+      return e1
+    if 0 < a <= _MAX_POWER and float(a).is_integer():
+      return jax.lax.integer_pow(e1, int(a))
+    return jnp.exp(a * s - abs(a) * spec.shared_bound)
+  return {a: power(a) for a in alphas}
 
 
 # The forward pass works on a tile of columns at a time: partial row
@@ -310,7 +327,7 @@ def _axes(spec):
   return (rows, cols) if spec.symmetric else (rows,)
 
 
-def _cotangent_shared(spec, s, outs, cs, g, mask, same, exps):
+def _cotangent_shared(spec, s, outs, cs, g, mask, same, exps, soft_on):
   """``_cotangent`` on the shared-exponential path (one exp per alpha).
 
   Coefficients of each shared exponential are summed first (cheap row
@@ -340,7 +357,7 @@ def _cotangent_shared(spec, s, outs, cs, g, mask, same, exps):
   total = jnp.broadcast_to(jnp.asarray(linear, s.dtype), s.shape)
   for alpha, c in coef.items():
     total = total + c * exps[alpha]
-  for i, c in zip(soft, cs):
+  for i, c in zip(soft if soft_on else (), cs):
     m = mask(spec.terms[i].mask)
     r = jnp.exp(c - spec.shared_bound)
     # sigmoid(c - s) = r / (r + e^{s - bound}).
@@ -349,7 +366,7 @@ def _cotangent_shared(spec, s, outs, cs, g, mask, same, exps):
   return total
 
 
-def _cotangent(spec, s, outs, cs, g, mask, same):
+def _cotangent(spec, s, outs, cs, g, mask, same, soft_on):
   """d loss / d s as an elementwise function of s (one exp per term).
 
   On the symmetric path this is G + G^T: every mask is symmetric, so the
@@ -375,7 +392,7 @@ def _cotangent(spec, s, outs, cs, g, mask, same):
           t, sum(stat(gi * t.grad_scale) * jnp.exp(t.alpha * s - stat(lse))
                  for stat in axes), None, same)
     total = total + (contrib if m is None else jnp.where(m, contrib, 0.0))
-  for i, c in zip(soft, cs):
+  for i, c in zip(soft if soft_on else (), cs):
     m = mask(spec.terms[i].mask)
     sig = sum(stat(g[i]) * jax.nn.sigmoid(stat(c) - s) for stat in axes)
     total = total - (sig if m is None else jnp.where(m, sig, 0.0))
@@ -397,12 +414,16 @@ def softplus_cotangents(spec, outs, aux, g, sig_sums):
   return g, d_aux
 
 
-def cotangent(spec, s, outs, cs, g, mask, exps):
-  """d loss / d s on a tile, given the finished row statistics."""
+def cotangent(spec, s, outs, cs, g, mask, exps, soft=True):
+  """d loss / d s on a tile, given the finished row statistics.
+
+  ``soft=False`` leaves out the softplus terms (a tile with none of their
+  mask's entries, where they contribute zero).
+  """
   same = _same_label_mask(spec, mask)
   if exps is not None:
-    return _cotangent_shared(spec, s, outs, cs, g, mask, same, exps)
-  return _cotangent(spec, s, outs, cs, g, mask, same)
+    return _cotangent_shared(spec, s, outs, cs, g, mask, same, exps, soft)
+  return _cotangent(spec, s, outs, cs, g, mask, same, soft)
 
 
 def softplus_offsets(spec, outs, aux):
