@@ -59,6 +59,10 @@ def build_mask(kind: str, num_views: int, ids: MaskIds, num_cols: int,
   if valid_cols is None:
     return mask
   inside = col < valid_cols
+  if ids.col_view is not None:
+    # A tile of the symmetric path: its padded rows (view >= V) are masked
+    # too, so the transposed tile's masks are exactly the transposes.
+    inside = inside & (ids.row_view[:, None] < valid_cols)
   return inside if mask is None else mask & inside
 
 

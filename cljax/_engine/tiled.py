@@ -253,8 +253,8 @@ def _soft_tiles(spec, tiling, view, label):
 
 
 def _sym_tile(spec, tiling, blocks, r, c):
-  """Logits of tile (r, c), and masks and exponentials of it and its
-  transpose (rows of block c against columns of block r)."""
+  """Logits, mask getter and exponentials of tile (r, c); its transpose is
+  tile (c, r), whose masks are the transposes (padded rows are masked too)."""
   b = tiling.cols
   x_r, x_c = blocks.x[r], blocks.x[c]
   # As in the dense engine, 1/tau scales the float32 product, so tile (c, r)
@@ -264,28 +264,22 @@ def _sym_tile(spec, tiling, blocks, r, c):
   label = (lambda i: None) if blocks.label is None else (
       lambda i: blocks.label[i])
   valid = tiling.num_cols if tiling.num_cols % b else None
-  mask_rc = masks.masks_for(spec, masks.MaskIds(
+  mask = masks.masks_for(spec, masks.MaskIds(
       blocks.view[r], label(r), label(c), blocks.view[c]), b, c * b, valid)
-  mask_cr = masks.masks_for(spec, masks.MaskIds(
-      blocks.view[c], label(c), label(r), blocks.view[r]), b, r * b, valid)
-  exps = exps_t = None
-  if spec.shared_bound is not None:
-    exps = terms.shared_exps(spec, s)
-    exps_t = {a: e.T for a, e in exps.items()}
-  return s, (mask_rc, exps), (mask_cr, exps_t)
+  exps = terms.shared_exps(spec, s) if spec.shared_bound is not None else None
+  return s, mask, exps
 
 
-def _sym_sweep(spec, tiling, blocks, init, row_fn, merge, soft_only=False):
-  """Folds ``row_fn(s, mask, exps, block)`` over both directions of every
-  tile pair into ``init`` (a list of [nb, B] arrays). ``soft_only``: the
-  row_fn sums softplus terms only, so tiles without their entries add 0
-  and are skipped."""
+def _sym_sweep(spec, tiling, blocks, init, pair_fn, merge, soft_only=False):
+  """Folds ``pair_fn(s, mask, exps, r, c)`` = (statistics of the rows of
+  block r, of block c) over every tile pair into ``init`` (a list of
+  [nb, B] arrays). ``soft_only``: pair_fn sums softplus terms only, so
+  tiles without their entries add 0 and are skipped."""
   rows, cols = _pairs(blocks.x.shape[0])
 
   def parts(r, c):
-    s, (mask_rc, exps), (mask_cr, exps_t) = _sym_tile(spec, tiling, blocks,
-                                                      r, c)
-    return row_fn(s, mask_rc, exps, r), row_fn(s.T, mask_cr, exps_t, c)
+    s, mask, exps = _sym_tile(spec, tiling, blocks, r, c)
+    return pair_fn(s, mask, exps, r, c)
 
   def step(acc, rc):
     r, c = rc
@@ -320,21 +314,31 @@ def _sym_outputs(spec, tiling, x, aux, ids):
       rows_spec, tiling, blocks,
       [z.reshape(nb, b) for z in terms.empty_partials(rows_spec,
                                                     zeros.reshape(-1))],
-      lambda s, mask, exps, _: terms.base_partials(rows_spec, s, mask, exps),
+      lambda s, mask, exps, r, c: terms.base_partials(rows_spec, s, mask,
+                                                      exps, cols=True),
       functools.partial(terms.merge_partials, rows_spec))
   base_outs = [_unblock(a, tiling.num_rows) for a in
                terms.finish_partials(rows_spec, acc)]
   cs = terms.softplus_offsets(spec, terms.assemble(spec, base_outs, []), aux)
   soft_outs = []
   if cs:
-    cs_b = [_blocks(c, b) for c in cs]
-    soft = _sym_sweep(
-        rows_spec, tiling, blocks, [zeros for _ in cs],
-        lambda s, mask, exps, i: terms.softplus_sums(
-            rows_spec, s, [c[i] for c in cs_b], mask, exps), _add,
-        soft_only=True)
-    soft_outs = [_unblock(a, tiling.num_rows) for a in soft]
+    soft_outs = _sym_soft_sums(rows_spec, tiling, blocks, cs,
+                               terms.softplus_sums)
   return terms.assemble(spec, base_outs, soft_outs)
+
+
+def _sym_soft_sums(rows_spec, tiling, blocks, cs, row_sums):
+  """``row_sums`` (``terms.softplus_sums`` or ``terms.sigmoid_sums``) of the
+  softplus terms with offsets ``cs`` (float[V] each), over every tile."""
+  nb, b = blocks.view.shape
+  cs_b = [_blocks(c, b) for c in cs]
+  sums = _sym_sweep(
+      rows_spec, tiling, blocks, [jnp.zeros((nb, b), jnp.float32) for _ in cs],
+      lambda s, mask, exps, r, c: row_sums(
+          rows_spec, s, [x[r] for x in cs_b], mask, exps,
+          [x[c] for x in cs_b]), _add,
+      soft_only=True)
+  return [_unblock(a, tiling.num_rows) for a in sums]
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
@@ -355,14 +359,7 @@ def _tiled_symmetric_bwd(spec, tiling, residuals, g):
   cs = terms.softplus_offsets(spec, outs, aux)
   sig = []
   if cs:
-    cs_b = [_blocks(c, b) for c in cs]
-    zeros = jnp.zeros((nb, b), jnp.float32)
-    sig = _sym_sweep(
-        rows_spec, tiling, blocks, [zeros for _ in cs],
-        lambda s, mask, exps, i: terms.sigmoid_sums(
-            rows_spec, s, [c[i] for c in cs_b], mask, exps), _add,
-        soft_only=True)
-    sig = [_unblock(a, tiling.num_rows) for a in sig]
+    sig = _sym_soft_sums(rows_spec, tiling, blocks, cs, terms.sigmoid_sums)
   g, d_aux = terms.softplus_cotangents(spec, outs, aux, g, sig)
   # Padded rows get a zero cotangent, so they add nothing to dx.
   outs_b = [_blocks(o, b) for o in outs]
@@ -382,12 +379,9 @@ def _tiled_symmetric_bwd(spec, tiling, residuals, g):
     def pair_cotangent(soft):
       # The tile is built in each branch: its lazily built masks must not
       # leak from one branch's trace into the other.
-      s, (mask_rc, exps), (mask_cr, exps_t) = _sym_tile(rows_spec, tiling,
-                                                        blocks, r, c)
-      h = terms.cotangent(rows_spec, s, outs_r, cs_r, g_r, mask_rc, exps,
-                          soft)
-      return h + terms.cotangent(rows_spec, s.T, outs_c, cs_c, g_c, mask_cr,
-                                 exps_t, soft).T
+      s, mask, exps = _sym_tile(rows_spec, tiling, blocks, r, c)
+      return terms.cotangent(rows_spec, s, outs_r, cs_r, g_r, mask, exps,
+                             soft, cols=(outs_c, cs_c, g_c))
 
     # On the diagonal H = G_rr + G_rr^T is the whole contribution to dx_r.
     if blocks.soft is None:
