@@ -363,10 +363,20 @@ def _live(outs, g, i):
   return jnp.where(finite, g[i], 0.0), jnp.where(finite, outs[i], 0.0)
 
 
-def _linear(sides, i, m):
-  """The cotangent of sum term i: its g on the mask's entries."""
-  c = sum(side(_live(o, g, i)[0]) for side, o, _, g in sides)
-  return c if m is None else jnp.where(m, c, 0.0)
+def _split_cotangent(spec, sides, mask):
+  """(the cotangent of the sum terms: their g on their masks' entries,
+  [(index, term, mask)] of the lse terms with a gradient)."""
+  base, _ = split_terms(spec)
+  linear, lse_terms = 0.0, []
+  for i in base:
+    t = spec.terms[i]
+    m = mask(t.mask)
+    if t.kind == "sum":
+      c = sum(side(_live(o, g, i)[0]) for side, o, _, g in sides)
+      linear = linear + (c if m is None else jnp.where(m, c, 0.0))
+    elif not _is_zero(t.grad_scale):
+      lse_terms.append((i, t, m))
+  return linear, lse_terms
 
 
 def _cotangent_shared(spec, s, sides, mask, same, exps, soft_on):
@@ -376,17 +386,10 @@ def _cotangent_shared(spec, s, sides, mask, same, exps, soft_on):
   vectors and masks), so every exponential is multiplied in once and XLA can
   emit the whole cotangent as one loop.
   """
-  base, soft = split_terms(spec)
+  _, soft = split_terms(spec)
   coef = {}          # alpha -> coefficient of exps[alpha]
-  linear = 0.0
-  for i in base:
-    t = spec.terms[i]
-    m = mask(t.mask)
-    if t.kind == "sum":
-      linear = linear + _linear(sides, i, m)
-      continue
-    if _is_zero(t.grad_scale):
-      continue
+  linear, lse_terms = _split_cotangent(spec, sides, mask)
+  for i, t, m in lse_terms:
 
     def scale(o, g):
       gi, lse = _live(o, g, i)
@@ -415,16 +418,10 @@ def _cotangent(spec, s, sides, mask, same, soft_on):
   ``_cotangent_shared`` is the faster form when all exponents share a
   static shift.
   """
-  base, soft = split_terms(spec)
-  total = jnp.zeros(s.shape, s.dtype)
-  for i in base:
-    t = spec.terms[i]
-    m = mask(t.mask)
-    if t.kind == "sum":
-      total = total + _linear(sides, i, m)
-      continue
-    if _is_zero(t.grad_scale):
-      continue
+  _, soft = split_terms(spec)
+  linear, lse_terms = _split_cotangent(spec, sides, mask)
+  total = jnp.broadcast_to(jnp.asarray(linear, s.dtype), s.shape)
+  for i, t, m in lse_terms:
     contrib = 0.0
     for side, o, _, g in sides:
       gi, lse = _live(o, g, i)
