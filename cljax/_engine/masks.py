@@ -51,7 +51,8 @@ def build_mask(kind: str, num_views: int, ids: MaskIds, num_cols: int,
 
   Each mask is symmetric on the full [V, V] matrix. A tile of columns
   ``col_start + [0, num_cols)`` passes its offset (and ``ids.col_label`` of
-  those columns); ``valid_cols`` (static) excludes padding columns >= it.
+  those columns); ``valid_cols`` (static) excludes padding columns >= it
+  (and, with ``ids.col_view``, padding rows, whose view index is >= it).
   """
   col = jax.lax.broadcasted_iota(jnp.int32, (1, num_cols), 1) + col_start
   view = col if ids.col_view is None else ids.col_view[None, :]

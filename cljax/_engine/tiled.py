@@ -19,7 +19,9 @@ below).
 
 Losses with softplus terms (Jiang et al.'s estimators) need their row
 statistics before the softplus sum, so those sweep the columns twice in
-each direction.
+each direction; on the symmetric path the views are first sorted by label
+(``_label_sorted``), so those second sweeps only visit the tiles near the
+diagonal that hold the softplus terms' same-label entries.
 """
 
 from __future__ import annotations
