@@ -406,6 +406,39 @@ def hard_contrastive(z, labels, beta=0.0, negatives="different_class",
   return _mean(pair_losses), valid
 
 
+def hard_contrastive_outside(z, labels, beta=0.0, negatives="different_class",
+                             temperature=1.0, normalize="ball",
+                             include_self_positive=True) -> tuple[float, int]:
+  """Jiang et al.'s k = 1 objective, the expectation outside the log.
+
+  Sets P(a), Q(a) and weights q_a(b) as in ``hard_contrastive``; pair loss
+  = sum_{b in Q(a)} q_a(b) log(1 + e^{s_ab - s_ap}); loss = mean over all
+  (anchor, positive) pairs of valid anchors. Returns (loss, num_valid).
+  """
+  s, n, k, vlab = _hard_setup(z, labels, negatives, temperature, normalize)
+  if vlab is None:
+    vlab = list(range(n * k))
+  pair_losses = []
+  valid = 0
+  for a in range(n * k):
+    positives, pool = _hard_sets(a, n, k, vlab, labels is not None, negatives,
+                                 include_self_positive)
+    if not positives or not pool:
+      continue
+    valid += 1
+    tmax = max(beta * s[a, b] for b in pool)
+    weights = [math.exp(beta * s[a, b] - tmax) for b in pool]
+    z_norm = sum(weights)
+    for p in positives:
+      total = 0.0
+      for wb, b in zip(weights, pool):
+        total += (wb / z_norm) * float(np.logaddexp(0.0, s[a, b] - s[a, p]))
+      pair_losses.append(total)
+  if not pair_losses:
+    return 0.0, 0
+  return _mean(pair_losses), valid
+
+
 def hard_contrastive_sampled_given_indices(
     z, labels, neg_indices, beta=0.0, negatives="different_class",
     temperature=1.0, normalize="ball", include_self_positive=True,

@@ -167,6 +167,78 @@ def test_hard_contrastive_unnormalized_generic_path(negatives):
   assert np.all(np.isfinite(np.asarray(grad)))
 
 
+@pytest.mark.parametrize("negatives", ["different_class", "all"])
+@pytest.mark.parametrize("beta", [0.0, 2.0, 10.0])
+@pytest.mark.parametrize("k,self_pos", [(1, True), (2, False)])
+def test_hard_contrastive_outside_matches_naive(negatives, beta, k, self_pos):
+  z = _z(k, scale=0.6)
+  kw = dict(beta=beta, negatives=negatives, include_self_positive=self_pos)
+  want, nvalid = naive.hard_contrastive_outside(z, LABELS, **kw)
+  got, counts = losses.hard_contrastive(
+      z, LABELS, estimator="expectation_outside", return_counts=True, **kw)
+  _close(got, want)
+  assert int(counts.num_valid) == nvalid
+  # Jensen: E_q log(1 + e^t) <= log(1 + E_q e^t).
+  inside = losses.hard_contrastive(z, LABELS, **kw)
+  assert float(got) <= float(inside) + 1e-6
+
+
+def test_hard_contrastive_outside_gradient_matches_naive_differences():
+  z = _z(2, scale=0.6).astype(np.float64)
+  kw = dict(beta=3.0, negatives="all", normalize="none")
+  grad = jax.grad(lambda x: losses.hard_contrastive(
+      x, LABELS, estimator="expectation_outside", **kw))(
+          jnp.asarray(z, jnp.float32))
+  # Central differences of the NumPy loops; the tilt weights are detached,
+  # so they are held at z while the logits move.
+  eps = 1e-5
+  want = np.zeros_like(z)
+  for idx in np.ndindex(z.shape):
+    step = np.zeros_like(z)
+    step[idx] = eps
+    want[idx] = (_outside_fixed_tilt(z + step, z, **kw) -
+                 _outside_fixed_tilt(z - step, z, **kw)) / (2 * eps)
+  np.testing.assert_allclose(np.asarray(grad), want, rtol=2e-3, atol=2e-5)
+
+
+def _outside_fixed_tilt(z, z_tilt, beta, negatives, normalize):
+  """naive.hard_contrastive_outside with q_a(b) from the logits of z_tilt."""
+  s, n, k, vlab = naive._hard_setup(z, LABELS, negatives, 1.0, normalize)
+  s_tilt = naive._hard_setup(z_tilt, LABELS, negatives, 1.0, normalize)[0]
+  pairs = []
+  for a in range(n * k):
+    positives, pool = naive._hard_sets(a, n, k, vlab, True, negatives, True)
+    w = np.exp(beta * s_tilt[a, pool] - np.max(beta * s_tilt[a, pool]))
+    q = w / np.sum(w)
+    for p in positives:
+      pairs.append(np.sum(q * np.logaddexp(0.0, s[a, pool] - s[a, p])))
+  return float(np.mean(pairs))
+
+
+def test_hard_contrastive_outside_equals_inside_on_one_negative():
+  # Anchors 0, 1 have the single negative 2: the expectation is one term,
+  # so outside and inside the log agree (closed form log(1 + e^{s_a2 - s_ap})).
+  z = _z(1, n=3, scale=0.8)
+  y = np.array([0, 0, 1], np.int32)
+  kw = dict(beta=2.0, reduction="none")
+  outside = losses.hard_contrastive(z, y, estimator="expectation_outside",
+                                    **kw)
+  inside = losses.hard_contrastive(z, y, **kw)
+  _close(outside[:2], inside[:2])
+  x = np.asarray(z)[:, 0]
+  x = x / np.maximum(1.0, np.linalg.norm(x, axis=-1, keepdims=True))
+  s = x @ x.T
+  want = [sum(np.logaddexp(0.0, s[a, 2] - s[a, p]) for p in (0, 1))
+          for a in (0, 1)]
+  _close(outside[:2, 0], want)
+
+
+def test_hard_contrastive_outside_cannot_be_tiled():
+  with pytest.raises(ValueError, match="expectation_outside.*cannot be tiled"):
+    losses.hard_contrastive(_z(2), LABELS, estimator="expectation_outside",
+                            block_size=4)
+
+
 def test_hard_contrastive_without_labels_uses_sample_positives():
   z = _z(2, scale=0.6)
   want, _ = naive.hard_contrastive(z, None, beta=1.0, negatives="all",

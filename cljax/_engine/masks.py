@@ -36,6 +36,9 @@ class MaskIds(NamedTuple):
   row_view: jax.Array               # int[A] global view index of each anchor
   row_label: jax.Array | None       # int[A]
   col_label: jax.Array | None       # int[V]
+  # int[V] global view index of each column; None: the column's position
+  # (the tiled engine's label-sorted symmetric path passes its permutation).
+  col_view: jax.Array | None = None
 
 
 def mask_ids(views: Views) -> MaskIds:
@@ -48,13 +51,19 @@ def build_mask(kind: str, num_views: int, ids: MaskIds, num_cols: int,
 
   Each mask is symmetric on the full [V, V] matrix. A tile of columns
   ``col_start + [0, num_cols)`` passes its offset (and ``ids.col_label`` of
-  those columns); ``valid_cols`` (static) excludes padding columns >= it.
+  those columns); ``valid_cols`` (static) excludes padding columns >= it
+  (and, with ``ids.col_view``, padding rows, whose view index is >= it).
   """
   col = jax.lax.broadcasted_iota(jnp.int32, (1, num_cols), 1) + col_start
-  mask = _build_mask(kind, num_views, ids, col)
+  view = col if ids.col_view is None else ids.col_view[None, :]
+  mask = _build_mask(kind, num_views, ids, view)
   if valid_cols is None:
     return mask
   inside = col < valid_cols
+  if ids.col_view is not None:
+    # A tile of the symmetric path: its padded rows (view >= V) are masked
+    # too, so the transposed tile's masks are exactly the transposes.
+    inside = inside & (ids.row_view[:, None] < valid_cols)
   return inside if mask is None else mask & inside
 
 

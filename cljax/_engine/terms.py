@@ -136,13 +136,16 @@ def common_bound(terms, bound):
   return bound
 
 
-def _row_sums(arrays):
-  """[A, V] arrays -> their row sums.
+def _row_sums(arrays, axis=-1):
+  """[A, V] arrays -> their row sums (column sums for ``axis=0``).
 
   Separate reductions, not one variadic reduce: XLA:CPU runs a variadic
   reduce over [V, V] operands about twice as slowly as the separate ones.
   """
-  return [jnp.sum(a, axis=-1) for a in arrays]
+  return [jnp.sum(a, axis=axis) for a in arrays]
+
+
+
 
 
 def _weighted(term, e, mask, same):
@@ -192,10 +195,27 @@ def split_terms(spec):
   return base, soft
 
 
+# Integer alphas up to this use powers of exp(s - bound): a few multiplies
+# per entry instead of one more exp (alpha = 1 + beta for integer beta).
+_MAX_POWER = 16
+
+
 def shared_exps(spec, s):
-  """exp(alpha s - |alpha| bound) per distinct alpha (1.0 always included)."""
+  """exp(alpha s - |alpha| bound) per distinct alpha (1.0 always included).
+
+  For a positive integer alpha this is exactly exp(s - bound)^alpha, built by
+  ``lax.integer_pow`` from the one exp (fewer passes over the tile).
+  """
   alphas = {1.0} | {t.alpha for t in spec.terms if t.kind == "lse"}
-  return {a: jnp.exp(a * s - abs(a) * spec.shared_bound) for a in alphas}
+  e1 = jnp.exp(s - spec.shared_bound)
+
+  def power(a):
+    if a == 1.0:
+      return e1
+    if 0 < a <= _MAX_POWER and float(a).is_integer():
+      return jax.lax.integer_pow(e1, int(a))
+    return jnp.exp(a * s - abs(a) * spec.shared_bound)
+  return {a: power(a) for a in alphas}
 
 
 # The forward pass works on a tile of columns at a time: partial row
@@ -204,15 +224,17 @@ def shared_exps(spec, s):
 # softplus terms, whose c_a depends on the finished outputs, are summed.
 # The dense path is the single-tile case.
 
-def base_partials(spec, s, mask, exps):
+def base_partials(spec, s, mask, exps, cols=False):
   """Partial row statistics of the non-softplus terms on one tile.
 
   On the shared-shift path an lse term's partial is its sum of shifted
   exponentials; otherwise it is the tile's log-sum-exp. Sum terms: the sum.
+  ``cols``: also the column statistics (those of the transposed tile, whose
+  masks are the transposes): (rows, cols). The summed arrays serve both.
   """
   same = _same_label_mask(spec, mask)
   base, _ = split_terms(spec)
-  arrays, outs = [], []
+  arrays, outs, outs_t = [], [], []
   for i in base:
     t = spec.terms[i]
     m = mask(t.mask)
@@ -221,11 +243,18 @@ def base_partials(spec, s, mask, exps):
     elif t.kind == "lse":
       arrays.append(None)
       outs.append(_lse_partial(t, s, m, same))
+      if cols:
+        outs_t.append(_lse_partial(t, s.T, None if m is None else m.T,
+                                   None if same is None else same.T))
     else:
       arrays.append(s if m is None else jnp.where(m, s, 0.0))
-  sums = iter(_row_sums([a for a in arrays if a is not None]))
-  lses = iter(outs)
-  return [next(lses) if a is None else next(sums) for a in arrays]
+  summed = [a for a in arrays if a is not None]
+
+  def merged(sums, lses):
+    sums, lses = iter(sums), iter(lses)
+    return [next(lses) if a is None else next(sums) for a in arrays]
+  rows = merged(_row_sums(summed), outs)
+  return (rows, merged(_row_sums(summed, axis=0), outs_t)) if cols else rows
 
 
 def merge_partials(spec, acc, part):
@@ -263,32 +292,43 @@ def finish_partials(spec, partials):
   return outs
 
 
-def _softplus_row_sums(spec, s, cs, mask, exps, derivative):
+_ROWS = lambda v: v[:, None]  # noqa: E731
+_COLS = lambda v: v[None, :]  # noqa: E731
+
+
+def _softplus_row_sums(spec, s, cs, mask, exps, derivative, col_cs):
   """Row sums of softplus(c_a - s_ab) (or its derivative in c_a, the
-  sigmoid) over each softplus term's mask."""
+  sigmoid) over each softplus term's mask; with ``col_cs`` (the c_b of the
+  columns) also the column sums of softplus(c_b - s_ab): (rows, cols)."""
   _, soft = split_terms(spec)
-  arrays = []
-  for i, c in zip(soft, cs):
-    m = mask(spec.terms[i].mask)
-    if exps is not None:
-      # With r = e^{c - bound} and e = e^{s - bound}: softplus(c - s) =
-      # log(1 + r / e) and sigmoid(c - s) = r / (r + e).
-      r = jnp.exp(c - spec.shared_bound)[:, None]
-      v = r / (r + exps[1.0]) if derivative else jnp.log1p(r / exps[1.0])
-    else:
-      v = (jax.nn.sigmoid if derivative else jax.nn.softplus)(c[:, None] - s)
-    arrays.append(v if m is None else jnp.where(m, v, 0.0))
-  return _row_sums(arrays)
+
+  def arrays(cs, side):
+    out = []
+    for i, c in zip(soft, cs):
+      m = mask(spec.terms[i].mask)
+      if exps is not None:
+        # With r = e^{c - bound} and e = e^{s - bound}: softplus(c - s) =
+        # log(1 + r / e) and sigmoid(c - s) = r / (r + e).
+        r = side(jnp.exp(c - spec.shared_bound))
+        v = r / (r + exps[1.0]) if derivative else jnp.log1p(r / exps[1.0])
+      else:
+        v = (jax.nn.sigmoid if derivative else jax.nn.softplus)(side(c) - s)
+      out.append(v if m is None else jnp.where(m, v, 0.0))
+    return out
+  rows = _row_sums(arrays(cs, _ROWS))
+  if col_cs is None:
+    return rows
+  return rows, _row_sums(arrays(col_cs, _COLS), axis=0)
 
 
-def softplus_sums(spec, s, cs, mask, exps):
+def softplus_sums(spec, s, cs, mask, exps, col_cs=None):
   """Row sums of softplus(c_a - s_ab) over each softplus term's mask."""
-  return _softplus_row_sums(spec, s, cs, mask, exps, derivative=False)
+  return _softplus_row_sums(spec, s, cs, mask, exps, False, col_cs)
 
 
-def sigmoid_sums(spec, s, cs, mask, exps):
+def sigmoid_sums(spec, s, cs, mask, exps, col_cs=None):
   """Row sums of sigmoid(c_a - s_ab) = d softplus / d c_a per softplus term."""
-  return _softplus_row_sums(spec, s, cs, mask, exps, derivative=True)
+  return _softplus_row_sums(spec, s, cs, mask, exps, True, col_cs)
 
 
 def assemble(spec, base_outs, soft_outs):
@@ -302,82 +342,97 @@ def assemble(spec, base_outs, soft_outs):
   return tuple(outs)
 
 
-def _axes(spec):
-  """Broadcasts of a row statistic: along rows, and on the symmetric path
-  also along columns (the transposed cotangent)."""
-  rows = lambda v: v[:, None]  # noqa: E731
-  cols = lambda v: v[None, :]  # noqa: E731
-  return (rows, cols) if spec.symmetric else (rows,)
+def _sides(spec, outs, cs, g, cols):
+  """(broadcast, outs, cs, g) per side of the cotangent: the rows'
+  statistics along rows; on the symmetric path also the same statistics
+  along columns (the transposed cotangent: every mask is symmetric); given
+  ``cols`` = (outs, cs, g) of a tile's column block, those along columns
+  (G_rc + G_cr^T of a tile pair, no transposed tile needed)."""
+  sides = [(_ROWS, outs, cs, g)]
+  if cols is not None:
+    sides.append((_COLS,) + tuple(cols))
+  elif spec.symmetric:
+    sides.append((_COLS, outs, cs, g))
+  return sides
 
 
-def _cotangent_shared(spec, s, outs, cs, g, mask, same, exps):
+def _live(outs, g, i):
+  """(g_i, out_i) zeroed on rows of an empty mask (out -inf): they add
+  nothing to the cotangent."""
+  finite = jnp.isfinite(outs[i])
+  return jnp.where(finite, g[i], 0.0), jnp.where(finite, outs[i], 0.0)
+
+
+def _split_cotangent(spec, sides, mask):
+  """(the cotangent of the sum terms: their g on their masks' entries,
+  [(index, term, mask)] of the lse terms with a gradient)."""
+  base, _ = split_terms(spec)
+  linear, lse_terms = 0.0, []
+  for i in base:
+    t = spec.terms[i]
+    m = mask(t.mask)
+    if t.kind == "sum":
+      c = sum(side(_live(o, g, i)[0]) for side, o, _, g in sides)
+      linear = linear + (c if m is None else jnp.where(m, c, 0.0))
+    elif not _is_zero(t.grad_scale):
+      lse_terms.append((i, t, m))
+  return linear, lse_terms
+
+
+def _cotangent_shared(spec, s, sides, mask, same, exps, soft_on):
   """``_cotangent`` on the shared-exponential path (one exp per alpha).
 
   Coefficients of each shared exponential are summed first (cheap row
   vectors and masks), so every exponential is multiplied in once and XLA can
   emit the whole cotangent as one loop.
   """
-  axes = _axes(spec)
-  base, soft = split_terms(spec)
+  _, soft = split_terms(spec)
   coef = {}          # alpha -> coefficient of exps[alpha]
-  linear = 0.0
-  for i in base:
-    t = spec.terms[i]
-    finite = jnp.isfinite(outs[i])
-    gi = jnp.where(finite, g[i], 0.0)
-    m = mask(t.mask)
-    if t.kind == "sum":
-      c = sum(stat(gi) for stat in axes)
-      linear = linear + (c if m is None else jnp.where(m, c, 0.0))
-      continue
-    if _is_zero(t.grad_scale):
-      continue
-    lse = jnp.where(finite, outs[i], 0.0)
-    scale = gi * t.grad_scale * jnp.exp(abs(t.alpha) * spec.shared_bound - lse)
-    c = sum(stat(scale) for stat in axes)
+  linear, lse_terms = _split_cotangent(spec, sides, mask)
+  for i, t, m in lse_terms:
+
+    def scale(o, g):
+      gi, lse = _live(o, g, i)
+      return gi * t.grad_scale * jnp.exp(abs(t.alpha) * spec.shared_bound -
+                                         lse)
+    c = sum(side(scale(o, g)) for side, o, _, g in sides)
     c = _weighted(t, jnp.broadcast_to(c, s.shape), m, same)
     coef[t.alpha] = coef.get(t.alpha, 0.0) + c
   total = jnp.broadcast_to(jnp.asarray(linear, s.dtype), s.shape)
   for alpha, c in coef.items():
     total = total + c * exps[alpha]
-  for i, c in zip(soft, cs):
+  for j, i in enumerate(soft if soft_on else ()):
     m = mask(spec.terms[i].mask)
-    r = jnp.exp(c - spec.shared_bound)
-    # sigmoid(c - s) = r / (r + e^{s - bound}).
-    sig = sum(stat(g[i] * r) / (stat(r) + exps[1.0]) for stat in axes)
+    sig = 0.0
+    for side, _, cs, g in sides:
+      r = jnp.exp(cs[j] - spec.shared_bound)
+      # sigmoid(c - s) = r / (r + e^{s - bound}).
+      sig = sig + side(g[i] * r) / (side(r) + exps[1.0])
     total = total - (sig if m is None else jnp.where(m, sig, 0.0))
   return total
 
 
-def _cotangent(spec, s, outs, cs, g, mask, same):
+def _cotangent(spec, s, sides, mask, same, soft_on):
   """d loss / d s as an elementwise function of s (one exp per term).
 
-  On the symmetric path this is G + G^T: every mask is symmetric, so the
-  transpose only swaps which row statistics (rows or columns) each term
-  uses. ``_cotangent_shared`` is the faster form when all exponents share a
+  ``_cotangent_shared`` is the faster form when all exponents share a
   static shift.
   """
-  axes = _axes(spec)
-  base, soft = split_terms(spec)
-  total = jnp.zeros(s.shape, s.dtype)
-  for i in base:
-    t = spec.terms[i]
-    finite = jnp.isfinite(outs[i])
-    gi = jnp.where(finite, g[i], 0.0)
-    m = mask(t.mask)
-    if t.kind == "sum":
-      contrib = jnp.broadcast_to(sum(stat(gi) for stat in axes), s.shape)
-    elif _is_zero(t.grad_scale):
-      continue
-    else:
-      lse = jnp.where(finite, outs[i], 0.0)
-      contrib = _weighted(
-          t, sum(stat(gi * t.grad_scale) * jnp.exp(t.alpha * s - stat(lse))
-                 for stat in axes), None, same)
+  _, soft = split_terms(spec)
+  linear, lse_terms = _split_cotangent(spec, sides, mask)
+  total = jnp.broadcast_to(jnp.asarray(linear, s.dtype), s.shape)
+  for i, t, m in lse_terms:
+    contrib = 0.0
+    for side, o, _, g in sides:
+      gi, lse = _live(o, g, i)
+      contrib = contrib + side(gi * t.grad_scale) * jnp.exp(
+          t.alpha * s - side(lse))
+    contrib = _weighted(t, contrib, None, same)
     total = total + (contrib if m is None else jnp.where(m, contrib, 0.0))
-  for i, c in zip(soft, cs):
+  for j, i in enumerate(soft if soft_on else ()):
     m = mask(spec.terms[i].mask)
-    sig = sum(stat(g[i]) * jax.nn.sigmoid(stat(c) - s) for stat in axes)
+    sig = sum(side(g[i]) * jax.nn.sigmoid(side(cs[j]) - s)
+              for side, _, cs, g in sides)
     total = total - (sig if m is None else jnp.where(m, sig, 0.0))
   return total
 
@@ -397,12 +452,18 @@ def softplus_cotangents(spec, outs, aux, g, sig_sums):
   return g, d_aux
 
 
-def cotangent(spec, s, outs, cs, g, mask, exps):
-  """d loss / d s on a tile, given the finished row statistics."""
+def cotangent(spec, s, outs, cs, g, mask, exps, soft=True, cols=None):
+  """d loss / d s on a tile, given the finished row statistics.
+
+  ``soft=False`` leaves out the softplus terms (a tile with none of their
+  mask's entries, where they contribute zero). ``cols``: (outs, cs, g) of
+  the tile's columns, to add the transposed tile's cotangent G_cr^T.
+  """
   same = _same_label_mask(spec, mask)
+  sides = _sides(spec, outs, cs, g, cols)
   if exps is not None:
-    return _cotangent_shared(spec, s, outs, cs, g, mask, same, exps)
-  return _cotangent(spec, s, outs, cs, g, mask, same)
+    return _cotangent_shared(spec, s, sides, mask, same, exps, soft)
+  return _cotangent(spec, s, sides, mask, same, soft)
 
 
 def softplus_offsets(spec, outs, aux):

@@ -19,7 +19,9 @@ below).
 
 Losses with softplus terms (Jiang et al.'s estimators) need their row
 statistics before the softplus sum, so those sweep the columns twice in
-each direction.
+each direction; on the symmetric path the views are first sorted by label
+(``_label_sorted``), so those second sweeps only visit the tiles near the
+diagonal that hold the softplus terms' same-label entries.
 """
 
 from __future__ import annotations
@@ -209,18 +211,52 @@ class _Blocks(NamedTuple):
   x: jax.Array          # [nb, B, D] keys
   view: jax.Array       # int[nb, B] global view index (>= V on padding)
   label: jax.Array | None
+  soft: jax.Array | None  # bool[nb, nb]: tiles with softplus entries
 
 
-def _sym_blocks(tiling, x, ids):
+def _sym_blocks(spec, tiling, x, ids):
   b = tiling.cols
   xb = _blocks(x, b)
-  view = jnp.arange(xb.shape[0] * b, dtype=jnp.int32).reshape(-1, b)
-  return _Blocks(xb, view, _blocks(ids.col_label, b))
+  nb = xb.shape[0]
+  view = jnp.concatenate([
+      ids.row_view.astype(jnp.int32),
+      jnp.arange(tiling.num_cols, nb * b, dtype=jnp.int32)]).reshape(nb, b)
+  label = _blocks(ids.col_label, b)
+  return _Blocks(xb, view, label, _soft_tiles(spec, tiling, view, label))
+
+
+def _soft_tiles(spec, tiling, view, label):
+  """bool[nb, nb]: whether tile (r, c) has an entry in some softplus term's
+  mask, from each block's range of labels or samples; None: every tile.
+
+  The ranges are a conservative test: exact for label-sorted views (see
+  ``_label_sorted``) and for same-sample masks in view order.
+  """
+  _, soft = terms.split_terms(spec)
+  if not soft:
+    return None
+  valid = view < tiling.num_cols
+  top = jnp.iinfo(jnp.int32).max
+
+  def overlap(key):
+    lo = jnp.min(jnp.where(valid, key, top), axis=1)
+    hi = jnp.max(jnp.where(valid, key, -top), axis=1)
+    return (lo[:, None] <= hi[None, :]) & (lo[None, :] <= hi[:, None])
+  out = None
+  for kind in {spec.terms[i].mask for i in soft}:
+    if kind in ("same_label", "positive") and label is not None:
+      tiles = overlap(label)
+    elif kind in ("same_sample", "other_views"):
+      tiles = overlap(view // spec.num_views)
+    else:
+      return None
+    out = tiles if out is None else out | tiles
+  return out
 
 
 def _sym_tile(spec, tiling, blocks, r, c):
-  """Logits of tile (r, c), and masks and exponentials of it and its
-  transpose (rows of block c against columns of block r)."""
+  """Logits, mask getter and exponentials of tile (r, c); its transpose is
+  tile (c, r), whose masks are the transposes (padded rows are masked too)."""
   b = tiling.cols
   x_r, x_c = blocks.x[r], blocks.x[c]
   # As in the dense engine, 1/tau scales the float32 product, so tile (c, r)
@@ -230,30 +266,34 @@ def _sym_tile(spec, tiling, blocks, r, c):
   label = (lambda i: None) if blocks.label is None else (
       lambda i: blocks.label[i])
   valid = tiling.num_cols if tiling.num_cols % b else None
-  mask_rc = masks.masks_for(spec, masks.MaskIds(blocks.view[r], label(r),
-                                             label(c)), b, c * b, valid)
-  mask_cr = masks.masks_for(spec, masks.MaskIds(blocks.view[c], label(c),
-                                             label(r)), b, r * b, valid)
-  exps = exps_t = None
-  if spec.shared_bound is not None:
-    exps = terms.shared_exps(spec, s)
-    exps_t = {a: e.T for a, e in exps.items()}
-  return s, (mask_rc, exps), (mask_cr, exps_t)
+  mask = masks.masks_for(spec, masks.MaskIds(
+      blocks.view[r], label(r), label(c), blocks.view[c]), b, c * b, valid)
+  exps = terms.shared_exps(spec, s) if spec.shared_bound is not None else None
+  return s, mask, exps
 
 
-def _sym_sweep(spec, tiling, blocks, init, row_fn, merge):
-  """Folds ``row_fn(s, mask, exps, block)`` over both directions of every
-  tile pair into ``init`` (a list of [nb, B] arrays)."""
+def _sym_sweep(spec, tiling, blocks, init, pair_fn, merge, soft_only=False):
+  """Folds ``pair_fn(s, mask, exps, r, c)`` = (statistics of the rows of
+  block r, of block c) over every tile pair into ``init`` (a list of
+  [nb, B] arrays). ``soft_only``: pair_fn sums softplus terms only, so
+  tiles without their entries add 0 and are skipped."""
   rows, cols = _pairs(blocks.x.shape[0])
+
+  def parts(r, c):
+    s, mask, exps = _sym_tile(spec, tiling, blocks, r, c)
+    return pair_fn(s, mask, exps, r, c)
 
   def step(acc, rc):
     r, c = rc
-    s, (mask_rc, exps), (mask_cr, exps_t) = _sym_tile(spec, tiling, blocks,
-                                                      r, c)
-    part_r = row_fn(s, mask_rc, exps, r)
+    if soft_only and blocks.soft is not None:
+      part_r, part_c = jax.lax.cond(
+          blocks.soft[r, c], parts,
+          lambda r, c: jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype),
+                                    jax.eval_shape(parts, r, c)), r, c)
+    else:
+      part_r, part_c = parts(r, c)
     acc = [a.at[r].set(m) for a, m in
            zip(acc, merge([a[r] for a in acc], part_r))]
-    part_c = row_fn(s.T, mask_cr, exps_t, c)
     merged = merge([a[c] for a in acc], part_c)
     # A diagonal tile is its own transpose: count it once.
     return [a.at[c].set(jnp.where(r == c, a[c], m))
@@ -268,7 +308,7 @@ def _add(acc, part):
 
 
 def _sym_outputs(spec, tiling, x, aux, ids):
-  blocks = _sym_blocks(tiling, x, ids)
+  blocks = _sym_blocks(spec, tiling, x, ids)
   nb, b = blocks.view.shape
   zeros = jnp.zeros((nb, b), jnp.float32)
   rows_spec = spec._replace(symmetric=False)
@@ -276,20 +316,31 @@ def _sym_outputs(spec, tiling, x, aux, ids):
       rows_spec, tiling, blocks,
       [z.reshape(nb, b) for z in terms.empty_partials(rows_spec,
                                                     zeros.reshape(-1))],
-      lambda s, mask, exps, _: terms.base_partials(rows_spec, s, mask, exps),
+      lambda s, mask, exps, r, c: terms.base_partials(rows_spec, s, mask,
+                                                      exps, cols=True),
       functools.partial(terms.merge_partials, rows_spec))
   base_outs = [_unblock(a, tiling.num_rows) for a in
                terms.finish_partials(rows_spec, acc)]
   cs = terms.softplus_offsets(spec, terms.assemble(spec, base_outs, []), aux)
   soft_outs = []
   if cs:
-    cs_b = [_blocks(c, b) for c in cs]
-    soft = _sym_sweep(
-        rows_spec, tiling, blocks, [zeros for _ in cs],
-        lambda s, mask, exps, i: terms.softplus_sums(
-            rows_spec, s, [c[i] for c in cs_b], mask, exps), _add)
-    soft_outs = [_unblock(a, tiling.num_rows) for a in soft]
+    soft_outs = _sym_soft_sums(rows_spec, tiling, blocks, cs,
+                               terms.softplus_sums)
   return terms.assemble(spec, base_outs, soft_outs)
+
+
+def _sym_soft_sums(rows_spec, tiling, blocks, cs, row_sums):
+  """``row_sums`` (``terms.softplus_sums`` or ``terms.sigmoid_sums``) of the
+  softplus terms with offsets ``cs`` (float[V] each), over every tile."""
+  nb, b = blocks.view.shape
+  cs_b = [_blocks(c, b) for c in cs]
+  sums = _sym_sweep(
+      rows_spec, tiling, blocks, [jnp.zeros((nb, b), jnp.float32) for _ in cs],
+      lambda s, mask, exps, r, c: row_sums(
+          rows_spec, s, [x[r] for x in cs_b], mask, exps,
+          [x[c] for x in cs_b]), _add,
+      soft_only=True)
+  return [_unblock(a, tiling.num_rows) for a in sums]
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
@@ -304,19 +355,13 @@ def _tiled_symmetric_fwd(spec, tiling, x, aux, ids):
 
 def _tiled_symmetric_bwd(spec, tiling, residuals, g):
   x, outs, aux, ids = residuals
-  blocks = _sym_blocks(tiling, x, ids)
+  blocks = _sym_blocks(spec, tiling, x, ids)
   nb, b = blocks.view.shape
   rows_spec = spec._replace(symmetric=False)
   cs = terms.softplus_offsets(spec, outs, aux)
   sig = []
   if cs:
-    cs_b = [_blocks(c, b) for c in cs]
-    zeros = jnp.zeros((nb, b), jnp.float32)
-    sig = _sym_sweep(
-        rows_spec, tiling, blocks, [zeros for _ in cs],
-        lambda s, mask, exps, i: terms.sigmoid_sums(
-            rows_spec, s, [c[i] for c in cs_b], mask, exps), _add)
-    sig = [_unblock(a, tiling.num_rows) for a in sig]
+    sig = _sym_soft_sums(rows_spec, tiling, blocks, cs, terms.sigmoid_sums)
   g, d_aux = terms.softplus_cotangents(spec, outs, aux, g, sig)
   # Padded rows get a zero cotangent, so they add nothing to dx.
   outs_b = [_blocks(o, b) for o in outs]
@@ -330,15 +375,23 @@ def _tiled_symmetric_bwd(spec, tiling, residuals, g):
 
   def step(dx, rc):
     r, c = rc
-    s, (mask_rc, exps), (mask_cr, exps_t) = _sym_tile(rows_spec, tiling,
-                                                      blocks, r, c)
     outs_r, cs_r, g_r = stats(r)
     outs_c, cs_c, g_c = stats(c)
-    h = terms.cotangent(rows_spec, s, outs_r, cs_r, g_r, mask_rc, exps)
-    ds_cr = terms.cotangent(rows_spec, s.T, outs_c, cs_c, g_c, mask_cr, exps_t)
-    diag = r == c
+
+    def pair_cotangent(soft):
+      # The tile is built in each branch: its lazily built masks must not
+      # leak from one branch's trace into the other.
+      s, mask, exps = _sym_tile(rows_spec, tiling, blocks, r, c)
+      return terms.cotangent(rows_spec, s, outs_r, cs_r, g_r, mask, exps,
+                             soft, cols=(outs_c, cs_c, g_c))
+
     # On the diagonal H = G_rr + G_rr^T is the whole contribution to dx_r.
-    h = h + ds_cr.T
+    if blocks.soft is None:
+      h = pair_cotangent(True)
+    else:
+      h = jax.lax.cond(blocks.soft[r, c], lambda: pair_cotangent(True),
+                       lambda: pair_cotangent(False))
+    diag = r == c
     x_r, x_c = blocks.x[r], blocks.x[c]
     dx_r = jnp.matmul(h.astype(x_c.dtype), x_c,
                       preferred_element_type=jnp.float32)
@@ -357,6 +410,25 @@ def _tiled_symmetric_bwd(spec, tiling, residuals, g):
 
 
 _tiled_symmetric.defvjp(_tiled_symmetric_fwd, _tiled_symmetric_bwd)
+
+
+def _label_sorted(spec, tiling, x, aux, ids):
+  """``_tiled_symmetric`` on the views sorted by label, outputs in the
+  original order.
+
+  Each class's entries then sit in the few tiles near the diagonal, so the
+  softplus terms (over label masks, e.g. Jiang et al.'s positives) skip
+  every other tile: two of the four sweeps shrink to about a tile row.
+  """
+  perm = jnp.argsort(ids.col_label, stable=True)
+  label = ids.col_label[perm]
+  take = lambda a: jnp.take(a, perm, axis=0)  # noqa: E731
+  outs = _tiled_symmetric(
+      spec, tiling, take(x), jax.tree.map(take, aux),
+      masks.MaskIds(take(ids.row_view), label, label))
+  inverse = jnp.zeros_like(perm).at[perm].set(
+      jnp.arange(perm.shape[0], dtype=perm.dtype))
+  return tuple(jnp.take(o, inverse, axis=0) for o in outs)
 
 
 def _batch_axis(x):
@@ -388,6 +460,8 @@ def reductions(spec, q, k, aux, ids, block_size: int):
   """
   if spec.symmetric:
     tiling = make_tiling(q.shape[0], k.shape[0], block_size)
+    if ids.col_label is not None and terms.split_terms(spec)[1]:
+      return _label_sorted(spec, tiling, k, aux, ids)
     return _tiled_symmetric(spec, tiling, k, aux, ids)
   mesh, axis = _batch_axis(q)
   if mesh is None:

@@ -20,7 +20,8 @@ from cljax.losses._common import finite
 
 
 HARD_NEGATIVES = ("different_class", "all")
-HARD_ESTIMATORS = ("expectation", "sampled", "debiased")
+HARD_ESTIMATORS = ("expectation", "expectation_outside", "sampled",
+                   "debiased")
 
 
 def hard_contrastive(z: ArrayLike, labels: ArrayLike | None = None, *,
@@ -50,6 +51,14 @@ def hard_contrastive(z: ArrayLike, labels: ArrayLike | None = None, *,
   Estimators of E_a:
     "expectation": the exact tilted expectation sum_b q_a(b) exp(s_ab) (the
       num_negatives -> infinity limit; deterministic).
+    "expectation_outside": the paper's k = 1 objective, the expectation
+      outside the log (papers.md 4.1, step 6):
+
+        l_ap = sum_{b in Q(a)} q_a(b) log(1 + exp(s_ab - s_ap)),
+
+      which by Jensen's inequality is <= the "expectation" loss (for
+      beta = 0 too). Dense only: O(A·V^2) work and O(V^2) memory per anchor
+      row (an integer ``block_size`` raises).
     "sampled": the mean of exp(s_ab) over ``num_negatives`` pool indices drawn
       i.i.d. from q_a with replacement (needs ``key``). The draws are shared
       by an anchor's positives, so each pair's estimator has the distribution
@@ -66,7 +75,8 @@ def hard_contrastive(z: ArrayLike, labels: ArrayLike | None = None, *,
     beta: hardness >= 0 (a Python number, or a scalar traced under jit;
       treated as a constant: no gradient flows to it).
     negatives: "different_class" (the default) or "all".
-    estimator: "expectation", "sampled" or "debiased".
+    estimator: "expectation", "expectation_outside", "sampled" or
+      "debiased".
     num_negatives: draws per anchor for "sampled" (reference code: 256).
     key: PRNG key for "sampled".
     temperature: tau > 0 (reference code: effectively 1).
@@ -91,6 +101,10 @@ def hard_contrastive(z: ArrayLike, labels: ArrayLike | None = None, *,
     >>> z = jax.random.normal(jax.random.key(0), (8, 2, 16))
     >>> y = jnp.array([0, 0, 1, 1, 2, 2, 3, 3])
     >>> bool(hard_contrastive(z, y, beta=5.0) >= hard_contrastive(z, y))
+    True
+    >>> outside = hard_contrastive(z, y, beta=5.0,
+    ...                            estimator="expectation_outside")
+    >>> bool(outside <= hard_contrastive(z, y, beta=5.0))
     True
   """
   check_common(temperature, reduction)
@@ -123,6 +137,9 @@ def hard_contrastive(z: ArrayLike, labels: ArrayLike | None = None, *,
     raise ValueError(
         "`negatives='different_class'` (SCL/HSCL) needs `labels`; pass labels "
         "or use `negatives='all'` (UCL/HUCL).")
+  if estimator == "expectation_outside":
+    _check_dense(block_size, "estimator='expectation_outside'",
+                 "sums over (positive, negative) pairs of each anchor")
   if estimator == "sampled":
     if key is None:
       raise ValueError("`estimator='sampled'` needs a PRNG `key=`, e.g. "
@@ -131,13 +148,8 @@ def hard_contrastive(z: ArrayLike, labels: ArrayLike | None = None, *,
         not isinstance(num_negatives, int) or num_negatives < 1):
       raise ValueError(
           f"`num_negatives` must be an int >= 1; got {num_negatives!r}.")
-    sim.check_block_size(block_size)
-    if block_size != "auto" and block_size != "dense":
-      raise ValueError(
-          "`estimator='sampled'` draws negatives from the dense [A, V] logits "
-          "and cannot be tiled; drop `block_size`, or use "
-          "`estimator='expectation'` (its exact num_negatives -> infinity "
-          "limit), which tiles.")
+    _check_dense(block_size, "estimator='sampled'",
+                 "draws negatives from the dense [A, V] logits")
   views = sim.prepare(z, labels, normalize_mode=normalize,
                       axis_name=axis_name,
                       min_views=1 if labels is not None else 2)
@@ -155,6 +167,9 @@ def hard_contrastive(z: ArrayLike, labels: ArrayLike | None = None, *,
         combine=combine, aux=aux, block_size=block_size)
     # The last base term is the pool's (tilt-normalising) log-sum-exp.
     has_pool = sim.nonempty(base[-1])
+  elif estimator == "expectation_outside":
+    pair_sum, has_pool = _outside_pair_sums(views, temperature, pool,
+                                            positive, beta)
   else:
     s = sim.logits(views, temperature)
     log_e, has_pool = _sampled_log_expectation(s, views, pool, beta,
@@ -166,6 +181,39 @@ def hard_contrastive(z: ArrayLike, labels: ArrayLike | None = None, *,
   valid = has_pool & (num_pos > 0)
   return finish(pair_sum, valid, views, reduction, return_counts,
                  weight=num_pos)
+
+
+def _check_dense(block_size, what, why):
+  sim.check_block_size(block_size)
+  if block_size != "auto" and block_size != "dense":
+    raise ValueError(
+        f"`{what}` {why} and cannot be tiled; drop `block_size`, or use "
+        f"`estimator='expectation'`, which tiles.")
+
+
+def _outside_pair_sums(views, temperature, pool, positive, beta):
+  """(float[A] sum over positives p of E_{b ~ q_a} softplus(s_ab - s_ap),
+  bool[A] whether the pool is nonempty), one anchor row at a time."""
+  s = sim.logits(views, temperature)
+  ids = sim.mask_ids(views)
+  num_cols = s.shape[-1]
+  pool_mask = sim.build_mask(pool, views.num_views, ids, num_cols)
+  pos_mask = sim.build_mask(positive, views.num_views, ids, num_cols)
+  full = jnp.ones(s.shape, bool)
+  pool_mask = full if pool_mask is None else pool_mask
+  pos_mask = full if pos_mask is None else pos_mask
+  tilt = jnp.where(pool_mask, beta * jax.lax.stop_gradient(s), -jnp.inf)
+  log_norm = jax.nn.logsumexp(tilt, axis=-1, keepdims=True)
+  has_pool = sim.nonempty(log_norm[:, 0])
+  # The tilt weights are detached, as in Jiang et al.'s code.
+  q = jnp.exp(tilt - jnp.where(has_pool[:, None], log_norm, 0.0))
+
+  def row(xs):
+    s_a, q_a, pos_a = xs
+    # [p, b]: softplus(s_ab - s_ap) weighted by q_a(b), summed over b.
+    per_pos = jax.nn.softplus(s_a[None, :] - s_a[:, None]) @ q_a
+    return jnp.sum(jnp.where(pos_a, per_pos, 0.0))
+  return jax.lax.map(row, (s, q, pos_mask)), has_pool
 
 
 def _uniform_log_expectation(outs, aux):

@@ -42,14 +42,15 @@ def nscl(z: ArrayLike, labels: ArrayLike, *, temperature: float = 1.0,
     labels: int[N] class ids.
     temperature: tau > 0 (theorem: 1, the default).
     positive_in_denominator: the code form instead of the paper form.
-    include_self_pairs: include the l1 = l2 terms of the paper's double sum.
-    normalize, axis_name, reduction, return_counts: see the module docstring.
+    include_self_pairs, normalize, axis_name, reduction, return_counts: as
+      for ``dcl`` (the same positives; only the negatives differ).
 
   Returns:
     Scalar loss, or float[N, K] for reduction="none".
 
   Raises:
-    ValueError: bad shapes or dtypes, K < 2 without self pairs, tau <= 0.
+    ValueError: bad shapes or dtypes (z or labels), K < 2 without self
+      pairs, tau <= 0.
 
   References:
     Luthra, Yang, Galanti 2025, definition of L^NSCL (papers.md 2.1, 2.2).
