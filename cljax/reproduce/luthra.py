@@ -57,8 +57,10 @@ _GAP_GRID = {"tiny": "[2,5]", "cpu": "[2,5,10,20,50]",
 _DIGITS_GRID = {"tiny": "[2,5]", "cpu": "[2,5,10]", "paper": "[2,5,10]"}
 _TAUS = {"tiny": "[0.5,1.0]", "cpu": "[0.1,0.2,0.5,1.0]",
          "paper": "[0.1,0.2,0.5,1.0]"}
-# The digits preset at tiny scale: the cpu_digits recipe, six steps.
+# The digits preset at tiny scale: the cpu_digits recipe, six steps, a batch
+# that every tiny C (2, 5) and 8 devices (the tests' mesh) divide.
 _TINY_DIGITS = ("steps=6", "log_every=2", "eval_every=6", "checkpoint.every=6",
+                "data.batch_size=40",
                 "evals.fewshot.episodes=10", "evals.dataset_gap.every=0")
 # The colab at tiny scale: few shots and episodes, PCA instead of UMAP (whose
 # numba compilation alone takes a minute); both are the same code paths.
