@@ -696,10 +696,12 @@ def section_loop(args) -> list[dict]:
 
 def section_input(args) -> list[dict]:
   out = []
+  # None = the data config's default (2 batches in flight); 1 = no batch
+  # ahead of the one the step consumes (the smallest the config allows).
   prefetch = [None]
   probe = _spawn_probe_prefetch()
   if probe:
-    prefetch += [0, 2]
+    prefetch += [1, 4]
   for model, batch in (("convnet", args.convnet_batch),
                        ("resnet18", args.resnet_batch)):
     for pf in prefetch:
