@@ -37,6 +37,14 @@ def sweep_dir(tmp_path_factory):
   return path
 
 
+
+def _has_umap() -> bool:
+  try:
+    import umap  # pylint: disable=g-import-not-at-top,unused-import
+  except ImportError:
+    return False
+  return True
+
 def test_luthra_notebook_executes_and_its_numbers_hold(sweep_dir, tmp_path,
                                                        monkeypatch):
   figures = tmp_path / "figures"
@@ -93,7 +101,9 @@ def test_luthra_notebook_executes_and_its_numbers_hold(sweep_dir, tmp_path,
     for key in ("error_ncc_2way", "error_probe_2way", "error_ncc_Cway"):
       assert all(0 <= value(e) <= 1 for e in fewshot[name][key])
     assert all(value(b) > 0 for b in fewshot[name]["error_bound_2way"])
-  assert summary["umap"]["method"] == "UMAP"
+  # The test install has no umap-learn (a colabs extra): the colab then
+  # draws (d) with PCA and says so; where umap-learn is installed, UMAP.
+  assert summary["umap"]["method"] == ("UMAP" if _has_umap() else "PCA")
 
   gap = summary["gap_vs_classes"]
   assert gap["C"] == [2.0, 4.0]
