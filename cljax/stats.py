@@ -14,7 +14,9 @@ seed-to-seed variance the two settings share.
 The t quantile is exact for the integer degrees of freedom used here: the
 two-sided t probability has a finite closed form in :math:`\theta =
 \arctan(t/\sqrt{\nu})` (Abramowitz & Stegun 26.7.3–4), inverted by bisection.
-NumPy only (scipy is a test-only dependency).
+The growth laws of the reproductions (P2's iterations to fit against the
+noise rate) are fitted by :func:`power_law_fit`. NumPy only (scipy is a
+test-only dependency).
 """
 
 from __future__ import annotations
@@ -174,3 +176,55 @@ def describe(interval, spec: str = ".3g") -> str:
   return (f"{d['mean']:{spec}} [{d['low']:{spec}}, {d['high']:{spec}}] "
           f"({d['confidence']:.0%} Student t, n = {d['n']})").replace(
               "% Student", " % Student")
+
+
+class PowerLaw(NamedTuple):
+  """``y ≈ a + b x^k`` fitted by :func:`power_law_fit`; ``rms``: its residual."""
+  a: float
+  b: float
+  k: float
+  rms: float
+
+
+def power_law_fit(x, y, *, exponents=None) -> PowerLaw:
+  r"""Least-squares ``y ≈ a + b x^k`` over a grid of exponents ``k``.
+
+  For each ``k`` of ``exponents`` the intercept ``a`` and slope ``b`` are the
+  linear least-squares fit of ``y`` on ``[1, x^k]``; the ``k`` with the
+  smallest root-mean-square residual wins (P2's growth of the iterations to
+  fit with the label-noise rate: ``k > 1`` is superlinear).
+
+  Args:
+    x: [n] non-negative numbers (``x^k`` must be finite), ``n >= 3``.
+    y: [n] numbers.
+    exponents: the grid of ``k`` (default 0.25 to 6 in steps of 0.025).
+
+  Returns:
+    ``PowerLaw(a, b, k, rms)``.
+
+  Raises:
+    ValueError: fewer than 3 points, shapes that differ, negative or
+      non-finite values.
+
+  >>> fit = power_law_fit([0.0, 0.2, 0.5, 1.0], [3.0, 3.0 + 2 * 0.2 ** 1.5,
+  ...                                            3.0 + 2 * 0.5 ** 1.5, 5.0])
+  >>> round(fit.a, 6), round(fit.b, 6), round(fit.k, 6)
+  (3.0, 2.0, 1.5)
+  """
+  xs, ys = _values(x, "x"), _values(y, "y")
+  if xs.shape != ys.shape or xs.size < 3:
+    raise ValueError(f"x and y must hold the same n >= 3 points; got shapes "
+                     f"{xs.shape} and {ys.shape}.")
+  if (xs < 0).any():
+    raise ValueError(f"x must be >= 0 (x^k of a negative x is not real); "
+                     f"got min {xs.min()}.")
+  grid = (np.linspace(0.25, 6.0, 231) if exponents is None
+          else np.asarray(exponents, np.float64))
+  best = None
+  for k in grid:
+    design = np.stack([np.ones_like(xs), xs ** k], axis=1)
+    coef, *_ = np.linalg.lstsq(design, ys, rcond=None)
+    rms = float(np.sqrt(np.mean((design @ coef - ys) ** 2)))
+    if best is None or rms < best.rms:
+      best = PowerLaw(float(coef[0]), float(coef[1]), float(k), rms)
+  return best

@@ -78,3 +78,37 @@ def test_bad_pairs_and_arguments():
     stats.mean_interval([1.0, 2.0], confidence=1.5)
   with pytest.raises(ValueError, match=r"df=0"):
     stats.t_quantile(0)
+
+
+def test_power_law_fit_matches_a_loop_over_exponents():
+  """The winner of a plain loop of 2x2 normal equations over the same grid."""
+  rng = np.random.default_rng(0)
+  x = np.array([0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
+  y = 50.0 + 3000.0 * x ** 2.0 + rng.normal(0.0, 20.0, x.size)
+  grid = np.linspace(0.25, 6.0, 231)
+  best = None
+  for k in grid:
+    u = [xi ** k for xi in x]
+    n, su, suu = len(x), sum(u), sum(ui * ui for ui in u)
+    sy, suy = sum(y), sum(ui * yi for ui, yi in zip(u, y))
+    b = (n * suy - su * sy) / (n * suu - su * su)
+    a = (sy - b * su) / n
+    rms = (sum((a + b * ui - yi) ** 2 for ui, yi in zip(u, y)) / n) ** 0.5
+    if best is None or rms < best[3]:
+      best = (a, b, k, rms)
+  fit = stats.power_law_fit(x, y)
+  np.testing.assert_allclose(fit, best, rtol=1e-9)
+  assert abs(fit.k - 2.0) < 0.3
+
+
+def test_power_law_fit_recovers_an_exact_law_and_refuses_bad_input():
+  x = [0.0, 0.25, 0.5, 1.0]
+  fit = stats.power_law_fit(x, [1.0 + 4.0 * v ** 0.75 for v in x])
+  np.testing.assert_allclose(fit[:3], (1.0, 4.0, 0.75), atol=1e-9)
+  assert fit.rms < 1e-9
+  with pytest.raises(ValueError, match="n >= 3"):
+    stats.power_law_fit([0.0, 1.0], [1.0, 2.0])
+  with pytest.raises(ValueError, match="x must be >= 0"):
+    stats.power_law_fit([-1.0, 0.0, 1.0], [1.0, 2.0, 3.0])
+  with pytest.raises(ValueError, match="non-finite"):
+    stats.power_law_fit([0.0, 0.5, 1.0], [1.0, np.nan, 3.0])
