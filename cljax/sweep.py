@@ -235,7 +235,7 @@ def _finished(workdir: str, config) -> bool:
 
 
 def run_sweep(config, grid, sweep_dir: str, *, zipped=None, seeds=None,
-              config_arg: str = "", print_only: bool = False,
+              config_arg: str = "", base_flags=(), print_only: bool = False,
               verbose: bool = True) -> list[dict]:
   """Runs (or prints) every point; returns the sweep.json entries.
 
@@ -247,6 +247,9 @@ def run_sweep(config, grid, sweep_dir: str, *, zipped=None, seeds=None,
     seeds: ``parse_seeds`` output: the seeds, swept as the last axis (as a
       ``seed`` grid would be); None sweeps no seed.
     config_arg: the ``--config`` argument, recorded and printed.
+    base_flags: the ``--config.<field>=<value>`` flags already applied to
+      ``config``; printed with every point's command, so that it runs the
+      point's config and not the file's.
     print_only: print one ``cljax.main`` command per point, run nothing.
     verbose: print each work dir before it runs.
 
@@ -268,7 +271,8 @@ def run_sweep(config, grid, sweep_dir: str, *, zipped=None, seeds=None,
     _write_index(sweep_dir, config_arg, grid, zipped, entries, seeds)
   for point, cfg, workdir in planned:
     if print_only:
-      flags_ = [f"--config={config_arg}", f"--workdir={workdir}"] + [
+      flags_ = [f"--config={config_arg}", f"--workdir={workdir}",
+                *base_flags] + [
           f"--config.{k}={json.dumps(v) if isinstance(v, (list, tuple)) else v}"
           for k, v in point.items()]
       print(" ".join(["python", "-m", "cljax.main"] +
@@ -298,6 +302,7 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)
   config_arg = next((a.split("=", 1)[1] for a in sys.argv
                      if a.startswith("--config=")), "")
+  base_flags = [a for a in sys.argv[1:] if a.startswith("--config.")]
   try:
     grid, zipped = parse_grid(_GRID.value), parse_grid(_ZIP.value)
     seeds = parse_seeds(_SEEDS.value)
@@ -308,7 +313,8 @@ def main(argv):
       raise
     main_lib.fail(str(e), errors.EXIT_CONFIG)
   run_sweep(config, grid, _SWEEP_DIR.value, zipped=zipped, seeds=seeds,
-            config_arg=config_arg, print_only=_PRINT_ONLY.value)
+            config_arg=config_arg, base_flags=base_flags,
+            print_only=_PRINT_ONLY.value)
 
 
 if __name__ == "__main__":

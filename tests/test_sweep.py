@@ -19,8 +19,9 @@ def test_sweep_runs_every_point_into_its_own_workdir(tmp_path):
   config = default.get_config("smoke")
   config.steps = 2
   config.log_every = 2
-  config.eval_every = 2
-  config.evals.linear_probe.every = 0
+  # What is checked is one work dir per point of the product, not the
+  # evaluators: without them a point costs its train-step compile only.
+  config.eval_every = 0
   grid = sweep.parse_grid(["data.classes=[3, 5]", "loss.name=['dcl','nscl']"])
   entries = sweep.run_sweep(config, grid, str(tmp_path), verbose=False)
   assert len(entries) == 4
@@ -335,10 +336,13 @@ def test_seeds_flag_on_the_command_line(tmp_path):
          "--config=experiments/default.py:smoke",
          f"--sweep_dir={tmp_path / 'sw'}", *args], cwd=root,
         capture_output=True, text=True, timeout=600)
-  proc = run("--seeds=3,7", "--grid=loss.name=['dcl','nscl']", "--print_only")
+  proc = run("--seeds=3,7", "--grid=loss.name=['dcl','nscl']",
+             "--config.steps=7", "--print_only")
   assert proc.returncode == 0, proc.stderr
   lines = proc.stdout.strip().splitlines()
   assert len(lines) == 4 and "--config.seed=7" in lines[1]
+  # The sweep's own overrides reach every printed point: it runs that config.
+  assert all("--config.steps=7" in line for line in lines), lines
   assert not os.path.exists(tmp_path / "sw")
   proc = run("--seeds=0", "--print_only")
   assert proc.returncode == errors.EXIT_CONFIG, proc.stderr
