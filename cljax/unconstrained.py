@@ -364,14 +364,12 @@ def load(workdir: str) -> Result:
 def load_sweep(sweep_dir: str) -> list[tuple[dict, Result]]:
   """``(overrides, Result)`` for every point of a ``cljax.sweep`` sweep dir.
 
+  Work dirs are resolved against ``sweep_dir`` (``cljax.sweep.read_sweep``),
+  so a sweep copied elsewhere (next to a colab) still loads.
+
   Raises:
     FileNotFoundError: no ``sweep.json`` in ``sweep_dir``.
   """
-  index = os.path.join(sweep_dir, "sweep.json")
-  if not os.path.exists(index):
-    raise FileNotFoundError(
-        f"{index} not found: run `python -m cljax.sweep --sweep_dir="
-        f"{sweep_dir} ...` first.")
-  with open(index) as f:
-    points = json.load(f)["points"]
-  return [(p["overrides"], load(p["workdir"])) for p in points]
+  from cljax import _sweep_read  # It imports the train loop, which imports us.
+  return [(p["overrides"], load(p["workdir"]))
+          for p in _sweep_read.read_sweep(sweep_dir)]

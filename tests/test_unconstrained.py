@@ -3,6 +3,7 @@
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 
@@ -225,6 +226,12 @@ def test_sweep_writes_runs_that_load_back(tmp_path):
                                atol=1e-6)
   with pytest.raises(FileNotFoundError, match="sweep.json"):
     unconstrained.load_sweep(str(tmp_path / "nothing"))
+  # A sweep copied elsewhere (next to a colab) loads from the copy.
+  copy = tmp_path.parent / (tmp_path.name + "_copy")
+  shutil.copytree(tmp_path, copy)
+  moved = unconstrained.load_sweep(str(copy))
+  assert [r.summary for _, r in moved] == [r.summary for _, r in loaded]
+  assert all(r.workdir.startswith(str(copy)) for _, r in moved)
 
 
 def _main(*args, cwd):
