@@ -280,3 +280,35 @@ def test_runs_with_the_replaced_config_sections_still_load(stopped_run,
   assert run.step == summary["step"] and run.config.fit.threshold == 0.5
   assert evaluators.first_fit_step(run.metrics, run.config.fit.threshold) \
       == summary["fit/step"]
+
+
+def test_features_field_chooses_the_reported_features_and_checks_them(
+    tmp_path):
+  config = default.get_config("smoke")
+  context = evaluators.Context(
+      name="fewshot", config=config, num_classes=3, model=None,
+      input_shape=(4,), input_mean=None, input_std=None, workdir="")
+  rng = np.random.default_rng(0)
+  test = _features.Features(rng.normal(size=(30, 4)).astype(np.float32),
+                            rng.normal(size=(30, 2)).astype(np.float32),
+                            np.repeat(np.arange(3), 10).astype(np.int32))
+  cache = types.SimpleNamespace(test=lambda: test)
+  only_h = evaluators.REGISTRY["fewshot"](
+      context=context, shots=2, ways=3, episodes=4, features=("h",))
+  both = evaluators.REGISTRY["fewshot"](context=context, shots=2, ways=3,
+                                        episodes=4)
+  got_h, got_both = only_h.run(cache, step=1), both.run(cache, step=1)
+  assert list(got_h) == ["eval/h/fewshot_3way_2shot_ncc_acc"]
+  assert sorted(got_both) == ["eval/h/fewshot_3way_2shot_ncc_acc",
+                              "eval/z/fewshot_3way_2shot_ncc_acc"]
+  assert got_h["eval/h/fewshot_3way_2shot_ncc_acc"] == (
+      got_both["eval/h/fewshot_3way_2shot_ncc_acc"])
+  # The main job reports the encoder's few-shot and probe accuracy only.
+  assert config.evals.fewshot.features == ("h",)
+  assert config.evals.linear_probe.features == ("h",)
+  for bad in ((), ("h", "h"), ("w",)):
+    config = default.get_config("smoke")
+    config.evals.linear_probe.features = bad
+    with pytest.raises(ValueError, match=r"config.evals.linear_probe."
+                       r"features=.*give distinct names from \('h', 'z'\)"):
+      _start(config, tmp_path / str(len(bad)))

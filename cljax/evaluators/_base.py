@@ -3,6 +3,23 @@
 from __future__ import annotations
 
 
+FEATURES = ("h", "z")
+
+
+def check_features(name: str, features) -> tuple[str, ...]:
+  """``features`` as a tuple of distinct names of ``FEATURES``.
+
+  Raises:
+    ValueError: naming ``config.evals.<name>.features`` and the valid values.
+  """
+  got = (features,) if isinstance(features, str) else tuple(features)
+  if not got or len(set(got)) != len(got) or not set(got) <= set(FEATURES):
+    raise ValueError(
+        f"config.evals.{name}.features={features!r}: give distinct names "
+        f"from {FEATURES}, e.g. ('h',) for the encoder features only.")
+  return got
+
+
 class SubsetEvaluator:
   """Keeps the run's facts and the train-subset size (``num_train``).
 
