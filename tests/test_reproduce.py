@@ -119,6 +119,35 @@ def test_graf_difference_is_paired_by_seed(done):
                              t_interval(diffs), rtol=1e-9, atol=1e-12)
 
 
+def test_graf_attempts_are_read_from_the_runs(done):
+  """At tiny scale the attempts read the noisy sweep: check them against it."""
+  with open(os.path.join(done["graf"], "graf.json")) as f:
+    summary = json.load(f)
+  attempts = summary["attempts"]
+  distance, fit_steps = {}, []
+  for path in glob.glob(os.path.join(done["graf"], "noisy", "*",
+                                     "summary.json")):
+    config = checkpoint.read_json(os.path.join(os.path.dirname(path),
+                                               "config.json"))
+    run = checkpoint.read_json(path)
+    if config["loss"]["name"] == "supcon":
+      distance[config["seed"]] = run["eval/simplex/distance"]
+    elif run.get("fit/step") is not None:
+      fit_steps.append(run["fit/step"])
+  got = attempts["simplex"]["eval/simplex/distance"]
+  np.testing.assert_allclose([got["mean"], got["low"], got["high"]],
+                             t_interval(list(distance.values())), rtol=1e-9)
+  # The same runs on both sides of the pairing: no change, exactly.
+  assert attempts["simplex"]["eval/simplex/distance/change"]["mean"] == 0.0
+  (row,) = attempts["ce_noise"]["fit"]   # tiny sweeps one noise rate
+  assert row["p"] == 0.3 and row["n"] == 2
+  assert row["fit_step"]["mean"] == pytest.approx(np.mean(fit_steps))
+  # One noise rate fits no growth exponent, and the claim says so.
+  assert attempts["ce_noise"]["exponent"] is None
+  claim = [c for c in graf.claims(summary) if "CE's iterations" in c.claim][-1]
+  assert claim.holds == "undecided" and "no exponent" in claim.measured
+
+
 def test_claims_table_lists_every_paper(done, runs_dir):
   table = _driver.claims_table(done["graf"], done["graf"])
   # graf's out dir holds only graf.json: the others say how to make theirs.

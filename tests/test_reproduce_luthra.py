@@ -205,4 +205,33 @@ def test_driver_end_to_end(tiny_reproduction, tmp_path):
   text = (out / "luthra.md").read_text()
   assert "python -m cljax.sweep --config=experiments/luthra_cl_vs_nscl.py" \
       in text
-  assert json.loads((out / "luthra.json").read_text())["seeds"] == [0, 1]
+  summary = json.loads((out / "luthra.json").read_text())
+  assert summary["seeds"] == [0, 1]
+  # At tiny scale the attempt reads the DCL runs themselves: it must then
+  # measure what the colab's (f) measured at its largest m (same episodes).
+  attempt = summary["attempts"]["fewshot"]
+  assert attempt["shots"] == summary["fewshot"]["shots"][-1]
+  for key, colab in (("error", "error_ncc_2way"), ("bound", "error_bound_2way")):
+    want = summary["fewshot"]["dcl"][colab][-1]
+    assert attempt[key]["mean"] == pytest.approx(want["mean"], rel=1e-5), key
+  assert attempt["ratio/change"]["mean"] == 0.0
+  assert "### Attempt: (f) with a larger budget" in text
+
+
+def test_fewshot_attempt_is_judged_by_its_interval_and_rendered():
+  base = _summary(r=_iv(.99, .98, 1.0), share=_iv(.95, .9, 1.0),
+                  exponent=_iv(-1.2, -1.3, -1.1), ncc_diff=_iv(.01, -.02, .04),
+                  bound=_iv(50, 40, 60), error=_iv(.1, .09, .11))
+  assert not [c for c in luthra.claims(base) if c.claim.startswith("attempt")]
+  for ratio, verdict in ((_iv(2.0, 1.5, 2.5), "yes"), (_iv(40, 30, 50), "no"),
+                         (_iv(3.0, 2.0, 4.0), "undecided")):
+    attempt = {"shots": 50, "episodes": 200, "steps": [400, 3200],
+               "ratio": ratio, "ratio/change": _iv(-1.0, -2.0, 0.0)}
+    for key in ("error", "bound", "cdnv", "directional_cdnv"):
+      attempt[key] = _iv(.1, .09, .11)
+      attempt[key + "/change"] = _iv(-.01, -.02, .0)
+    summary = {**base, "attempts": {"fewshot": attempt}}
+    (claim,) = [c for c in luthra.claims(summary)
+                if c.claim.startswith("attempt")]
+    assert claim.holds.startswith(verdict), (ratio, claim.holds)
+    assert "3200 instead of 400 steps" in claim.claim

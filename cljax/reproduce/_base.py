@@ -16,6 +16,16 @@ Each paper has one module ``cljax/reproduce/<paper>.py`` with:
 * ``render(summary, *, scale, commands, figures) -> str``: the markdown of
   ``experiments/results/<paper>.md``, every number read from ``summary``.
 
+Optionally, for claims that do not hold at the scale's budget:
+
+* ``attempts(scale) -> list[Sweep]``: one deliberate attempt per such claim
+  with a larger budget (longer training, a harder or larger dataset); their
+  runs are not the colab's (it never sees their directories);
+* ``attempt_summary(dirs, *, scale) -> dict``: the attempts' numbers, read
+  from the runs (``dirs`` as for ``colab_env``, attempt sweeps included); the
+  driver stores them as ``summary["attempts"]`` before ``claims`` and
+  ``render`` read the summary.
+
 The driver (``python -m cljax.reproduce``) runs the sweeps resumably, executes
 the colab, and writes the markdown; no number of a results file is typed.
 """

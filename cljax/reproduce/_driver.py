@@ -54,14 +54,41 @@ def check_scale(scale: str) -> str:
 
 def sweep_dirs(module, paper: str, scale: str, runs_dir: str
                ) -> dict[str, tuple[_base.Sweep, str]]:
-  """Each sweep of ``module`` at ``scale`` with its directory, by name."""
+  """Each sweep of ``module`` at ``scale`` with its directory, by name.
+
+  The colab's sweeps come first, then the paper's ``attempts(scale)`` if it
+  has them (see ``colab_dirs``).
+  """
   out = {}
-  for sweep in module.sweeps(scale):
+  attempts = getattr(module, "attempts", lambda scale: [])(scale)
+  for sweep in list(module.sweeps(scale)) + list(attempts):
     if sweep.name in out:
       raise ValueError(f"cljax.reproduce.{paper}: two sweeps are named "
                        f"{sweep.name!r}.")
     out[sweep.name] = (sweep, os.path.join(runs_dir, paper, scale, sweep.name))
   return out
+
+
+def colab_dirs(module, scale: str, dirs: dict[str, str]) -> dict[str, str]:
+  """``dirs`` less the attempt sweeps: what the paper's colab reads."""
+  names = {sweep.name for sweep in module.sweeps(scale)}
+  return {name: d for name, d in dirs.items() if name in names}
+
+
+def add_attempts(module, summary: dict, dirs: dict[str, str], *, out: str,
+                 paper: str, scale: str) -> dict:
+  """``summary`` with ``module.attempt_summary``'s numbers under "attempts".
+
+  The JSON of ``<out>/<paper>.json`` is rewritten with them, so the claims
+  table (read from that file) sees them too. A module without attempts
+  returns ``summary`` unchanged.
+  """
+  if not hasattr(module, "attempt_summary"):
+    return summary
+  summary = {**summary, "attempts": module.attempt_summary(dirs, scale=scale)}
+  with open(os.path.join(out, f"{paper}.json"), "w") as f:
+    json.dump(summary, f, indent=1)
+  return summary
 
 
 def _field_value(flag: str) -> tuple[str, Any]:
@@ -123,7 +150,9 @@ def run_sweeps(sweeps: dict[str, tuple[_base.Sweep, str]]) -> dict[str, str]:
         load_config(sweep), sweep_lib.parse_grid(list(sweep.grid)), directory,
         zipped=sweep_lib.parse_grid(list(sweep.zipped)),
         seeds=list(range(sweep.seeds)) if sweep.seeds > 1 else None,
-        config_arg=sweep.config, verbose=False)
+        config_arg=sweep.config, verbose=False,
+        base_flags=[o if o.startswith("--config.") else f"--config.{o}"
+                    for o in sweep.overrides])
   return {name: directory for name, (_, directory) in sweeps.items()}
 
 

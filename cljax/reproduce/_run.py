@@ -59,13 +59,16 @@ def reproduce(paper: str, *, scale: str, runs_dir: str = "runs/reproduce",
   rel = lambda p: (os.path.relpath(p, _driver.root())  # As a user types it.
                    if p.startswith(_driver.root() + os.sep) else p)
   commands = [_driver.sweep_command(s, rel(d)) for s, d in sweeps.values()]
+  colab_dirs = _driver.colab_dirs(module, scale, dirs)
   commands.append(_driver.colab_command(
-      module, {k: rel(v) for k, v in dirs.items()}, rel(out), paper))
+      module, {k: rel(v) for k, v in colab_dirs.items()}, rel(out), paper))
   if print_only:
     print("\n".join(commands))
     return commands
   _driver.run_sweeps(sweeps)
-  summary = _driver.execute_colab(module, dirs, out, paper)
+  summary = _driver.execute_colab(module, colab_dirs, out, paper)
+  summary = _driver.add_attempts(module, summary, dirs, out=out, paper=paper,
+                                 scale=scale)
   path = _driver.write_markdown(module, summary, scale=scale,
                                 commands=commands, out=out, paper=paper)
   table_file = results_file(out)

@@ -7,12 +7,22 @@ fit noisy labels against the noise rate (``graf_noisy_labels.py``). The
 colab ``colabs/graf.ipynb`` fits the growth exponent per seed and reports
 every number as a mean with its Student-t interval.
 
+Two claims do not hold at the cpu budget, so ``attempts("cpu")`` makes one
+deliberate attempt at each with a larger one (``attempt_summary`` reads
+them; no colab): SupCon trained 4x longer (does it approach the simplex?),
+and CE's iterations to fit on a training set 3.5x larger (5 000 images
+instead of 1 437: does memorisation then grow about linearly with p?).
+
 >>> [(s.name, s.seeds) for s in sweeps("cpu")]
 [('supcon_vs_ce', 5), ('noisy', 3)]
+>>> [(s.name, s.seeds) for s in attempts("cpu")]
+[('attempt_simplex', 3), ('attempt_ce_noise', 3)]
 """
 
 from __future__ import annotations
 
+from cljax import stats
+from cljax.reproduce import _attempt
 from cljax.reproduce import _base
 from cljax.reproduce import _render
 
@@ -21,6 +31,14 @@ _LOSSES = 'loss.name=["supcon","cross_entropy"]'
 # Why the noisy sweep has 3 seeds at cpu scale: its one-seed run of 12
 # points took 14 min on 2 shared cores (~70 s a point), so 5 seeds would
 # take 70 min; 3 seeds take 42 min. supcon_vs_ce: ~4-7 min a run, 10 runs.
+_NOISE = "data.label_noise=[0.0,0.2,0.4,0.6,0.8,1.0]"
+# The attempts' budgets: SupCon 4x the cpu preset's 1000 iterations (its
+# poly-5 schedule stretched to 4000); CE on the 5000 training images of the
+# SupCon-vs-CE data (noise 0.1), every image in the fit check, at most 6000
+# iterations.
+SIMPLEX_STEPS = 4000
+SIMPLEX_NEAR = 0.1   # "approaches the simplex": distance interval below this
+CE_DATA = "cljax_gaussian_mixture/images_c10"
 NOISY_SEEDS_WHY = ("3 seeds for the noise sweep: a point costs ~70 s on 2 "
                    "shared CPU cores (the one-seed 12-point sweep took 14 "
                    "min), so 5 seeds would take 70 min")
@@ -37,10 +55,66 @@ def sweeps(scale: str) -> list[_base.Sweep]:
                   f"experiments/graf_supcon_vs_ce.py{preset}",
                   grid=(_LOSSES,), seeds=5),
       _base.Sweep("noisy", f"experiments/graf_noisy_labels.py{preset}",
-                  grid=(_LOSSES,
-                        "data.label_noise=[0.0,0.2,0.4,0.6,0.8,1.0]"),
-                  seeds=3),
+                  grid=(_LOSSES, _NOISE), seeds=3),
   ]
+
+
+def attempts(scale: str) -> list[_base.Sweep]:
+  """The larger-budget attempts (cpu scale only; tiny reads its own runs)."""
+  if scale != "cpu":
+    return []
+  return [
+      _base.Sweep("attempt_simplex", "experiments/graf_supcon_vs_ce.py:cpu",
+                  grid=('loss.name=["supcon"]',), seeds=3,
+                  overrides=(f"steps={SIMPLEX_STEPS}", "eval_every=500",
+                             "evals.fit.every=500")),
+      _base.Sweep("attempt_ce_noise", "experiments/graf_noisy_labels.py:cpu",
+                  grid=('loss.name=["cross_entropy"]', _NOISE), seeds=3,
+                  overrides=(f"data.name={CE_DATA}",
+                             "evals.geometry.num_train=5000", "steps=6000")),
+  ]
+
+
+def _seed_exponents(sweep_dir: str, loss: str) -> tuple[dict, list[dict]]:
+  """``{seed: k}`` of ``a + b p^k`` over the noise rates each seed fit."""
+  by_p, rows, fits = {}, [], {}
+  for run in _attempt.runs(sweep_dir, {"loss.name": loss}):
+    p = float(run["overrides"]["data.label_noise"])
+    by_p.setdefault(p, {})[run["seed"]] = run["summary"]
+  for p, per_seed in sorted(by_p.items()):
+    steps = {s: v.get("fit/step") for s, v in per_seed.items()}
+    fitted = [v for v in steps.values() if v is not None]
+    rows.append({"p": p, "n": len(steps), "all_fit": len(fitted) == len(steps),
+                 "fit_step": _attempt.interval(fitted) if fitted else None})
+    for seed, step in steps.items():
+      if step is not None:
+        fits.setdefault(seed, []).append((p, float(step)))
+  exponents = {seed: stats.power_law_fit(*zip(*pts)).k
+               for seed, pts in fits.items() if len(pts) >= 3}
+  return exponents, rows
+
+
+def attempt_summary(dirs: dict[str, str], *, scale: str) -> dict:
+  """The attempts' numbers; at tiny scale read from the ``noisy`` runs."""
+  del scale
+  base = dirs.get("supcon_vs_ce", dirs["noisy"])
+  long_dir = dirs.get("attempt_simplex", base)
+  where = {"loss.name": "supcon"}
+  short, long = (_attempt.runs_by_seed(d, where)
+                 for d in (base, long_dir))
+  simplex = {"steps": [max(r["summary"]["step"] for r in short.values()),
+                       max(r["summary"]["step"] for r in long.values())]}
+  for metric in ("eval/simplex/distance", "eval/simplex/angular_std"):
+    a = {s: r["summary"][metric] for s, r in long.items()}
+    b = {s: r["summary"][metric] for s, r in short.items()}
+    simplex[metric] = _attempt.interval(a.values())
+    simplex[metric + "/change"] = _attempt.paired(a, b)
+  ce_dir = dirs.get("attempt_ce_noise", dirs["noisy"])
+  exponents, rows = _seed_exponents(ce_dir, "cross_entropy")
+  return {"simplex": simplex,
+          "ce_noise": {"fit": rows, "exponents": exponents,
+                       "exponent": (_attempt.interval(exponents.values())
+                                    if exponents else None)}}
 
 
 def colab_env(dirs: dict[str, str], *, summary: str,
@@ -97,7 +171,64 @@ def claims(summary: dict) -> list[_base.Claim]:
       (f"k(SupCon) − k(CE), paired by seed: {_render.cell(paired, '.2f')}"
        if paired else "no seed fit both at 3 or more noise rates"),
       _render.above(paired, 0.0)))
+  return out + _attempt_claims(summary.get("attempts"))
+
+
+def _attempt_claims(attempts: dict | None) -> list[_base.Claim]:
+  """The larger-budget attempts' verdicts (none before they ran)."""
+  if not attempts:
+    return []
+  simplex = attempts["simplex"]
+  dist = simplex["eval/simplex/distance"]
+  change = simplex["eval/simplex/distance/change"]
+  short, long = simplex["steps"]
+  near = _render.below(dist, SIMPLEX_NEAR)
+  closer = _render.below(change, 0.0)
+  verdict = ("yes" if near == "yes" else "partly: closer, not near"
+             if closer == "yes" else _render.combine([near, closer]))
+  out = [_base.Claim(
+      "P2", f"attempt: trained SupCon approaches the regular simplex with a "
+      f"larger budget ({long} instead of {short} iterations)",
+      f"simplex distance after {long}: {_render.cell(dist)} ({dist['n']} "
+      f"seeds; near: < {SIMPLEX_NEAR}); change from {short}, paired by "
+      f"seed: {_render.cell(change)}", verdict)]
+  ce = attempts["ce_noise"]
+  iv = ce["exponent"]
+  out.append(_base.Claim(
+      "P2", "attempt: CE's iterations to fit grow roughly linearly (k in "
+      "[0.5, 1.5]) on a 3.5x larger training set (5 000 images)",
+      (f"k fitted per seed: {_render.cell(iv, '.2f')} ({iv['n']} seeds)"
+       if iv else "no seed fit 3 or more noise rates: no exponent"),
+      _within(iv, 0.5, 1.5)))
   return out
+
+
+def _attempt_section(attempts: dict | None) -> list[str]:
+  """The attempts' tables (nothing before they ran)."""
+  if not attempts:
+    return []
+  simplex, ce = attempts["simplex"], attempts["ce_noise"]
+  short, long = simplex["steps"]
+  rows = [[m.removeprefix("eval/simplex/"), _render.cell(simplex[m], ".4f"),
+           _render.cell(simplex[m + "/change"], ".4f")]
+          for m in ("eval/simplex/distance", "eval/simplex/angular_std")]
+  parts = ["\n## Attempts with a larger budget\n",
+           f"SupCon trained for {long} iterations instead of {short} "
+           f"(sweep `attempt_simplex`; the cpu preset's data, encoder, "
+           f"temperature 0.1 and poly-5 schedule, stretched):\n",
+           _render.table(["metric", f"after {long} iterations",
+                          f"change from {short}, paired by seed"], rows),
+           f"\nCE's iterations to fit noisy labels on `{CE_DATA}` (5 000 "
+           f"training images; sweep `attempt_ce_noise`, every image in the "
+           f"fit check, at most 6 000 iterations):\n",
+           _render.table(
+               ["noise rate p", "seeds", "all seeds fit?", "fit step"],
+               [[f"{r['p']:.2f}", r["n"], "yes" if r["all_fit"] else
+                 "no (unfitted seeds left out)",
+                 _render.cell(r["fit_step"], ".0f")] for r in ce["fit"]]),
+           f"\nGrowth exponent k of a + b p^k, fitted per seed: "
+           f"{_render.cell(ce['exponent'], '.2f')}."]
+  return parts
 
 
 def render(summary: dict, *, scale: str, commands: list[str],
@@ -124,6 +255,7 @@ def render(summary: dict, *, scale: str, commands: list[str],
       [[r["model"], f"{r['p']:.2f}", r["n"], "yes" if r["all_fit"] else
         "no (a lower bound)", _render.cell(r["fit_step"], ".0f")]
        for r in summary["noisy"]])]
+  parts += _attempt_section(summary.get("attempts"))
   parts += ["\n## Figures\n",
             "Drawn by the colab: curves are means over seeds with 95 % "
             "Student-t bands, points means with 95 % Student-t error bars.\n",
