@@ -1,24 +1,23 @@
 """cljax.reproduce.luthra: sweeps, colab env, interval verdicts, markdown.
 
-The end-to-end test runs the module's tiny sweeps with ``cljax.sweep`` (as
-the driver does), executes ``colabs/luthra.ipynb`` with ``colab_env`` and
-renders the markdown from the JSON the colab wrote; when the driver
-(``python -m cljax.reproduce``) is present it is run on the same sweep dirs
-(finished points are skipped), so the whole command is exercised too.
+The end-to-end tests run the module's tiny sweeps as the driver does, then
+the driver itself (``python -m cljax.reproduce luthra --scale=tiny``) on
+them: it skips the finished points, executes ``colabs/luthra.ipynb`` once,
+adds the few-shot attempt and renders the markdown, whose JSON, figures and
+text are checked.
 """
 
 import copy
-import importlib.util
 import json
 import os
 import subprocess
 import sys
 
-import notebooks
 import pytest
 
 from cljax import sweep as sweep_lib
 from cljax.reproduce import _base
+from cljax.reproduce import _driver
 from cljax.reproduce import luthra
 from experiments import luthra_cl_vs_nscl
 from experiments import luthra_gap_vs_classes
@@ -143,26 +142,26 @@ def test_claims_verdicts_follow_the_intervals():
 
 @pytest.fixture(scope="module")
 def tiny_reproduction(tmp_path_factory):
-  """The tiny sweeps run for real, then the colab on them: (dirs, summary)."""
-  root = tmp_path_factory.mktemp("reproduce")
-  dirs = {}
-  for s in luthra.sweeps("tiny"):
-    directory = str(root / "luthra" / "tiny" / s.name)
-    sweep_lib.run_sweep(_config(s), _grid(s), directory,
-                        zipped=sweep_lib.parse_grid(list(s.zipped)),
-                        config_arg=s.config, verbose=False)
-    dirs[s.name] = notebooks.from_root(directory)
-  return root, dirs
+  """The tiny sweeps run for real, as the driver runs them: their root."""
+  root = str(tmp_path_factory.mktemp("reproduce"))
+  _driver.run_sweeps(_driver.sweep_dirs(luthra, "luthra", "tiny", root))
+  return root
 
 
-def test_tiny_colab_summary_renders_and_is_judged(tiny_reproduction,
-                                                  monkeypatch, tmp_path):
-  _, dirs = tiny_reproduction
-  summary_path = tmp_path / "luthra.json"
-  env = luthra.colab_env(dirs, summary=str(summary_path),
-                         figures=str(tmp_path / "figures"))
-  notebooks.execute("luthra.ipynb", monkeypatch, env)
-  summary = json.loads(summary_path.read_text())
+@pytest.fixture(scope="module")
+def driven(tiny_reproduction, tmp_path_factory):
+  """The driver on the tiny sweeps (finished points are skipped): it
+  executes the colab once, adds the attempt and writes the markdown."""
+  root = tiny_reproduction
+  out = tmp_path_factory.mktemp("out")
+  subprocess.run([sys.executable, "-m", "cljax.reproduce", "luthra",
+                  "--scale=tiny", f"--runs_dir={root}", f"--out={out}"],
+                 check=True, env={**os.environ, "JAX_NUM_CPU_DEVICES": "1"})
+  return out
+
+
+def test_tiny_colab_summary_renders_and_is_judged(driven):
+  summary = json.loads((driven / "luthra.json").read_text())
   assert summary["seeds"] == [0, 1]
   # Intervals over the two seeds everywhere, and paired differences.
   r = summary["paired"]["dcl"]["pearson_dcl_nscl"]
@@ -174,7 +173,7 @@ def test_tiny_colab_summary_renders_and_is_judged(tiny_reproduction,
   t1 = summary["theorem1"]
   assert t1["min_gap"] >= 0 and t1["max_gap_over_bound"] <= 1
   assert t1["exact_min_gap"] >= 0 and t1["exact_max_gap_over_bound"] <= 1
-  figures = sorted(os.listdir(tmp_path / "figures"))
+  figures = sorted(os.listdir(driven / "figures"))
   assert figures == sorted(f"luthra_{n}.png" for n in (
       "a_losses", "a_gap_exact", "c_nscl_reached", "d_umap", "ef_fewshot",
       "b_gap_vs_classes", "b_gap_vs_classes_digits", "temperature"))
@@ -183,9 +182,10 @@ def test_tiny_colab_summary_renders_and_is_judged(tiny_reproduction,
   assert claims[0].holds == "yes"  # Theorem 1 at every logged batch
   assert all(c.holds.split(" ")[0] in ("yes", "no", "partly", "undecided")
              for c in claims)
-  text = luthra.render(summary, scale="tiny", commands=["echo made"],
-                       figures="figures")
-  assert "echo made" in text and "(figures/luthra_d_umap.png)" in text
+  text = (driven / "luthra.md").read_text()
+  assert "python -m cljax.sweep --config=experiments/luthra_cl_vs_nscl.py" \
+      in text
+  assert "(figures/luthra_d_umap.png)" in text
   # Every number of the markdown is read from the summary: here, the mean
   # Pearson r of the DCL run as the claims table writes it.
   assert f"{r['mean']:.4f} [{r['low']:.4f}, {r['high']:.4f}]" in text
@@ -193,20 +193,8 @@ def test_tiny_colab_summary_renders_and_is_judged(tiny_reproduction,
     assert c.measured.replace("|", "\\|") in text
 
 
-@pytest.mark.skipif(importlib.util.find_spec("cljax.reproduce._driver") is None,
-                    reason="the driver (python -m cljax.reproduce) has not "
-                    "landed on this branch")
-def test_driver_end_to_end(tiny_reproduction, tmp_path):
-  root, _ = tiny_reproduction
-  out = tmp_path / "out"
-  subprocess.run([sys.executable, "-m", "cljax.reproduce", "luthra",
-                  "--scale=tiny", f"--runs_dir={root}", f"--out={out}"],
-                 check=True, env={**os.environ, "JAX_NUM_CPU_DEVICES": "1"})
-  text = (out / "luthra.md").read_text()
-  assert "python -m cljax.sweep --config=experiments/luthra_cl_vs_nscl.py" \
-      in text
-  summary = json.loads((out / "luthra.json").read_text())
-  assert summary["seeds"] == [0, 1]
+def test_driver_adds_the_fewshot_attempt(driven):
+  summary = json.loads((driven / "luthra.json").read_text())
   # At tiny scale the attempt reads the DCL runs themselves: it must then
   # measure what the colab's (f) measured at its largest m (same episodes).
   attempt = summary["attempts"]["fewshot"]
@@ -215,7 +203,8 @@ def test_driver_end_to_end(tiny_reproduction, tmp_path):
     want = summary["fewshot"]["dcl"][colab][-1]
     assert attempt[key]["mean"] == pytest.approx(want["mean"], rel=1e-5), key
   assert attempt["ratio/change"]["mean"] == 0.0
-  assert "### Attempt: (f) with a larger budget" in text
+  assert "### Attempt: (f) with a larger budget" in (
+      driven / "luthra.md").read_text()
 
 
 def test_fewshot_attempt_is_judged_by_its_interval_and_rendered():
