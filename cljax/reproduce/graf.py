@@ -35,7 +35,7 @@ _NOISE = "data.label_noise=[0.0,0.2,0.4,0.6,0.8,1.0]"
 # The attempts' budgets: SupCon 4x the cpu preset's 1000 iterations (its
 # poly-5 schedule stretched to 4000); CE on the 5000 training images of the
 # SupCon-vs-CE data (noise 0.1), every image in the fit check, at most 6000
-# iterations.
+# iterations, at four noise rates (enough to fit a + b p^k per seed).
 SIMPLEX_STEPS = 4000
 SIMPLEX_NEAR = 0.1   # "approaches the simplex": distance interval below this
 CE_DATA = "cljax_gaussian_mixture/images_c10"
@@ -69,7 +69,8 @@ def attempts(scale: str) -> list[_base.Sweep]:
                   overrides=(f"steps={SIMPLEX_STEPS}", "eval_every=500",
                              "evals.fit.every=500")),
       _base.Sweep("attempt_ce_noise", "experiments/graf_noisy_labels.py:cpu",
-                  grid=('loss.name=["cross_entropy"]', _NOISE), seeds=3,
+                  grid=('loss.name=["cross_entropy"]',
+                        "data.label_noise=[0.0,0.4,0.8,1.0]"), seeds=3,
                   overrides=(f"data.name={CE_DATA}",
                              "evals.geometry.num_train=5000", "steps=6000")),
   ]
