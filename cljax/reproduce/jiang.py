@@ -8,7 +8,7 @@ beta = 0" is paired by seed. ``colabs/jiang.ipynb`` recomputes every metric
 from the checkpoints and writes them with Student-t intervals.
 
 >>> [(s.name, s.seeds) for s in sweeps("cpu")]
-[('beta', 3), ('digits', 5)]
+[('beta', 5), ('digits', 5)]
 """
 
 from __future__ import annotations
@@ -17,14 +17,13 @@ from cljax.reproduce import _base
 from cljax.reproduce import _render
 
 COLAB = "colabs/jiang.ipynb"
-# At cpu scale a mixture point costs 60-80 s on one CPU core (two ran at a
-# time, one per core). The paper's five betas x 2 x 3 would be 90 runs for 3
-# seeds (about an hour of the 2-core machine); the cpu grid keeps the betas
-# of the digits sweep, {0, 5, 30}, so 3 seeds are 54 runs.
-BETA_SEEDS_WHY = ("3 seeds for the 18-point mixture grid (β in {0, 5, 30}; "
+# At cpu scale a mixture point costs 40-90 s on one CPU core (two ran at a
+# time, one per core). The paper's five betas x 2 x 3 would be 150 runs for 5
+# seeds (about 1.5 hours of the 2-core machine); the cpu grid keeps the betas
+# of the digits sweep, {0, 5, 30}, so 5 seeds are 90 runs.
+BETA_SEEDS_WHY = ("5 seeds for the 18-point mixture grid (β in {0, 5, 30}; "
                   "the paper scale sweeps {0, 2, 5, 10, 30}): a point costs "
-                  "60-80 s on one CPU core, and more seeds did not fit the "
-                  "session's 2-core budget beside the other papers' sweeps")
+                  "40-90 s on one CPU core")
 _BETAS = {"cpu": "[0,5,30]", "paper": "[0,2,5,10,30]"}
 
 
@@ -45,7 +44,7 @@ def sweeps(scale: str) -> list[_base.Sweep]:
       "beta", f"experiments/jiang_hardness.py{preset}",
       grid=('loss.kwargs.negatives=["different_class","all"]',
             f"loss.kwargs.beta={_BETAS[scale]}",
-            'loss.kwargs.normalize=["ball","sphere","none"]'), seeds=3)]
+            'loss.kwargs.normalize=["ball","sphere","none"]'), seeds=5)]
   if scale == "cpu":
     out.append(_base.Sweep(
         "digits", "experiments/jiang_hardness.py:cpu_digits",
