@@ -111,7 +111,8 @@ def evaluate_split(run: Any, split: str = "train", *, num_views: int = 2,
       input) or "augmented" (K augmented views, as in training).
     temperature: tau of the losses (the theorem: 1).
     seed: seed of the augmentation keys (batch i uses fold_in(seed, i)).
-    batch_size: forward-pass batch size.
+    batch_size: examples per batch of views, and views per forward pass
+      (a batch's K views go through the model in K passes).
     block_size: tile size of the losses, as for ``dataset_losses``.
     max_examples: evaluate only the first this many examples.
 
@@ -148,7 +149,8 @@ def evaluate_split(run: Any, split: str = "train", *, num_views: int = 2,
     views = make_views(jax.random.fold_in(key, i), xb)
     b, k = views.shape[:2]
     flat = views.reshape((b * k,) + views.shape[2:])
-    h, z = models.embed(run.model, run.variables, flat, batch_size=b * k)
+    # Chunks of batch_size views: memory stays that of one forward pass.
+    h, z = models.embed(run.model, run.variables, flat, batch_size=batch_size)
     z_views.append(z.reshape(b, k, -1))
     if view_mode == "augmented_and_clean":
       # The last view is the clean input: its features are already here.

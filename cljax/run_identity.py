@@ -24,10 +24,12 @@ from cljax.evaluators import is_cross_entropy
 from cljax.evaluators import objective
 
 # Fields a resumed run may change: how long it trains and how often it logs,
-# evaluates and checkpoints, and the device count (checkpoints restore onto
-# any topology). Any other change would mix two runs in one work dir.
+# evaluates and checkpoints, the evaluation forward-pass batch (memory only),
+# and the device count (checkpoints restore onto any topology). Any other
+# change would mix two runs in one work dir.
 RESUMABLE_FIELDS = ("steps", "epochs", "log_every", "eval_every", "evals.*.every",
-                    "checkpoint.every", "checkpoint.keep", "num_devices")
+                    "checkpoint.every", "checkpoint.keep", "num_devices",
+                    "eval_batch_size")
 
 
 def check_config(config, num_devices: int) -> None:

@@ -78,6 +78,22 @@ def test_evaluate_split_is_deterministic_and_tiles_like_dense(run):
     np.testing.assert_allclose(tiled["losses"][name], value, rtol=1e-5)
 
 
+def test_evaluate_split_forward_passes_hold_at_most_batch_size_views(
+    run, monkeypatch):
+  # A batch's K views used to go through the model in one pass of K x
+  # batch_size: P1's ResNet-50x2 at 84 px then asked for 31 GB.
+  passes = []
+  apply = evaluate.models._eval_apply(run.model)
+  monkeypatch.setattr(evaluate.models, "_eval_apply",
+                      lambda model: lambda v, x: passes.append(len(x))
+                      or apply(v, x))
+  out = evaluate.evaluate_split(run, "test", batch_size=64, max_examples=100,
+                                num_views=3, block_size=16)
+  assert out["num_examples"] == 100
+  # 64 + 36 examples, 3 views each: 192 = 3 x 64 and 108 = 64 + 44 views.
+  assert passes == [64, 64, 64, 64, 44]
+
+
 def test_evaluate_split_rejects_bad_arguments(run):
   with pytest.raises(ValueError, match="num_views"):
     evaluate.evaluate_split(run, "test", num_views=1)

@@ -211,6 +211,17 @@ def test_unknown_evaluator_fails_at_start_listing_the_names(tmp_path):
   assert not (tmp_path / "checkpoints").exists()
 
 
+@pytest.mark.parametrize("bad", [0, 2.5, "64"])
+def test_bad_eval_batch_size_fails_at_start(tmp_path, bad):
+  config = default.get_config("smoke")
+  config.eval_batch_size = bad
+  with pytest.raises(ValueError, match=r"config.eval_batch_size must be a "
+                     r"positive int .*lower it if evaluation runs out of "
+                     r"memory"):
+    _start(config, tmp_path)
+  assert not (tmp_path / "checkpoints").exists()
+
+
 def test_unknown_field_and_bad_cadence_fail_at_start(tmp_path):
   config = default.get_config("smoke")
   config.evals.ncc.shots = 3

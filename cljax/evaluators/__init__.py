@@ -83,6 +83,7 @@ class Context(NamedTuple):
   input_mean: Any
   input_std: Any
   workdir: str
+  batch_size: int = 512  # the evaluation forward-pass batch
 
 
 class Evaluation(NamedTuple):
@@ -230,13 +231,20 @@ def build(config, *, data, model, workdir: str, mesh,
     workdir: the run's directory.
     mesh: the run's ``("data",)`` mesh; evaluation batches are sharded on
       it and the variables stay replicated on it.
-    batch_size: evaluation forward-pass batch.
+    batch_size: evaluation forward-pass batch (``config.eval_batch_size``).
 
   Raises:
     ValueError: an unknown evaluator type or field, a bad field value, an
-      evaluator that needs labels on a dataset without them, or the
-      replaced ``config.eval`` / ``config.fit`` sections.
+      evaluator that needs labels on a dataset without them, a batch size
+      that is not a positive int, or the replaced ``config.eval`` /
+      ``config.fit`` sections.
   """
+  if (not isinstance(batch_size, (int, np.integer))
+      or isinstance(batch_size, bool) or batch_size < 1):
+    raise ValueError(
+        f"config.eval_batch_size must be a positive int (examples per "
+        f"evaluation forward pass; lower it if evaluation runs out of "
+        f"memory); got {batch_size!r}.")
   legacy = _legacy_keys(config)
   if legacy:
     raise ValueError(
@@ -280,7 +288,7 @@ def build(config, *, data, model, workdir: str, mesh,
         input_shape=tuple(data.input_shape),
         input_mean=None if data.mean is None else np.asarray(data.mean),
         input_std=None if data.std is None else np.asarray(data.std),
-        workdir=workdir)
+        workdir=workdir, batch_size=int(batch_size))
     entries.append(_Entry(name, int(every), bool(final_only),
                           cls(context=context, **fields)))
   live = [e for e in entries if e.every > 0]

@@ -33,7 +33,8 @@ class Evaluator:
     self.context = context
     self.kwargs = dict(num_views=num_views, view_mode=view_mode,
                        temperature=temperature, max_examples=max_examples,
-                       seed=int(context.config.seed))
+                       seed=int(context.config.seed),
+                       batch_size=int(context.batch_size))
     self.split = split
 
   def train_rows(self):
