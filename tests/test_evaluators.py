@@ -13,6 +13,7 @@ from cljax import checkpoint
 from cljax import data as data_lib
 from cljax import evaluate
 from cljax import evaluators
+from cljax import geometry
 from cljax import train
 from cljax.evaluators import _features
 from experiments import default
@@ -323,3 +324,27 @@ def test_features_field_chooses_the_reported_features_and_checks_them(
     with pytest.raises(ValueError, match=r"config.evals.linear_probe."
                        r"features=.*give distinct names from \('h', 'z'\)"):
       _start(config, tmp_path / str(len(bad)))
+
+
+def test_geometry_evaluator_equals_the_geometry_functions():
+  """One jitted program for the four metrics gives each metric's value."""
+  config = default.get_config("smoke")
+  context = evaluators.Context(
+      name="geometry", config=config, num_classes=4, model=None,
+      input_shape=(6,), input_mean=None, input_std=None, workdir="")
+  rng = np.random.default_rng(3)
+  labels = np.repeat(np.arange(4), 25).astype(np.int32)
+  h = (rng.normal(size=(100, 6)) + 2 * np.eye(4, 6)[labels]).astype(np.float32)
+  z = rng.normal(size=(100, 3)).astype(np.float32)
+  train = _features.Features(h, z, labels)
+  cache = types.SimpleNamespace(train=lambda num_train=None: train)
+  got = evaluators.REGISTRY["geometry"](context=context).run(cache, step=1)
+  assert len(got) == 8
+  for name, feats in (("h", h), ("z", train.z)):
+    for metric, fn in (("nc1", geometry.nc1),
+                       ("etf_distance", geometry.etf_distance),
+                       ("cdnv", geometry.cdnv),
+                       ("directional_cdnv", geometry.directional_cdnv)):
+      np.testing.assert_allclose(
+          float(got[f"eval/{name}/{metric}"]),
+          float(fn(feats, labels, num_classes=4)), rtol=1e-6)
