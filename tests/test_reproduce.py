@@ -124,7 +124,7 @@ def test_graf_attempts_are_read_from_the_runs(done):
   with open(os.path.join(done["graf"], "graf.json")) as f:
     summary = json.load(f)
   attempts = summary["attempts"]
-  distance, fit_steps = {}, []
+  distance, fit_steps, ce_acc = {}, [], []
   for path in glob.glob(os.path.join(done["graf"], "noisy", "*",
                                      "summary.json")):
     config = checkpoint.read_json(os.path.join(os.path.dirname(path),
@@ -132,8 +132,10 @@ def test_graf_attempts_are_read_from_the_runs(done):
     run = checkpoint.read_json(path)
     if config["loss"]["name"] == "supcon":
       distance[config["seed"]] = run["eval/simplex/distance"]
-    elif run.get("fit/step") is not None:
-      fit_steps.append(run["fit/step"])
+    else:
+      ce_acc.append(run["fit/train_acc"])
+      if run.get("fit/step") is not None:
+        fit_steps.append(run["fit/step"])
   got = attempts["simplex"]["eval/simplex/distance"]
   np.testing.assert_allclose([got["mean"], got["low"], got["high"]],
                              t_interval(list(distance.values())), rtol=1e-9)
@@ -141,7 +143,11 @@ def test_graf_attempts_are_read_from_the_runs(done):
   assert attempts["simplex"]["eval/simplex/distance/change"]["mean"] == 0.0
   (row,) = attempts["ce_noise"]["fit"]   # tiny sweeps one noise rate
   assert row["p"] == 0.3 and row["n"] == 2
+  assert row["fitted"] == len(fit_steps)
   assert row["fit_step"]["mean"] == pytest.approx(np.mean(fit_steps))
+  got = row["train_acc"]
+  np.testing.assert_allclose([got["mean"], got["low"], got["high"]],
+                             t_interval(ce_acc), rtol=1e-9)
   # One noise rate fits no growth exponent, and the claim says so.
   assert attempts["ce_noise"]["exponent"] is None
   claim = [c for c in graf.claims(summary) if "CE's iterations" in c.claim][-1]
