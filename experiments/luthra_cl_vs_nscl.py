@@ -23,8 +23,15 @@ Paper scale (GPU/TPU; CIFAR-100 prepared as TFDS array_record):
       --sweep_dir=runs/luthra/cl_vs_nscl_cifar100 \
       --grid='loss.name=["dcl","nscl","supcon"]'
 
+mini-ImageNet, P1's third dataset (build ``mini_imagenet`` from the local
+files once: ``cljax/data/mini_imagenet.py`` says where they go):
+
+  python -m cljax.sweep --config=experiments/luthra_cl_vs_nscl.py:mini_imagenet \
+      --sweep_dir=runs/luthra/cl_vs_nscl_mini_imagenet \
+      --grid='loss.name=["dcl","nscl","supcon"]'
+
 CPU scale (embedded Gaussian-mixture images, 1-5 minutes a run on 2 cores;
-``cljax.reproduce.luthra.sweeps("cpu")`` adds ``--seeds=3``):
+``cljax.reproduce.luthra.sweeps("cpu")`` adds ``--seeds=5``):
 
   python -m cljax.sweep --config=experiments/luthra_cl_vs_nscl.py:cpu \
       --sweep_dir=runs/luthra/cl_vs_nscl \
@@ -33,7 +40,9 @@ CPU scale (embedded Gaussian-mixture images, 1-5 minutes a run on 2 cores;
 Presets: '' (CIFAR-100: ResNet-50x2 with the CIFAR stem, 2048-128 projector
 with a final BN, global batch 1024, LARS at 0.3 x B/256 with 10 warm-up
 epochs and cosine decay, weight decay 1e-6, gradient clipping at 1, tau = 0.5,
-2500 epochs), 'cifar10' (the same at batch 512 and projector dim 64), 'cpu'
+2500 epochs), 'cifar10' (the same at batch 512 and projector dim 64),
+'mini_imagenet' (the ImageNet stem, batch 896, tau = 0.1, 2501 epochs, on the
+``mini_imagenet`` builder's 84x84 images; P1 cropped at 224), 'cpu'
 (10-class 16x16 Gaussian-mixture images with strong pixel noise, a small
 ConvNet, batch 100, 400 steps), 'tiny' (seconds; CI: an MLP encoder, 6
 steps).
@@ -59,7 +68,7 @@ from cljax import evaluators
 
 # CIFAR-100 train split size; the warm-up is 10 epochs of it.
 _CIFAR_TRAIN = 50_000
-PRESETS = ("", "cifar10", "cpu", "tiny")
+PRESETS = ("", "cifar10", "mini_imagenet", "cpu", "tiny")
 
 
 def _paper(config, *, dataset: str, batch_size: int, projection_dim: int):
@@ -218,6 +227,13 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     _paper(config, dataset="cifar100", batch_size=1024, projection_dim=128)
   elif preset == "cifar10":
     _paper(config, dataset="cifar10", batch_size=512, projection_dim=64)
+  elif preset == "mini_imagenet":
+    # The builder's default config has 500 train images a class, 50 000 in
+    # all like CIFAR-100, so _paper's epoch length holds.
+    _paper(config, dataset="mini_imagenet", batch_size=896, projection_dim=128)
+    config.model.encoder_kwargs = {"stem": "imagenet", "width_multiplier": 2}
+    config.loss.kwargs = {"temperature": 0.1}
+    config.epochs = 2501.0
   elif preset == "cpu":
     _cpu(config)
   else:

@@ -145,6 +145,21 @@ def test_paper_presets_follow_the_papers_recipe():
     assert (h.shape[-1], z.shape[-1]) == (4096, proj)
 
 
+def test_mini_imagenet_preset_follows_the_papers_recipe():
+  """papers.md 2.7: ImageNet stem otherwise than CIFAR/SVHN, batch 896, 0.1."""
+  config = luthra_cl_vs_nscl.get_config("mini_imagenet")
+  assert (config.data.name, config.data.batch_size) == ("mini_imagenet", 896)
+  assert config.loss.kwargs.temperature == 0.1 and config.epochs == 2501
+  assert config.model.encoder_kwargs.to_dict() == {"stem": "imagenet",
+                                                  "width_multiplier": 2}
+  assert config.optim.learning_rate == pytest.approx(0.3 * 896 / 256)
+  model = models.build(config.model)
+  h, z = jax.eval_shape(
+      lambda x: model.init_with_output(jax.random.key(0), x, train=False)[0],
+      jax.ShapeDtypeStruct((2, 84, 84, 3), np.float32))
+  assert (h.shape[-1], z.shape[-1]) == (4096, 128)
+
+
 def test_gap_vs_classes_batches_are_balanced_for_every_swept_c():
   config = luthra_gap_vs_classes.get_config("cpu")
   grid = _doc_sweep_args(luthra_gap_vs_classes, ":cpu")[0]
