@@ -273,6 +273,12 @@ class Reader:
     ``records`` are ``self.records(rows)`` when the caller has them already.
     """
     records = self.records(rows) if records is None else records
+    try:  # One stack: the per-record loop below cost 18 us a record.
+      out = np.stack([record[self.input_key] for record in records])
+      if out.shape[1:] == tuple(self.example_shape):
+        return out.astype(self.dtype, copy=False)
+    except Exception:  # pylint: disable=broad-except
+      pass  # Checked one by one below, to name the failing record.
     out = np.empty((len(records),) + tuple(self.example_shape), self.dtype)
     for i, (row, record) in enumerate(zip(rows, records)):
       try:
