@@ -68,6 +68,10 @@ FLAG_VARIANTS = {
                          "--xla_cpu_use_xnnpack=false",
     "single_thread_eigen": "--xla_cpu_multi_thread_eigen=false",
     "fast_math": "--xla_cpu_enable_fast_math=true",
+    # Convolutions left to XLA's own emitter instead of one YNNPACK fusion
+    # each (elementwise and reduce fusions stay YNNPACK's).
+    "no_ynn_conv": "--xla_cpu_experimental_ynn_fusion_type="
+                   "-individual_convolution",
     "bf16": "",   # Same flags as default; the model computes in bfloat16.
 }
 TORCH_THREADS = os.cpu_count() or 1
