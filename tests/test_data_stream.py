@@ -167,6 +167,17 @@ def test_worker_error_names_the_record_and_dataset(digits_dir):
     assert "'cljax_digits'" in message and "(10,)" in message, message
 
 
+def test_reader_decodes_numeric_inputs_like_tfds(digits_dir):
+  # A plain float Tensor input is parsed from the raw records directly.
+  reader = sources.Reader("cljax_digits", "train", data_dir=digits_dir)
+  assert reader._parse is not None
+  rows = np.arange(reader.num_examples)[::-1]
+  fast = reader.inputs(rows)
+  want = np.stack([np.asarray(r["image"]) for r in reader.records(rows)])
+  assert fast.dtype == want.dtype == np.float32
+  np.testing.assert_array_equal(fast, want)
+
+
 def test_reader_names_unreadable_records(digits_dir):
   reader = sources.Reader("cljax_digits", "train", data_dir=digits_dir)
   with pytest.raises(sources.RecordReadError,

@@ -242,6 +242,8 @@ class Reader:
     self.example_shape, self.dtype = first.shape, first.dtype
     self.chunk_size = int(max(1, min(_READ_CHUNK,
                                      _CHUNK_BYTES // max(1, first.nbytes))))
+    self._parse = None
+    self._parse = _numeric_parser(self, features)
 
   @property
   def is_image(self) -> bool:
@@ -272,6 +274,12 @@ class Reader:
 
     ``records`` are ``self.records(rows)`` when the caller has them already.
     """
+    if records is None and self._parse is not None:
+      try:
+        return self._parse(self.source.data_source.__getitems__(
+            [int(r) for r in rows]))
+      except Exception:  # pylint: disable=broad-except
+        pass  # The general path below names a failing record.
     records = self.records(rows) if records is None else records
     try:  # One stack: the per-record loop below cost 18 us a record.
       out = np.stack([record[self.input_key] for record in records])
@@ -312,6 +320,54 @@ class Reader:
     if self._num_classes is None:
       return int(labels.max()) + 1
     return self._num_classes
+
+
+class _NumericParser:
+  """Decodes a plain numeric ``Tensor`` input from raw records (picklable).
+
+  TFDS decodes a record through its whole feature tree (about 30 us a record
+  in Python, most of a small batch's host time). Such an input is one list in
+  the record's ``tf.train.Example``: this reads just that list.
+  """
+
+  def __init__(self, key: str, shape: tuple, dtype: np.dtype):
+    self.key, self.shape, self.dtype = key, tuple(shape), np.dtype(dtype)
+
+  def __call__(self, raws) -> np.ndarray:
+    from tensorflow_datasets.core import example_parser  # pylint: disable=g-import-not-at-top
+    parse_example = example_parser.tf_example_pb2.Example.FromString
+    out = np.empty((len(raws),) + self.shape, self.dtype)
+    for i, serialized in enumerate(raws):
+      value = parse_example(serialized).features.feature[self.key]
+      kind = value.WhichOneof("kind")
+      if kind not in ("float_list", "int64_list"):
+        raise ValueError(f"feature {self.key!r} is a {kind}")
+      out[i] = np.asarray(getattr(value, kind).value).reshape(self.shape)
+    return out
+
+
+def _numeric_parser(reader: Reader, features) -> _NumericParser | None:
+  """The fast decoder where it gives TFDS's own decoding, bit for bit.
+
+  Checked on the split's first and last records; None (TFDS decodes) for
+  any other feature, source or outcome.
+  """
+  try:
+    feature = features[reader.input_key]
+  except KeyError:
+    return None
+  raw = getattr(reader.source, "data_source", None)
+  if (not isinstance(feature, tfds.features.Tensor)
+      or not hasattr(raw, "__getitems__") or reader.dtype.kind not in "fiu"):
+    return None
+  parse = _NumericParser(reader.input_key, reader.example_shape, reader.dtype)
+  try:
+    rows = sorted({0, reader.num_examples - 1})
+    got, want = parse(raw.__getitems__(rows)), reader.inputs(rows)
+  except Exception:  # pylint: disable=broad-except
+    return None
+  same = np.array_equal(got, want) and got.dtype == want.dtype
+  return parse if same else None
 
 
 def _batched_read(source, keys: list) -> list:
