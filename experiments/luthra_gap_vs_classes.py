@@ -24,7 +24,7 @@ Real data at CPU scale (class subsets of scikit-learn's 8x8 digits):
 
   python -m cljax.sweep --config=experiments/luthra_gap_vs_classes.py:cpu_digits \
       --sweep_dir=runs/luthra/gap_vs_classes_digits \
-      --grid='data.classes=[2,5,10]' --seeds=3
+      --grid='data.classes=[2,5,10]' --seeds=5
 
 Presets: '' (CIFAR-100, the recipe of ``luthra_cl_vs_nscl.py``), 'cpu'
 (50-class 16x16 Gaussian-mixture images, 100 training images per class,
