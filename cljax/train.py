@@ -218,7 +218,8 @@ def _set_up(config, workdir, mesh) -> _Run:
     model = models.build(config.model)
     evals = evaluators.build(config, data=data, model=model, workdir=workdir,
                              mesh=mesh,
-                             batch_size=config.get("eval_batch_size", 512))
+                             batch_size=config.get("eval_batch_size",
+                                                    evaluators.EVAL_BATCH_SIZE))
   except ValueError as e:
     raise run_identity.setup_error(e) from None
   return _Run(config=config, data=data, num_steps=num_steps, tx=tx,

@@ -73,6 +73,10 @@ __all__ = ["REGISTRY", "Context", "Evaluation", "Runner", "build", "standard",
            "simplex_geometry", "with_classifier", "objective"]
 
 
+# Examples per evaluation forward pass unless config.eval_batch_size says.
+EVAL_BATCH_SIZE = 512
+
+
 class Context(NamedTuple):
   """What an evaluator may read about the run (passed as ``context=``)."""
   name: str            # the entry's name in config.evals
@@ -83,7 +87,7 @@ class Context(NamedTuple):
   input_mean: Any
   input_std: Any
   workdir: str
-  batch_size: int = 512  # the evaluation forward-pass batch
+  batch_size: int = EVAL_BATCH_SIZE  # the evaluation forward-pass batch
 
 
 class Evaluation(NamedTuple):
@@ -220,7 +224,7 @@ def _legacy_keys(config) -> list[str]:
 
 
 def build(config, *, data, model, workdir: str, mesh,
-          batch_size: int = 512) -> Runner:
+          batch_size: int = EVAL_BATCH_SIZE) -> Runner:
   """The evaluator runner of a run; validates ``config.evals`` first.
 
   Args:
