@@ -337,8 +337,10 @@ class _Loop:
 
   def log(self, metrics, evaluation, window) -> dict:
     """Writes the row of this step; ``window`` = (time, steps) since last."""
-    now = time.time()
+    # Fetched before the clock is read: dispatch runs ahead of the device,
+    # and the window must end when its last step has finished.
     row = {k: float(v) for k, v in jax.device_get(metrics).items()}
+    now = time.time()
     row["train/steps_per_sec"] = window[1] / max(now - window[0], 1e-9)
     row["train/examples_per_sec"] = (row["train/steps_per_sec"] *
                                      self.run.config.data.batch_size)
