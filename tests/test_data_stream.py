@@ -172,10 +172,82 @@ def test_reader_decodes_numeric_inputs_like_tfds(digits_dir):
   reader = sources.Reader("cljax_digits", "train", data_dir=digits_dir)
   assert reader._parse is not None
   rows = np.arange(reader.num_examples)[::-1]
+  # TFDS's layout: every record's floats are viewed in place.
+  assert all(reader._parse._in_place(r) is not None
+             for r in reader._raw(rows))
   fast = reader.inputs(rows)
   want = np.stack([np.asarray(r["image"]) for r in reader.records(rows)])
   assert fast.dtype == want.dtype == np.float32
   np.testing.assert_array_equal(fast, want)
+
+
+def _example(entries, packed=True) -> bytes:
+  """A serialized tf.train.Example with its map entries in the given order."""
+  from tensorflow_datasets.core import example_parser
+  varint = sources._varint
+  body = b""
+  for key, values in entries:
+    one = example_parser.tf_example_pb2.Example()
+    one.features.feature[key].float_list.value.extend(values)
+    raw = one.SerializeToString()
+    body += raw[1 + len(varint(len(raw) - 2)):]  # Features' one entry
+  if not packed:  # FloatList.value as one fixed32 field per float
+    (key, values), = entries
+    floats = b"".join(b"\x0d" + np.float32(v).tobytes() for v in values)
+    float_list = b"\x12" + varint(len(floats)) + floats
+    value = b"\x12" + varint(len(float_list)) + float_list
+    name = b"\x0a" + varint(len(key)) + key.encode()
+    body = b"\x0a" + varint(len(name) + len(value)) + name + value
+  return b"\x0a" + varint(len(body)) + body
+
+
+@pytest.mark.parametrize("layout", ["image_first", "label_first", "repeated",
+                                    "unpacked"])
+def test_numeric_parser_reads_what_protobuf_reads(layout):
+  # The in-place view applies to TFDS's layout only; every other layout
+  # falls back to protobuf, whose answer (a map's last entry wins) is the
+  # reference.
+  from tensorflow_datasets.core import example_parser
+  rng = np.random.default_rng(0)
+  image, other = rng.normal(size=6), rng.normal(size=6)
+  label = [3.0]
+  entries = {"image_first": [("image", image), ("label", label)],
+             "label_first": [("label", label), ("image", image)],
+             "repeated": [("image", other), ("label", label),
+                          ("image", image)],
+             "unpacked": [("image", image)]}[layout]
+  raw = _example(entries, packed=layout != "unpacked")
+  parse = sources._NumericParser("image", (2, 3), np.float32)
+  want = np.asarray(example_parser.tf_example_pb2.Example.FromString(
+      raw).features.feature["image"].float_list.value, np.float32)
+  np.testing.assert_array_equal(want, image.astype(np.float32))
+  np.testing.assert_array_equal(parse([raw])[0].ravel(), want)
+  assert (parse._in_place(raw) is not None) == (layout == "image_first")
+
+
+def test_raw_records_route_rows_to_their_shards(digits_dir):
+  # Two "shards" of one file (rows 0-49 are records 100-149, rows 50-79
+  # records 0-29) check the row -> shard -> position arithmetic; the reader
+  # pickles unopened, as grain worker processes receive it.
+  import pickle
+  reader = sources.Reader("cljax_digits", "train", data_dir=digits_dir)
+  shard = reader._raw._shards[0][0]
+  raw = sources._RawRecords([(shard, 100, 50), (shard, 0, 30)])
+  rows = [79, 0, 49, 50, 3, 60]
+  want = reader.source.data_source.__getitems__([29, 100, 149, 0, 103, 10])
+  assert raw(rows) == want
+  assert pickle.loads(pickle.dumps(raw))(rows) == want
+  with pytest.raises(IndexError, match=r"rows outside \[0, 80\)"):
+    raw([80])
+
+
+def test_reader_reads_a_sliced_split_like_tfds(digits_dir):
+  reader = sources.Reader("cljax_digits", "train[100:140]",
+                          data_dir=digits_dir)
+  assert reader._raw is not None and reader._parse is not None
+  rows = np.arange(reader.num_examples)
+  want = np.stack([np.asarray(r["image"]) for r in reader.records(rows)])
+  np.testing.assert_array_equal(reader.inputs(rows), want)
 
 
 def test_reader_names_unreadable_records(digits_dir):
