@@ -16,7 +16,8 @@ read at backend start and the peak RSS is the case's own):
   ``cljax.train.train_step`` on the same batches (the second log window of
   the loop, from its ``train/steps_per_sec``; the bare step dispatched back
   to back on device-resident batches, one block at the end). One round = one
-  loop run + one bare run; the ratio is per round.
+  loop run, its bare step the mean of the bare runs right before and right
+  after it (cancels a drift of the machine's speed); the ratio is per round.
 * ``input``: host time per batch of the data pipeline (``next``) and of the
   host-to-device transfer, the blocked step, and input + step dispatched
   without blocking (as the loop does): ``hidden`` = the share of the input
@@ -212,8 +213,21 @@ def child_loop(spec: dict) -> dict:
   t0 = time.perf_counter()
   state, _ = _block(pieces.step_fn(state, batches[0]))
   bare_first = time.perf_counter() - t0
+  def bare():
+    state = pieces.init_state()
+    state, _ = _block(pieces.step_fn(state, batches[0]))   # warm
+    t0 = time.perf_counter()
+    for b in batches:
+      state, metrics = pieces.step_fn(state, b)
+    _block((state, metrics))
+    return (time.perf_counter() - t0) / len(batches)
+
   rounds = []
+  after = bare()
   for r in range(spec["rounds"]):
+    # The bare step is timed right before and right after each loop run:
+    # their mean cancels a drift of the shared machine's speed.
+    before = after
     with tempfile.TemporaryDirectory() as workdir:
       t0 = time.perf_counter()
       train.train_and_evaluate(config, workdir, verbose=False)
@@ -222,15 +236,11 @@ def child_loop(spec: dict) -> dict:
     row = [r_ for r_ in rows if r_["step"] == steps][0]
     first = [r_ for r_ in rows if r_["step"] == log_every][0]
     loop_step = 1.0 / row["train/steps_per_sec"]
-    state = pieces.init_state()
-    state, _ = _block(pieces.step_fn(state, batches[0]))   # warm
-    t0 = time.perf_counter()
-    for b in batches:
-      state, metrics = pieces.step_fn(state, b)
-    _block((state, metrics))
-    bare_step = (time.perf_counter() - t0) / len(batches)
+    after = bare()
+    bare_step = (before + after) / 2
     rounds.append({
         "loop_step_s": loop_step, "bare_step_s": bare_step,
+        "bare_before_s": before, "bare_after_s": after,
         "ratio": loop_step / bare_step, "loop_total_s": loop_total,
         "loop_first_window_s": log_every / first["train/steps_per_sec"],
         "loop_outside_windows_s": loop_total - log_every / first[
@@ -691,6 +701,8 @@ def section_loop(args) -> list[dict]:
   for model, batch, rounds in (("convnet", args.convnet_batch, args.rounds),
                                ("resnet18", args.resnet_batch,
                                 args.resnet_rounds)):
+    if model not in args.loop_models:
+      continue
     out.append(_spawn("loop", {"model": model, "batch": batch,
                                "log_every": args.log_every,
                                "rounds": rounds}))
@@ -760,12 +772,20 @@ def _compare_grads(rec: dict, outdir: str) -> None:
   rec["grads_identical"] = bool(np.array_equal(g, g0))
 
 
+# Paper-scale presets besides the files' defaults (P1's other datasets).
+EXTRA_COMPILE_PRESETS = (("luthra_cl_vs_nscl", "cifar10"),
+                         ("luthra_cl_vs_nscl", "mini_imagenet"))
+
+
 def section_compile(args) -> list[dict]:
   out = []
   names = sorted(p.stem for p in (REPO / "experiments").glob("*.py")
                  if p.stem != "__init__")
-  for name in names:
-    out.append(_spawn("compile", {"experiment": name,
+  cases = [(name, "") for name in names] + list(EXTRA_COMPILE_PRESETS)
+  if args.compile_cases:
+    cases = [tuple((c + ":").split(":")[:2]) for c in args.compile_cases]
+  for name, preset in cases:
+    out.append(_spawn("compile", {"experiment": name, "preset": preset,
                                   "batch": args.compile_batch},
                       timeout=1800))
     _progress("compile", out[-1])
@@ -789,7 +809,7 @@ SECTIONS = {"loop": section_loop, "input": section_input,
 # What identifies a record of each section: a rerun of some cases replaces
 # those and keeps the rest.
 _RECORD_KEY = {"loop": ("model",), "input": ("model", "prefetch"),
-               "torch": ("variant",), "compile": ("experiment",),
+               "torch": ("variant",), "compile": ("experiment", "preset"),
                "main": ()}
 
 
@@ -797,7 +817,8 @@ def _merge(section: str, old: dict | None, new: list[dict]) -> list[dict]:
   fields = _RECORD_KEY[section]
   if not fields or not old:
     return new
-  key = lambda r: tuple(r["spec"].get(f) for f in fields)  # noqa: E731
+  # A field missing from an older record's spec reads as "" (its default).
+  key = lambda r: tuple(r["spec"].get(f, "") for f in fields)  # noqa: E731
   replaced = {key(r) for r in new}
   return [r for r in old["records"] if key(r) not in replaced] + new
 
@@ -847,6 +868,10 @@ def main() -> None:
   parser.add_argument("--convnet_batch", type=int, default=128,
                       help="the default job's batch")
   parser.add_argument("--resnet_batch", type=int, default=8)
+  parser.add_argument("--loop_models", nargs="+",
+                      default=["convnet", "resnet18"],
+                      choices=["convnet", "resnet18"],
+                      help="the models of the loop section (others kept)")
   parser.add_argument("--resnet_rounds", type=int, default=1)
   parser.add_argument("--torch_batch", type=int, default=32)
   parser.add_argument("--torch_rounds", type=int, default=5)
@@ -854,6 +879,10 @@ def main() -> None:
   parser.add_argument("--flags", nargs="+", default=list(FLAG_VARIANTS),
                       choices=list(FLAG_VARIANTS))
   parser.add_argument("--compile_batch", type=int, default=16)
+  parser.add_argument("--compile_cases", nargs="+", default=None,
+                      help="experiment[:preset] cases of the compile section "
+                      "(default: every file's default and "
+                      "EXTRA_COMPILE_PRESETS); the others' rows are kept")
   parser.add_argument("--main_rounds", type=int, default=1)
   parser.add_argument("--json", default=str(HERE / "loop.json"))
   parser.add_argument("--out", default=str(HERE / "LOOP.md"))
@@ -1012,7 +1041,8 @@ def render(results: dict, path: str) -> None:
   if sec:
     lines += ["## Compile time of each preset's train step", "",
               _env_line(sec["environment"]), "",
-              "Default preset of every `experiments/*.py`, batch reduced to "
+              "Default preset of every `experiments/*.py` and P1's CIFAR-10 "
+              "and mini-ImageNet presets, batch reduced to "
               f"{sec['args'].get('compile_batch')} (sampler set to shuffle: "
               "host side only), data of the real shapes (stock TFDS "
               "datasets mocked). lower = trace + lower to StableHLO.", "",
@@ -1021,6 +1051,8 @@ def render(results: dict, path: str) -> None:
               "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in sec["records"]:
       name = r.get("experiment", r["spec"]["experiment"])
+      if r["spec"].get("preset"):
+        name += f":{r['spec']['preset']}"
       if "failed" in r:
         lines.append(f"| {name} | failed: {r['failed']} |||||||||")
       elif "skipped" in r:
