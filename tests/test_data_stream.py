@@ -304,6 +304,24 @@ def test_device_batches_prefetch_and_count_only_handed_out_batches(
                 for b in expected[5:]])
 
 
+def test_single_process_transfer_lays_out_what_the_multi_process_one_does():
+  # One process takes jax.device_put; several take
+  # make_array_from_process_local_data (tests/test_multihost.py). Both must
+  # give the same global array, shard by shard.
+  from cljax.data import _stream
+  mesh = jax.make_mesh((jax.device_count(),), ("data",))
+  sharding = NamedSharding(mesh, P("data"))
+  for local in (np.random.default_rng(0).random((16, 8, 8, 1), np.float32),
+                np.arange(16, dtype=np.int32)):
+    got = _stream.to_global(local, sharding)
+    want = jax.make_array_from_process_local_data(sharding, local)
+    assert got.sharding == want.sharding and got.dtype == want.dtype
+    assert len(got.addressable_shards) == jax.device_count()
+    for a, b in zip(got.addressable_shards, want.addressable_shards):
+      assert a.device == b.device and a.index == b.index
+      np.testing.assert_array_equal(np.asarray(a.data), np.asarray(b.data))
+
+
 def test_train_arrays_reads_a_subset_on_demand(digits_dir):
   it = data.build(_digits(digits_dir, classes=[7, 2]), seed=0)
   x, y, clean = it.train_arrays(normalize=False)
