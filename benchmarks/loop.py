@@ -148,8 +148,10 @@ class _Pieces:
     from cljax import data as data_lib
     from cljax import models
     from cljax import train
+    from cljax.data import _stream
 
     self.jax = jax
+    self._to_global = _stream.to_global  # The loop's own transfer.
     mesh = train.make_mesh(config.get("num_devices", None))
     data_config = config.data
     if data_overrides:
@@ -184,8 +186,7 @@ class _Pieces:
         config=config, data=self.data, base_key=base_key), donate_argnums=0)
 
   def to_device(self, batch):
-    from cljax.data import _stream  # The loop's own transfer.
-    return {key: _stream.to_global(batch[key], self.batch_sharding)
+    return {key: self._to_global(batch[key], self.batch_sharding)
             for key in ("x", "label")}
 
 
