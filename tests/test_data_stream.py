@@ -172,9 +172,11 @@ def test_reader_decodes_numeric_inputs_like_tfds(digits_dir):
   reader = sources.Reader("cljax_digits", "train", data_dir=digits_dir)
   assert reader._parse is not None
   rows = np.arange(reader.num_examples)[::-1]
-  # TFDS's layout: every record's floats are viewed in place.
-  assert all(reader._parse._in_place(r) is not None
-             for r in reader._raw(rows))
+  # Which records take the in-place view depends on the order in which
+  # protobuf serialised the Example's map when the dataset was prepared
+  # (not fixed from run to run); whichever path a record takes, its values
+  # must be TFDS's. The in-place layout itself is checked on hand-made
+  # records in test_numeric_parser_reads_what_protobuf_reads.
   fast = reader.inputs(rows)
   want = np.stack([np.asarray(r["image"]) for r in reader.records(rows)])
   assert fast.dtype == want.dtype == np.float32
