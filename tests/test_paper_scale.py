@@ -21,6 +21,7 @@ import importlib
 import os
 import pkgutil
 
+import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
@@ -82,13 +83,14 @@ def _two_steps_eval_checkpoint_resume(config, tmp_path, capsys, *,
   assert run.step == 2 and tuple(run.input_shape) == input_shape
   steps = [row["step"] for row in run.metrics]
   assert steps == sorted(set(steps)) and steps[-1] == 2
-  evals = [row for row in run.metrics if any(k.startswith("eval/")
-                                             for k in row)]
-  assert evals and all(v == v for row in evals for k, v in row.items()
-                       if k.startswith("eval/") and isinstance(v, float)
-                       and "accuracy" in k)
-  assert all(row["train/loss"] == row["train/loss"] for row in run.metrics
-             if "train/loss" in row)   # finite, not NaN
+  evals = {k: v for row in run.metrics for k, v in row.items()
+           if k.startswith("eval/") and isinstance(v, (int, float))}
+  accuracies = {k: v for k, v in evals.items() if k.endswith("_acc")}
+  assert accuracies, f"no accuracy among the logged evaluations {evals}"
+  assert all(0.0 <= v <= 1.0 for v in accuracies.values()), accuracies
+  assert all(np.isfinite(v) for v in evals.values()), evals
+  losses = [row["train/loss"] for row in run.metrics if "train/loss" in row]
+  assert losses and np.all(np.isfinite(losses)), losses
   return run
 
 
