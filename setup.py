@@ -33,7 +33,8 @@ _INSTALL_REQUIRES = [
 
 _EXTRAS = {
     # nbclient + ipykernel execute the colabs in the tests.
-    "test": ["pytest>=8", "pytest-xdist>=3.6", "scipy>=1.13",
+    "test": ["pytest>=8", "pytest-xdist>=3.6", "pytest-timeout>=2.3",
+             "scipy>=1.13",
              "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29"],
     # Peer benchmarks. torch must be the CPU build: install it as
     # `pip install "torch==2.13.0+cpu"` first (see benchmarks/README.md);
