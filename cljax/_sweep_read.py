@@ -31,35 +31,73 @@ def point_name(point: dict[str, Any]) -> str:
       "/", "_").replace(" ", "")
 
 
+INDEX_VERSION = 2
+
+
+def read_index(sweep_dir: str) -> dict | None:
+  """``<sweep_dir>/sweep.json`` in the current layout; None when absent.
+
+  Indexes written before version 2 had no ``fixed`` overrides, no
+  ``sweeps`` list and (the oldest) only absolute ``workdir`` s; they are
+  converted here: their ``fixed`` is None (not recorded), their ``sweeps``
+  the one grid they name.
+
+  Returns:
+    ``{"version": 2, "config": str, "fixed": {field: value} or None,
+    "grid", "zip", "seeds" (of the latest grid), "sweeps": [{"grid",
+    "zip", "seeds"}, ...], "points": [{"overrides": {field: value},
+    "fixed": {field: value} or None, "dir": str or None, "workdir": str}]}``.
+  """
+  path = os.path.join(sweep_dir, "sweep.json")
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    index = json.load(f)
+  latest = {k: index.get(k, default) for k, default in
+            (("grid", {}), ("zip", {}), ("seeds", None))}
+  fixed = index.get("fixed")
+  return {
+      "version": INDEX_VERSION, "config": index.get("config", ""),
+      "fixed": fixed, **latest, "sweeps": index.get("sweeps", [latest]),
+      "points": [{"overrides": p["overrides"],
+                  "fixed": p.get("fixed", fixed),
+                  "dir": p.get("dir"), "workdir": p.get("workdir")}
+                 for p in index["points"]]}
+
+
 def read_sweep(sweep_dir: str) -> list[dict]:
   """The points of a sweep, with work dirs resolved against ``sweep_dir``.
+
+  Every point ever run in ``sweep_dir`` is listed (``cljax.sweep`` adds a
+  later grid's points to the index), in the order they were first indexed.
 
   Args:
     sweep_dir: a directory written by :func:`run_sweep` (possibly copied
       elsewhere since).
 
   Returns:
-    ``[{"overrides": {field: value}, "workdir": absolute path, "seed":
-    int or None}]`` in sweep order; ``seed`` is the point's swept seed
-    (``--seeds`` or a ``seed`` grid/zip), None when the seed is not swept.
+    ``[{"overrides": {field: value}, "fixed": {field: value} or None,
+    "workdir": absolute path, "seed": int or None}]`` in sweep order;
+    ``overrides`` are the swept fields, ``fixed`` the sweep command's
+    ``--config.<field>=<value>`` flags (None in indexes written before they
+    were recorded); ``seed`` is the point's swept seed (``--seeds`` or a
+    ``seed`` grid/zip), None when the seed is not swept.
 
   Raises:
     FileNotFoundError: ``sweep_dir`` has no ``sweep.json``.
   """
-  path = os.path.join(sweep_dir, "sweep.json")
-  if not os.path.exists(path):
+  index = read_index(sweep_dir)
+  if index is None:
     raise FileNotFoundError(
-        f"{path} not found: pass the --sweep_dir of a `python -m cljax.sweep` "
-        f"run.")
-  with open(path) as f:
-    index = json.load(f)
+        f"{os.path.join(sweep_dir, 'sweep.json')} not found: pass the "
+        f"--sweep_dir of a `python -m cljax.sweep` run.")
   entries = []
   for entry in index["points"]:
     # "dir" is relative to the sweep dir; older indexes only have "workdir".
-    rel = entry.get("dir")
+    rel = entry["dir"]
     workdir = (os.path.join(sweep_dir, rel) if rel is not None
                else entry["workdir"])
-    entries.append({"overrides": entry["overrides"],
+    entries.append({"overrides": entry["overrides"], "fixed": entry["fixed"],
                     "workdir": os.path.abspath(workdir),
                     "seed": entry["overrides"].get("seed")})
   return entries

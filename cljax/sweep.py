@@ -28,22 +28,44 @@ with those overrides in ``<sweep_dir>/<field>=<value>,.../``, sequentially on
 this machine (a point whose work dir already holds a finished run resumes or
 is skipped by the train loop's own resume), or, with ``--print_only``, the
 sweep prints one ``python -m cljax.main`` command per point for a cluster.
-``<sweep_dir>/sweep.json`` lists the points, their overrides and their work
-dirs (relative to the sweep dir, so a copied sweep dir stays readable); it is
-written before the first point runs, so an interrupted sweep is indexed too.
-:func:`read_sweep` reads it back, which is what the colabs do.
+
+Several workers may share one sweep dir: start the same command more than
+once (on one machine, or on several that share the file system) and each
+runs the points no other process holds. A point whose work dir another
+process holds (its ``.cljax.lock``, see ``cljax._lock``) is skipped, not
+waited for; a worker that skipped any says so at the end, naming them and
+their holders, and exits with status 6 (``cljax.errors.EXIT_LOCKED``: not
+every point was finished by it) instead of 0. Rerun the command once the
+other workers have ended to run what they left unfinished (finished points
+are skipped). Exit 0 means this worker saw every point finished or ran it.
+
+``<sweep_dir>/sweep.json`` indexes every point ever run there (the union of
+all grids, in the order they were first indexed): its swept ``overrides``,
+its ``fixed`` overrides (the command's ``--config.<field>=<value>`` flags)
+and its work dir (relative to the sweep dir, so a copied sweep dir stays
+readable). It is written before the first point runs, so an interrupted
+sweep is indexed too, atomically (a temporary file moved into place) under
+``<sweep_dir>/.sweep.lock``, so concurrent workers never lose each other's
+points. A sweep dir holds one base config: a grid whose ``--config`` file or
+``--config.*`` overrides differ from the recorded ones (or that names a
+recorded point dir with other overrides) is refused before anything runs
+(exit 2), with the difference and the fix; vary a field with ``--grid``
+instead. :func:`read_sweep` reads the index back, which is what the colabs
+do; indexes of older versions are converted on read.
 """
 
 from __future__ import annotations
 
 import ast
 import copy
+import dataclasses
 import difflib
 import itertools
 import json
 import os
 import shlex
 import sys
+import tempfile
 from typing import Any
 
 from absl import app
@@ -51,12 +73,15 @@ from absl import flags
 from absl import logging
 
 # The --config flag (and the drivers) are cljax.main's.
+from cljax import _lock
 from cljax import errors
 from cljax import main as main_lib
 # Reading a sweep back lives in its own module; re-exported here.
 from cljax._sweep_read import aggregate  # pylint: disable=unused-import
 from cljax._sweep_read import paired  # pylint: disable=unused-import
+from cljax._sweep_read import INDEX_VERSION
 from cljax._sweep_read import point_name as _point_name
+from cljax._sweep_read import read_index
 from cljax._sweep_read import read_sweep  # pylint: disable=unused-import
 
 _SWEEP_DIR = flags.DEFINE_string("sweep_dir", None, "Root of the sweep.")
@@ -209,14 +234,160 @@ def points(config, grid, sweep_dir: str, zipped=None):
     yield point, cfg, os.path.join(sweep_dir, _point_name(point) or "base")
 
 
+class SweepConflictError(errors.ConfigError):
+  """A grid that does not fit the sweep dir's index (names the fix)."""
+
+
+def _jsonable(value: Any) -> Any:
+  """``value`` as sweep.json stores it (tuples as lists, dicts as dicts)."""
+  if hasattr(value, "to_dict"):  # A ConfigDict override of a whole node.
+    value = value.to_dict()
+  return json.loads(json.dumps(value, default=repr))
+
+
+def fixed_overrides(config, base_flags) -> dict[str, Any]:
+  """The ``--config.<field>`` flags as ``{field: value in config}``.
+
+  Args:
+    config: the config the flags were applied to.
+    base_flags: ``--config.a.b=v`` strings (or ``--config.a.b`` whose value
+      is the next argument); ``--config=...`` itself is not among them.
+
+  Returns:
+    ``{"a.b": v}`` with ``v`` read from ``config`` (so ``--config.steps=4``
+    gives the int 4), in flag order; a later flag of one field wins.
+  """
+  fixed = {}
+  for flag in base_flags:
+    field, _, text = flag.removeprefix("--config.").partition("=")
+    node = config
+    try:
+      for name in field.split("."):
+        node = node[name]
+    except (KeyError, TypeError, AttributeError):
+      node = text  # Not a path of the config: recorded as written.
+    fixed.pop(field, None)
+    fixed[field] = _jsonable(node)
+  return fixed
+
+
+def _config_file(config_arg: str) -> tuple[str, str]:
+  path, _, preset = config_arg.partition(":")
+  return os.path.normpath(path), preset
+
+
+def _same_config(recorded: str, given: str) -> bool:
+  """Two ``--config`` arguments name one file and preset ('' is unknown)."""
+  if not recorded or not given:
+    return True
+  (a, preset_a), (b, preset_b) = _config_file(recorded), _config_file(given)
+  if preset_a != preset_b:
+    return False
+  if a == b:
+    return True
+  # Another spelling of the same file (relative vs absolute, a symlink).
+  return os.path.exists(a) and os.path.exists(b) and os.path.samefile(a, b)
+
+
+def _flags(fixed: dict[str, Any]) -> str:
+  return " ".join(f"--config.{k}={json.dumps(v)}" for k, v in fixed.items()
+                  ) or "no --config.* flags"
+
+
+def _check_fits(index: dict, sweep_dir: str, config_arg: str,
+                fixed: dict[str, Any], entries: list[dict]) -> None:
+  """Raises SweepConflictError if the new points do not fit ``index``."""
+  path = os.path.join(sweep_dir, "sweep.json")
+  if not _same_config(index["config"], config_arg):
+    raise SweepConflictError(
+        f"{path} indexes runs of --config={index['config']}; this sweep has "
+        f"--config={config_arg}. Pass --config={index['config']} to add "
+        f"points to that sweep, or choose another --sweep_dir.")
+  recorded = index["fixed"]
+  if recorded is not None and recorded != fixed:
+    def shown(overrides, field):
+      return (json.dumps(overrides[field]) if field in overrides
+              else "not overridden")
+    changed = [f"{field}: recorded {shown(recorded, field)}, now "
+               f"{shown(fixed, field)}"
+               for field in dict.fromkeys([*recorded, *fixed])
+               if shown(recorded, field) != shown(fixed, field)]
+    raise SweepConflictError(
+        f"{path} indexes runs with the overrides {_flags(recorded)}; this "
+        f"sweep's differ ({'; '.join(changed)}). One sweep dir holds one base "
+        f"config: pass the recorded --config.* flags to add points to it, "
+        f"sweep a field with --grid to vary it, or choose another "
+        f"--sweep_dir.")
+  known = {p["dir"]: p for p in index["points"] if p["dir"] is not None}
+  for entry in entries:
+    point = known.get(entry["dir"])
+    if point is not None and point["overrides"] != entry["overrides"]:
+      # Two values that name one work dir ('a/b' and 'a_b').
+      raise SweepConflictError(
+          f"{path} indexes {entry['dir']!r} with the overrides "
+          f"{json.dumps(point['overrides'])}; this sweep gives that work dir "
+          f"{json.dumps(entry['overrides'])}. Choose another --sweep_dir.")
+
+
+def _write_json_atomic(path: str, obj: Any) -> None:
+  """Writes ``obj`` to ``path`` via a temporary file and ``os.replace``."""
+  fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".",
+                             prefix=".sweep.json.", suffix=".tmp")
+  try:
+    with os.fdopen(fd, "w") as f:
+      json.dump(obj, f, indent=2)
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(tmp, path)   # Readers see the old index or the new, whole.
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
+
+
 def _write_index(sweep_dir, config_arg, grid, zipped, entries,
-                 seeds=None) -> None:
-  index = {"config": config_arg, "grid": dict(grid),
-           "zip": dict(zipped or []), "seeds": seeds,
-           "points": [{**e, "dir": os.path.relpath(e["workdir"], sweep_dir)}
-                      for e in entries]}
-  with open(os.path.join(sweep_dir, "sweep.json"), "w") as f:
-    json.dump(index, f, indent=2)
+                 seeds=None, fixed=None) -> dict:
+  """Adds ``entries`` to ``<sweep_dir>/sweep.json`` (the union); the index.
+
+  Under ``<sweep_dir>/.sweep.lock``: read the index, refuse a conflicting
+  grid, add the points it lacks, write it atomically (only if it changed).
+
+  Args:
+    sweep_dir: the sweep's root (exists).
+    config_arg: the ``--config`` argument ('' if unknown).
+    grid, zipped, seeds: this command's axes (``zipped``: ``--zip``).
+    entries: ``[{"overrides": {field: value}, "workdir": path}]``.
+    fixed: the ``--config.*`` overrides (:func:`fixed_overrides`); None: {}.
+
+  Returns:
+    The index as written (``cljax._sweep_read.read_index``'s layout).
+
+  Raises:
+    SweepConflictError: another config file or other fixed overrides than
+      the recorded ones, or a recorded point dir with other overrides.
+  """
+  fixed = _jsonable(dict(fixed or {}))
+  latest = _jsonable({"grid": dict(grid), "zip": dict(zipped or []),
+                      "seeds": seeds})
+  new = [{"overrides": _jsonable(e["overrides"]), "fixed": fixed,
+          "dir": os.path.relpath(e["workdir"], sweep_dir),
+          "workdir": e["workdir"]} for e in entries]
+  with _lock.exclusive(os.path.join(sweep_dir, ".sweep.lock")):
+    old = read_index(sweep_dir)
+    if old is None:
+      old = {"version": INDEX_VERSION, "config": config_arg, "fixed": fixed,
+             **latest, "sweeps": [], "points": []}
+    _check_fits(old, sweep_dir, config_arg, fixed, new)
+    known = {p["dir"] for p in old["points"]}
+    index = {
+        "version": INDEX_VERSION, "config": old["config"] or config_arg,
+        "fixed": fixed, **latest,
+        "sweeps": old["sweeps"] + [latest] * (latest not in old["sweeps"]),
+        "points": old["points"] + [p for p in new if p["dir"] not in known]}
+    if index != old or not os.path.exists(
+        os.path.join(sweep_dir, "sweep.json")):
+      _write_json_atomic(os.path.join(sweep_dir, "sweep.json"), index)
+  return index
 
 
 def _finished(workdir: str, config) -> bool:
@@ -234,6 +405,35 @@ def _finished(workdir: str, config) -> bool:
                 f"it or choose another --sweep_dir.", errors.EXIT_CONFIG)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Held:
+  """A driver's result when another process held its work dir."""
+  holder: str  # "pid N on host H"
+
+
+def _holder(workdir: str) -> str | None:
+  """Who holds ``workdir`` ("pid N on host H"); None when it is free.
+
+  The probe's lock is released at once: the driver takes its own (two locks
+  of one file exclude each other even within one process).
+  """
+  os.makedirs(workdir, exist_ok=True)
+  try:
+    _lock.WorkdirLock(workdir).release()
+  except errors.WorkdirLockedError as e:
+    return getattr(e, "holder", "pid unknown")
+  return None
+
+
+def _unless_held(driver, config, workdir):
+  """``driver(config, workdir)``, or a ``_Held`` if its lock is taken."""
+  try:
+    return driver(config, workdir)
+  except errors.WorkdirLockedError as e:
+    # Taken between the probe and the driver's own lock: skipped likewise.
+    return _Held(getattr(e, "holder", "pid unknown"))
+
+
 def run_sweep(config, grid, sweep_dir: str, *, zipped=None, seeds=None,
               config_arg: str = "", base_flags=(), print_only: bool = False,
               verbose: bool = True) -> list[dict]:
@@ -248,18 +448,25 @@ def run_sweep(config, grid, sweep_dir: str, *, zipped=None, seeds=None,
       ``seed`` grid would be); None sweeps no seed.
     config_arg: the ``--config`` argument, recorded and printed.
     base_flags: the ``--config.<field>=<value>`` flags already applied to
-      ``config``; printed with every point's command, so that it runs the
-      point's config and not the file's.
+      ``config``; recorded in ``sweep.json`` (with their values in
+      ``config``) and printed with every point's command, so that it runs
+      the point's config and not the file's.
     print_only: print one ``cljax.main`` command per point, run nothing.
     verbose: print each work dir before it runs.
 
   Returns:
-    ``[{"overrides": {field: value}, "workdir": path}]`` in sweep order.
+    ``[{"overrides": {field: value}, "workdir": path}]`` in sweep order
+    (this grid's points; ``sweep.json`` lists those of earlier grids too).
 
   Raises:
     ValueError: a grid field the config does not have.
+    SweepConflictError: ``sweep_dir`` indexes another ``config_arg``, other
+      ``base_flags`` overrides, or one of this grid's work dirs with other
+      overrides (nothing ran).
     SystemExit: a point's run ended in a fault or was interrupted (its
-      message and exit status are ``cljax.main``'s).
+      message and exit status are ``cljax.main``'s), or another process
+      held some points (exit 6, ``errors.EXIT_LOCKED``, after every free
+      point ran; the message names them).
   """
   grid = with_seeds(grid, seeds)
   planned = list(points(config, grid, sweep_dir, zipped))
@@ -268,7 +475,9 @@ def run_sweep(config, grid, sweep_dir: str, *, zipped=None, seeds=None,
   if not print_only:  # Printing the commands writes nothing.
     os.makedirs(sweep_dir, exist_ok=True)
     # Indexed before anything runs: an interrupted sweep stays readable.
-    _write_index(sweep_dir, config_arg, grid, zipped, entries, seeds)
+    _write_index(sweep_dir, config_arg, grid, zipped, entries, seeds,
+                 fixed=fixed_overrides(config, base_flags))
+  held = []  # (workdir, holder) of the points another process held.
   for point, cfg, workdir in planned:
     if print_only:
       flags_ = [f"--config={config_arg}", f"--workdir={workdir}",
@@ -278,17 +487,35 @@ def run_sweep(config, grid, sweep_dir: str, *, zipped=None, seeds=None,
       print(" ".join(["python", "-m", "cljax.main"] +
                      [shlex.quote(f) for f in flags_]))
       continue
+    driver = main_lib.MODES[cfg.get("mode", "train")]
     if cfg.get("mode", "train") != "train" and _finished(workdir, cfg):
       continue  # The train loop skips its own finished runs; this one can't.
-    if verbose:
-      print(f"== {workdir}", flush=True)
-    summary = main_lib.run_reported(main_lib.MODES[cfg.get("mode", "train")],
-                                    cfg, workdir)
+    holder = _holder(workdir)
+    if holder is None:
+      if verbose:
+        print(f"== {workdir}", flush=True)
+      summary = main_lib.run_reported(_unless_held, driver, cfg, workdir)
+      holder = summary.holder if isinstance(summary, _Held) else None
+    if holder is not None:
+      # Another worker runs this point: go on with the free ones.
+      held.append((workdir, holder))
+      if verbose:
+        print(f"== {workdir}: held by another process ({holder}); skipped.",
+              flush=True)
+      continue
     if isinstance(summary, dict) and summary.get("interrupted"):
       # The interrupted point resumes, and the sweep goes on, when rerun.
       print(f"Sweep interrupted at {workdir}; rerun the same command to "
             f"resume it.", flush=True)
       sys.exit(errors.EXIT_INTERRUPTED)
+  if held:
+    main_lib.fail(
+        f"{len(held)} of {len(planned)} points of {sweep_dir} were held by "
+        f"another process and not run by this worker: "
+        f"{', '.join(f'{os.path.basename(w)} ({h})' for w, h in held)}; the "
+        f"free points ran. Rerun the same command once the other processes "
+        f"have ended to run what they left unfinished (finished points are "
+        f"skipped).", errors.EXIT_LOCKED)
   return entries
 
 
@@ -312,9 +539,14 @@ def main(argv):
     if main_lib.debugging():
       raise
     main_lib.fail(str(e), errors.EXIT_CONFIG)
-  run_sweep(config, grid, _SWEEP_DIR.value, zipped=zipped, seeds=seeds,
-            config_arg=config_arg, base_flags=base_flags,
-            print_only=_PRINT_ONLY.value)
+  try:
+    run_sweep(config, grid, _SWEEP_DIR.value, zipped=zipped, seeds=seeds,
+              config_arg=config_arg, base_flags=base_flags,
+              print_only=_PRINT_ONLY.value)
+  except SweepConflictError as e:  # Raised before any point runs.
+    if main_lib.debugging():
+      raise
+    main_lib.fail(str(e), errors.EXIT_CONFIG)
 
 
 if __name__ == "__main__":

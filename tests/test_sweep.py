@@ -347,3 +347,191 @@ def test_seeds_flag_on_the_command_line(tmp_path):
   proc = run("--seeds=0", "--print_only")
   assert proc.returncode == errors.EXIT_CONFIG, proc.stderr
   assert "--seeds='0': the count must be at least 1" in proc.stderr
+
+
+# Workers sharing a sweep dir; the index is the union of what ran there.
+
+
+def _sweep_cli(sweep_dir, *args):
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  return subprocess.run(
+      [sys.executable, "-m", "cljax.sweep",
+       "--config=experiments/unconstrained.py:smoke",
+       f"--sweep_dir={sweep_dir}", *args], cwd=root,
+      env=dict(os.environ, JAX_NUM_CPU_DEVICES="1"), capture_output=True,
+      text=True, timeout=600)
+
+
+def _ran(stdout):
+  """The work dirs a sweep process started (its '== <workdir>' lines)."""
+  return [line[3:] for line in stdout.splitlines()
+          if line.startswith("== ") and not line.endswith("skipped.")]
+
+
+def _free_features_config(steps=4):
+  from experiments import unconstrained as free_features
+  config = free_features.get_config("smoke")
+  config.steps, config.log_every = steps, 2
+  return config
+
+
+def test_two_workers_share_a_sweep_dir_and_the_index_is_the_union(tmp_path):
+  from cljax import _lock
+  from cljax import unconstrained
+  from cljax.reproduce import _attempt
+  sweep_dir = tmp_path / "sw"
+  names = ["seed=0", "seed=1"]
+  fixed = ["--config.steps=4", "--config.log_every=2"]
+  os.makedirs(sweep_dir / "seed=0")
+  # The test holds seed=0's work dir as the other worker would while it runs
+  # that point: the sweep process must go on to seed=1 and leave seed=0.
+  lock = _lock.WorkdirLock(str(sweep_dir / "seed=0"))
+  try:
+    first = _sweep_cli(sweep_dir, "--grid=seed=[0,1]", *fixed)
+  finally:
+    lock.release()
+  assert first.returncode == errors.EXIT_LOCKED, first.stderr
+  assert (f"1 of 2 points of {sweep_dir} were held by another process and "
+          f"not run by this worker: seed=0 (pid {os.getpid()} on host") in (
+              first.stderr)
+  assert not os.path.exists(sweep_dir / "seed=0" / "summary.json")
+  done = sweep_dir / "seed=1" / "summary.json"
+  stamp = os.stat(done).st_mtime_ns
+  # The second worker runs what the first left and nothing it finished.
+  second = _sweep_cli(sweep_dir, "--grid=seed=[0,1]", *fixed)
+  assert second.returncode == 0, second.stderr
+  assert _ran(first.stdout) == [str(sweep_dir / "seed=1")]
+  assert _ran(second.stdout) == [str(sweep_dir / "seed=0")]
+  assert os.stat(done).st_mtime_ns == stamp
+  for seed, name in enumerate(names):
+    config = json.load(open(sweep_dir / name / "config.json"))
+    assert (config["seed"], config["steps"], config["log_every"]) == (
+        seed, 4, 2)
+    # One run of 4 steps logged every 2: rows 2 and 4, once each.
+    assert [row["step"] for row in checkpoint.read_metrics(
+        str(sweep_dir / name))] == [2, 4]
+
+  def indexed():
+    index = json.load(open(sweep_dir / "sweep.json"))
+    return index, [(p["dir"], p["overrides"], p["fixed"])
+                   for p in index["points"]]
+  want = [(name, {"seed": seed}, {"steps": 4, "log_every": 2})
+          for seed, name in enumerate(names)]
+  index, got = indexed()
+  assert got == want
+  assert index["config"] == "experiments/unconstrained.py:smoke"
+  assert index["fixed"] == {"steps": 4, "log_every": 2}
+
+  # A later, smaller grid keeps the other point in the index (seed=1 has
+  # finished: nothing runs).
+  sweep.run_sweep(_free_features_config(), sweep.parse_grid(["seed=[1]"]),
+                  str(sweep_dir),
+                  config_arg="experiments/unconstrained.py:smoke",
+                  base_flags=fixed, verbose=False)
+  assert os.stat(done).st_mtime_ns == stamp
+  assert indexed()[1] == want
+  # Other fixed overrides, or another config file, are refused before
+  # anything runs, naming the difference; the index stays as it was.
+  before = open(sweep_dir / "sweep.json").read()
+  refused = _sweep_cli(sweep_dir, "--grid=seed=[2]", "--config.steps=8",
+                       "--config.log_every=2")
+  assert refused.returncode == errors.EXIT_CONFIG
+  assert "steps: recorded 4, now 8" in refused.stderr
+  assert "pass the recorded --config.* flags" in refused.stderr
+  with pytest.raises(sweep.SweepConflictError, match=(
+      r"--config=experiments/unconstrained.py:smoke; this sweep has "
+      r"--config=experiments/unconstrained_graf_ce.py:smoke.*another "
+      r"--sweep_dir")):
+    sweep.run_sweep(_free_features_config(), sweep.parse_grid(["seed=[3]"]),
+                    str(sweep_dir),
+                    config_arg="experiments/unconstrained_graf_ce.py:smoke",
+                    base_flags=fixed, verbose=False)
+  with pytest.raises(sweep.SweepConflictError,
+                     match=r"log_every: recorded 2, now not overridden"):
+    sweep.run_sweep(_free_features_config(), sweep.parse_grid(["seed=[3]"]),
+                    str(sweep_dir),
+                    config_arg="experiments/unconstrained.py:smoke",
+                    base_flags=fixed[:1], verbose=False)
+  assert open(sweep_dir / "sweep.json").read() == before
+  assert not os.path.exists(sweep_dir / "seed=2")
+  assert not os.path.exists(sweep_dir / "seed=3")
+  # The readers take the new index.
+  assert [(e["overrides"], e["fixed"], e["workdir"]) for e in
+          sweep.read_sweep(str(sweep_dir))] == [
+              (o, f, str(sweep_dir / d)) for d, o, f in want]
+  assert [o for o, _ in unconstrained.load_sweep(str(sweep_dir))] == [
+      {"seed": 0}, {"seed": 1}]
+  assert [r["seed"] for r in _attempt.runs(str(sweep_dir))] == [0, 1]
+
+
+def test_an_index_of_an_older_version_is_read_and_extended(tmp_path):
+  # sweep.json as cljax wrote it before fixed overrides were recorded.
+  old = {"config": "x.py:smoke", "grid": {"seed": [0, 1]}, "zip": {},
+         "seeds": None,
+         "points": [{"overrides": {"seed": s}, "dir": f"seed={s}",
+                     "workdir": f"/elsewhere/seed={s}"} for s in (0, 1)]}
+  json.dump(old, open(tmp_path / "sweep.json", "w"))
+  assert [(e["overrides"], e["fixed"], e["workdir"], e["seed"])
+          for e in sweep.read_sweep(str(tmp_path))] == [
+              ({"seed": s}, None, str(tmp_path / f"seed={s}"), s)
+              for s in (0, 1)]
+  sweep._write_index(str(tmp_path), "x.py:smoke", [("seed", [1, 2])], None,
+                     [{"overrides": {"seed": s},
+                       "workdir": str(tmp_path / f"seed={s}")}
+                      for s in (1, 2)], fixed={"steps": 3})
+  index = json.load(open(tmp_path / "sweep.json"))
+  assert [(p["dir"], p["fixed"]) for p in index["points"]] == [
+      ("seed=0", None), ("seed=1", None), ("seed=2", {"steps": 3})]
+  assert index["fixed"] == {"steps": 3}
+  assert index["sweeps"] == [{"grid": {"seed": [0, 1]}, "zip": {},
+                              "seeds": None},
+                             {"grid": {"seed": [1, 2]}, "zip": {},
+                              "seeds": None}]
+  assert [e["seed"] for e in sweep.read_sweep(str(tmp_path))] == [0, 1, 2]
+
+
+def _entries(sweep_dir, seeds):
+  return [{"overrides": {"seed": s},
+           "workdir": os.path.join(sweep_dir, f"seed={s}")} for s in seeds]
+
+
+def test_index_writes_wait_for_the_lock_and_keep_every_writer(tmp_path):
+  import threading
+  from cljax import _lock
+  sweep_dir = str(tmp_path)
+  sweep._write_index(sweep_dir, "", [("seed", [0])], None,
+                     _entries(sweep_dir, [0]))
+  writers = [threading.Thread(target=sweep._write_index, args=(
+      sweep_dir, "", [("seed", [s])], None, _entries(sweep_dir, [s])))
+             for s in (1, 2, 3)]
+  # While another worker holds the index lock, no writer may touch it.
+  with _lock.exclusive(os.path.join(sweep_dir, ".sweep.lock")):
+    for writer in writers:
+      writer.start()
+    for writer in writers:
+      writer.join(timeout=0.5)
+    assert all(writer.is_alive() for writer in writers)
+    assert [p["dir"] for p in json.load(open(tmp_path / "sweep.json"))[
+        "points"]] == ["seed=0"]
+  for writer in writers:
+    writer.join(timeout=60)
+  dirs = [p["dir"] for p in json.load(open(tmp_path / "sweep.json"))["points"]]
+  assert dirs[0] == "seed=0" and sorted(dirs) == [f"seed={s}" for s in range(4)]
+
+
+def test_a_failed_index_write_leaves_the_old_index(tmp_path, monkeypatch):
+  sweep_dir = str(tmp_path)
+  sweep._write_index(sweep_dir, "", [("seed", [0])], None,
+                     _entries(sweep_dir, [0]))
+  before = open(tmp_path / "sweep.json").read()
+
+  def disk_full(obj, f, **kwargs):
+    f.write('{"points": [')   # half an index, as a full disk leaves it
+    raise OSError(28, "No space left on device")
+  monkeypatch.setattr(json, "dump", disk_full)
+  with pytest.raises(OSError, match="No space"):
+    sweep._write_index(sweep_dir, "", [("seed", [1])], None,
+                       _entries(sweep_dir, [1]))
+  monkeypatch.undo()
+  assert open(tmp_path / "sweep.json").read() == before
+  assert sorted(os.listdir(tmp_path)) == [".sweep.lock", "sweep.json"]
