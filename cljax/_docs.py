@@ -16,7 +16,8 @@ _F = TypeVar("_F", bound=Callable)
 GEOMETRY = {
     "{data_args}": (
         "features: float[N, D] features.",
-        "labels: int[N] class ids.",
+        "labels: int[N] class ids in ``[0, num_classes)``; out of range: a",
+        "  ValueError when concrete, an all-NaN result when traced.",
         "num_classes: number of classes (static under ``jit``).",
     ),
     "{center_arg}": (
@@ -102,7 +103,7 @@ def filler(table: Mapping[str, Sequence[str]]) -> Callable[[_F], _F]:
     ...   Args:
     ...     {data_args}
     ...   '''
-    >>> "labels: int[N] class ids." in f.__doc__
+    >>> "labels: int[N] class ids in" in f.__doc__
     True
   """
   def fill(fn: _F) -> _F:

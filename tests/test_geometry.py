@@ -120,6 +120,25 @@ def ref_etf_distance(z, labels, num_classes, center=True):
   return np.linalg.norm(g / np.linalg.norm(g) - target)
 
 
+def ref_orthogonal_frame_distance(z, labels, num_classes):
+  mc = list(ref_center(z, labels, num_classes, False).values())  # raw means
+  c = len(mc)
+  g = np.zeros((c, c))
+  for a in range(c):
+    for b in range(c):
+      g[a, b] = ref_cos(mc[a], mc[b])
+  return np.linalg.norm(g / np.linalg.norm(g) - np.eye(c) / math.sqrt(c))
+
+
+def ref_class_mean_gram(z, labels, num_classes, center=False):
+  mc = ref_center(z, labels, num_classes, center)
+  g = np.zeros((num_classes, num_classes))
+  for a in mc:  # empty classes keep a zero row and column
+    for b in mc:
+      g[a, b] = ref_cos(mc[a], mc[b])
+  return g
+
+
 def ref_nc3(z, labels, weights, num_classes, center=True):
   mc = ref_center(z, labels, num_classes, center)
   m = np.stack([mc[c] for c in mc])
@@ -299,6 +318,11 @@ def _all_metrics(features, labels, views, weights, bias, num_classes):
                                        center="classes"),
       "etf_distance": g.etf_distance(f, y, num_classes=c),
       "etf_distance_raw": g.etf_distance(f, y, num_classes=c, center=False),
+      "orthogonal_frame_distance": g.orthogonal_frame_distance(
+          f, y, num_classes=c),
+      "class_mean_gram": g.class_mean_gram(f, y, num_classes=c),
+      "class_mean_gram_centred": g.class_mean_gram(f, y, num_classes=c,
+                                                   center=True),
       "nc3": g.nc3_self_duality(f, y, weights, num_classes=c),
       "nc3_raw": g.nc3_self_duality(f, y, weights, center=False),
       "nc4": g.nc4_ncc_agreement(f, y, weights, bias, num_classes=c),
@@ -344,6 +368,9 @@ def _references(features, labels, views, weights, bias, num_classes):
       "max_angle_classes": ref_simplex_dev(f, y, c, "classes")[0],
       "etf_distance": ref_etf_distance(f, y, c),
       "etf_distance_raw": ref_etf_distance(f, y, c, False),
+      "orthogonal_frame_distance": ref_orthogonal_frame_distance(f, y, c),
+      "class_mean_gram": ref_class_mean_gram(f, y, c),
+      "class_mean_gram_centred": ref_class_mean_gram(f, y, c, True),
       "nc3": ref_nc3(f, y, weights, c),
       "nc3_raw": ref_nc3(f, y, weights, c, False),
       "nc4": ref_nc4(f, y, weights, bias, c),
@@ -556,6 +583,69 @@ def test_simplex_etf_with_exact_collapse(dim):
   np.testing.assert_allclose(got["erank_means"], c - 1, rtol=1e-5)
   assert got["nc3"] < 1e-5
   assert got["nc4"] == 1.0
+
+
+def _orthogonal_frame(num_classes, dim, seed=0):
+  """Mutually orthogonal rows of norms 1..C (distinct on purpose)."""
+  q, _ = np.linalg.qr(np.random.default_rng(seed).normal(
+      size=(dim, num_classes)))
+  return q.T * np.arange(1, num_classes + 1)[:, None]  # [C, dim]
+
+
+@pytest.mark.parametrize("c,dim", [(2, 2), (4, 4), (3, 7)])
+def test_orthogonal_frame_distance_is_zero_at_an_orthogonal_frame(c, dim):
+  # Unbalanced classes whose samples spread symmetrically around orthogonal
+  # means (so the means are exact): the raw-mean Gram is the identity.
+  means = _orthogonal_frame(c, dim, seed=c)
+  labels = np.repeat(np.arange(c), 2 * np.arange(1, c + 1)).astype(np.int32)
+  rng = np.random.default_rng(1)
+  z = means[labels]
+  noise = rng.normal(size=(len(labels) // 2, dim))
+  z[0::2] += noise
+  z[1::2] -= noise  # pairs of the same class cancel in the mean
+  z = jnp.asarray(z, jnp.float32)
+  got = geometry.orthogonal_frame_distance(z, labels, num_classes=c)
+  assert float(got) < 1e-5
+  np.testing.assert_allclose(geometry.class_mean_gram(z, labels), np.eye(c),
+                             atol=1e-5)
+  # The simplex target sees the frame as far from an ETF (cosines 0, not
+  # -1/(C-1)).
+  assert float(geometry.etf_distance(z, labels, center=False)) > 0.1
+  # An empty class (id c) is masked, not a missing orthogonal direction.
+  assert float(geometry.orthogonal_frame_distance(
+      z, labels, num_classes=c + 1)) < 1e-5
+
+
+@pytest.mark.parametrize("c", [2, 3, 4, 6])
+def test_orthogonal_frame_distance_of_a_simplex_etf(c):
+  # At a simplex ETF the unit means have Gram G = (C I - 11^T)/(C - 1), so
+  #   ||G||_F^2 = C + C (C - 1)/(C - 1)^2 = C^2/(C - 1),
+  #   G/||G||_F = (I - 11^T/C)/sqrt(C - 1) =: T   (unit Frobenius norm),
+  #   <T, I/sqrt(C)>_F = tr(T)/sqrt(C) = (C - 1)/sqrt((C - 1) C)
+  #                    = sqrt(1 - 1/C),
+  # and ||T - I/sqrt(C)||_F^2 = 1 + 1 - 2 sqrt(1 - 1/C).
+  means = simplex_etf(c, c + 1, seed=c)
+  labels = np.repeat(np.arange(c), 3).astype(np.int32)
+  z = jnp.asarray(means[labels], jnp.float32)
+  want = math.sqrt(2.0 * (1.0 - math.sqrt(1.0 - 1.0 / c)))
+  np.testing.assert_allclose(
+      geometry.orthogonal_frame_distance(z, labels, num_classes=c), want,
+      rtol=1e-5)
+  gram = (c * np.eye(c) - np.ones((c, c))) / (c - 1)
+  np.testing.assert_allclose(geometry.class_mean_gram(z, labels), gram,
+                             atol=1e-5)
+
+
+def test_orthogonal_frame_distance_does_not_centre():
+  # Orthogonal raw means; subtracting their mean would make them an ETF.
+  # The metric must see the frame (0), the centred Gram the simplex.
+  means = _orthogonal_frame(3, 3, seed=9) / np.arange(1, 4)[:, None]
+  labels = np.arange(3, dtype=np.int32)
+  z = jnp.asarray(means, jnp.float32)
+  assert float(geometry.orthogonal_frame_distance(z, labels)) < 1e-5
+  np.testing.assert_allclose(
+      geometry.class_mean_gram(z, labels, center="classes"),
+      (3 * np.eye(3) - np.ones((3, 3))) / 2, atol=1e-5)
 
 
 def test_unbalanced_simplex_depends_on_centring():

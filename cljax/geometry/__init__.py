@@ -16,8 +16,7 @@ Three ways to run, one value:
 * **Per device** with ``axis_name=`` inside ``jax.shard_map`` or
   ``jax.pmap``: every device returns the global-batch value, computed from
   psum'd sufficient statistics. Outside a mapped context ``axis_name``
-  raises a ``ValueError``; traced labels out of range on any shard stop the
-  computation with an error naming ``labels``.
+  raises a ``ValueError``.
 
 Conventions shared by all class-based metrics:
 
@@ -38,10 +37,13 @@ Conventions shared by all class-based metrics:
   (fewer than two non-empty classes, or all class means coincident, e.g.
   constant features), ``nc1`` with one class, ratios with a zero denominator,
   and any NaN or Inf in the features return NaN.
-* Labels outside ``[0, num_classes)`` raise a ``ValueError`` when the labels
-  are concrete (and at run time per device); under plain ``jit`` they cannot
-  be checked and are the caller's responsibility (they are dropped from the
-  class sums).
+* **Labels outside** ``[0, num_classes)`` raise a ``ValueError`` when the
+  labels are concrete. When they are traced (under ``jit``, sharded ``jit``,
+  per device with ``axis_name`` or in an un-jitted ``shard_map``), nothing
+  can raise: the whole result is NaN instead (every value of a dict or
+  tuple; integer results such as ``class_counts`` are -1), on every device,
+  even when the bad label sits on one shard only. It is never a plausible
+  number computed without the bad samples (``cljax._checks``).
 
 ``init``/``update``/``merge``/``finalize`` accumulate the same statistics
 over batches on device; ``FeatureStatistics`` is their float64 NumPy
@@ -58,6 +60,9 @@ References:
   Jiang, Nguyen, Aeron & Ishwar, "Hard-negative sampling for contrastive
   learning", TMLR (zero-sum, unit-norm, equal inner product, dimensional
   collapse); spec ``papers.md`` section 4.3.
+  Kini, Vakilian, Behnia, Gill & Thrampoulidis, "Symmetric neural-collapse
+  representations with supervised contrastive loss: the impact of ReLU and
+  batching", ICLR 2024 (orthogonal frame of ReLU features).
   Wang & Isola, "Understanding contrastive representation learning through
   alignment and uniformity on the hypersphere", ICML 2020.
   Roy & Vetterli, "The effective rank", EUSIPCO 2007; Garrido et al.,
@@ -65,6 +70,7 @@ References:
 """
 
 from cljax.geometry.collapse import class_counts
+from cljax.geometry.collapse import class_mean_gram
 from cljax.geometry.collapse import class_means
 from cljax.geometry.collapse import equiangularity
 from cljax.geometry.collapse import equinorm
@@ -73,6 +79,7 @@ from cljax.geometry.collapse import max_angle
 from cljax.geometry.collapse import nc1
 from cljax.geometry.collapse import nc3_self_duality
 from cljax.geometry.collapse import nc4_ncc_agreement
+from cljax.geometry.collapse import orthogonal_frame_distance
 from cljax.geometry.host import FeatureStatistics
 from cljax.geometry.hypersphere import alignment
 from cljax.geometry.hypersphere import uniformity
@@ -101,6 +108,7 @@ __all__ = [
     "augmentation_collapse",
     "cdnv",
     "class_counts",
+    "class_mean_gram",
     "class_mean_spectrum",
     "class_means",
     "directional_cdnv",
@@ -116,6 +124,7 @@ __all__ = [
     "nc1",
     "nc3_self_duality",
     "nc4_ncc_agreement",
+    "orthogonal_frame_distance",
     "singular_values",
     "uniformity",
     "unit_norm",

@@ -11,6 +11,9 @@ the identity when it is None). ``run`` calls it
   the features are sharded along the batch on an Explicit mesh (the training
   layout): statistics are computed per shard and reduced, so nothing of size
   N is gathered (peak memory O(N/devices D + C D + D^2)).
+
+On all three the output passes through ``_guarded``: traced labels outside
+``[0, num_classes)`` make every element NaN (``cljax._checks``).
 """
 
 import functools
@@ -88,46 +91,6 @@ def check_weights(weights, num_classes, dim):
   return jnp.asarray(weights).astype(F32), c
 
 
-def _raise_bad_labels(bad, num_classes):
-  if int(bad):
-    raise ValueError(
-        f"`labels` must lie in [0, {num_classes}); {int(bad)} label(s) of the "
-        f"global batch (on some device's shard) lie outside. Remap the class "
-        f"ids or pass a larger `num_classes`.")
-
-
-def check_labels_on_device(labels, num_classes, axis_name):
-  """Per-device path: traced labels are range-checked on every shard.
-
-  The count of bad labels is psum'd, so a bad label on one shard stops every
-  device with the same message (raised by the runtime as a JaxRuntimeError
-  that carries it) instead of being silently dropped from the sums.
-
-  Returns:
-    A guard to add to the features: 0, or NaN when some label of the global
-    batch is out of range. Where the runtime reports the error only
-    asynchronously (an eager ``shard_map`` over Explicit axes), the metrics
-    are then NaN rather than a plausible number.
-  """
-  if axis_name is None or _checks.is_concrete(labels):
-    return 0.0
-  bad = cs.psum(
-      jnp.sum(((labels < 0) | (labels >= num_classes)).astype(jnp.int32)),
-      axis_name)
-  try:
-    jax.debug.callback(_raise_bad_labels, bad, num_classes)
-  except NotImplementedError:
-    # An eager shard_map over Explicit axes refuses a callback that closes
-    # over a sharded value; under jit the count is an argument.
-    _report_bad_labels(bad, num_classes)
-  return jnp.where(bad > 0, jnp.nan, 0.0).astype(F32)
-
-
-@functools.partial(jax.jit, static_argnums=1)
-def _report_bad_labels(bad, num_classes):
-  jax.debug.callback(_raise_bad_labels, bad, num_classes)
-
-
 def _batch_placement(x):
   """(mesh, axes) when ``x`` is sharded along dim 0 on an Explicit mesh."""
   sharding = getattr(jax.typeof(x), "sharding", None)
@@ -140,9 +103,25 @@ def _batch_placement(x):
   return mesh, spec[0]
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1))
-def _jit_local(fn, static, *args):
-  return fn(*args, axis_name=None, **dict(static))
+def _guarded(fn, static, n_batch, *args, axis_name):
+  """``fn`` on one shard, NaN (-1) when its labels are out of range.
+
+  The labels are the last batch array when ``num_classes`` is static; the
+  count of bad ids is psum'd over ``axis_name`` like every statistic, so all
+  devices agree (``_checks.nan_if_labels_out_of_range``).
+  """
+  static = dict(static)
+  out = fn(*args, axis_name=axis_name, **static)
+  if static.get("num_classes") is None:
+    return out
+  return _checks.nan_if_labels_out_of_range(
+      out, args[n_batch - 1], num_classes=static["num_classes"],
+      axis_name=axis_name)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def _jit_local(fn, static, n_batch, *args):
+  return _guarded(fn, static, n_batch, *args, axis_name=None)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 4))
@@ -152,7 +131,8 @@ def _jit_sharded(fn, static, mesh, axes, n_batch, *args):
   params = [jax.reshard(p, jax.NamedSharding(mesh, jax.P()))
             for p in args[n_batch:]]
   per_device = jax.shard_map(
-      functools.partial(fn, axis_name=axes, **dict(static)), mesh=mesh,
+      functools.partial(_guarded, fn, static, n_batch, axis_name=axes),
+      mesh=mesh,
       in_specs=(jax.P(axes),) * len(batch) + (jax.P(),) * len(params),
       out_specs=jax.P(), check_vma=False)
   return per_device(*batch, *params)
@@ -165,9 +145,13 @@ def _replicated(x, mesh):
 def run(fn, batch, params=(), *, axis_name=None, **static):
   """Runs per-device ``fn(*batch, *params, axis_name=..., **static)``.
 
+  Whatever the path, the result is NaN (integers -1) when a traced label
+  lies outside ``[0, num_classes)``; see ``cljax._checks``.
+
   Args:
     fn: the per-device metric (a module-level function, hashable).
-    batch: arrays with the samples along dim 0 (features, labels).
+    batch: arrays with the samples along dim 0 (features, labels); the
+      labels come last whenever ``num_classes`` is given.
     params: replicated arrays (weights, bias, scalar hyper-parameters).
     axis_name: the caller's mapped axis, or None.
     **static: hashable static arguments (num_classes, center, ...).
@@ -179,7 +163,8 @@ def run(fn, batch, params=(), *, axis_name=None, **static):
   params = tuple(jnp.asarray(p, F32) for p in params)
   if axis_name is not None:
     cs.check_axis_name(axis_name)
-    return fn(*batch, *params, axis_name=axis_name, **dict(static))
+    return _guarded(fn, static, len(batch), *batch, *params,
+                    axis_name=axis_name)
   placement = _batch_placement(batch[0])
   if placement is not None and placement[1] is not None:
     mesh, axes = placement
@@ -192,7 +177,7 @@ def run(fn, batch, params=(), *, axis_name=None, **static):
   args = tuple(_replicated(x, _batch_placement(x)[0])
                if _batch_placement(x) is not None else x
                for x in batch + params)
-  return _jit_local(fn, static, *args)
+  return _jit_local(fn, static, len(batch), *args)
 
 
 # ----------------------------------------------------------------------------
@@ -202,7 +187,6 @@ def run(fn, batch, params=(), *, axis_name=None, **static):
 
 def stats(z, labels, num_classes, axis_name):
   """(counts [C], means [C, D], present [C]) of the global batch."""
-  z = z + check_labels_on_device(labels, num_classes, axis_name)
   s = cs.class_stats(z, labels, num_classes, axis_name=axis_name)
   return s.counts, cs.class_means(s), s.counts > 0
 

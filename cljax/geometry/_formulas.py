@@ -131,6 +131,22 @@ def etf_distance_from(mc, present, xp):
   return xp.sqrt(xp.sum((g - target) ** 2))
 
 
+def orthogonal_frame_distance_from(m, present, xp):
+  """``|| G/||G||_F - I/sqrt(C) ||_F`` on the non-empty classes.
+
+  ``etf_distance_from`` with the orthogonal frame's Gram as target: ``G`` is
+  the Gram matrix of the unit-normalised (uncentred) means, and the identity
+  restricted to the C non-empty classes, divided by ``sqrt(C)``, has unit
+  Frobenius norm like ``G/||G||_F``.
+  """
+  u = cs.unit_rows(m) if xp is np else cs.unit_rows(jnp.asarray(m))
+  g = matmul(u, u.T, xp)
+  g = safe_div(g, xp.sqrt(xp.sum(g * g)), xp)
+  c = xp.sum(present.astype(m.dtype))
+  target = xp.diag(present.astype(m.dtype)) / xp.sqrt(c)
+  return xp.sqrt(xp.sum((g - target) ** 2))
+
+
 def self_duality_from(w, mc, present, xp):
   w = xp.where(present[:, None], w, 0.0)
   wn = safe_div(w, xp.sqrt(xp.sum(w * w)), xp)

@@ -3,8 +3,12 @@
 Class counts and means, within-class variability collapse (NC1), the simplex
 geometry of the centred means (NC2: equinorm, equiangularity, max-angle,
 ETF distance), self-duality (NC3) and agreement with the nearest class
-centre (NC4). Conventions (masking, centring, NaN) are in ``cljax.geometry``.
+centre (NC4); the orthogonal-frame distance of Kini et al. (ICLR 2024) and
+the Gram matrix of the normalised means that both distances compare.
+Conventions (masking, centring, NaN) are in ``cljax.geometry``.
 """
+
+from __future__ import annotations
 
 from typing import Any, Callable
 
@@ -23,7 +27,6 @@ F32 = dp.F32
 
 
 def _class_counts_local(labels, *, axis_name, num_classes):
-  dp.check_labels_on_device(labels, num_classes, axis_name)
   return cs.psum(jax.ops.segment_sum(jnp.ones(labels.shape, jnp.int32),
                                      labels, num_segments=num_classes),
                  axis_name)
@@ -34,14 +37,16 @@ def class_counts(labels: ArrayLike, *, num_classes: int | None = None,
   """Number of samples per class.
 
   Args:
-    labels: int[N] class ids in ``[0, num_classes)``.
+    labels: int[N] class ids in ``[0, num_classes)``; out of range: a
+      ValueError when concrete, an all-NaN result when traced.
     num_classes: number of classes C; ``None`` infers ``max(labels) + 1``
       from concrete labels (required, as a static int, under ``jit``).
     axis_name: mapped axis when called per device inside ``jax.shard_map`` or
       ``jax.pmap``; the counts are then those of the global batch.
 
   Returns:
-    int32[C] counts; classes without samples have count 0.
+    int32[C] counts; classes without samples have count 0. Every count is
+    -1 when traced labels lie outside ``[0, num_classes)``.
 
   Raises:
     ValueError: if ``labels`` is not an integer vector, or (concrete labels)
@@ -76,7 +81,8 @@ def class_means(features: ArrayLike, labels: ArrayLike, *,
 
   Args:
     features: float[N, D] features (float32 or bfloat16).
-    labels: int[N] class ids in ``[0, num_classes)``.
+    labels: int[N] class ids in ``[0, num_classes)``; out of range: a
+      ValueError when concrete, an all-NaN result when traced.
     num_classes: number of classes C; ``None`` infers ``max(labels) + 1``
       from concrete labels (required, as a static int, under ``jit``).
     {axis_name_arg}
@@ -129,7 +135,8 @@ def nc1(features: ArrayLike, labels: ArrayLike, *,
 
   Args:
     features: float[N, D] features.
-    labels: int[N] class ids.
+    labels: int[N] class ids in ``[0, num_classes)``; out of range: a
+      ValueError when concrete, NaN when traced.
     num_classes: number of classes (static under ``jit``); empty classes are
       masked.
     rcond: relative cut-off for the pseudo-inverse, on the singular values of
@@ -169,6 +176,10 @@ def _means_metric_local(z, labels, *, axis_name, num_classes, center, metric):
     return fm.simplex_deviation_from(mc, present, jnp)[0]
   if metric == "etf_distance":
     return fm.etf_distance_from(mc, present, jnp)
+  if metric == "orthogonal_frame_distance":
+    return fm.orthogonal_frame_distance_from(mc, present, jnp)
+  if metric == "class_mean_gram":
+    return fm.cosines(mc, jnp)
   if metric == "simplex_deviation":
     return fm.simplex_deviation_from(mc, present, jnp)
   if metric == "p3_raw":
@@ -347,6 +358,87 @@ def etf_distance() -> jax.Array:
   """
 
 
+@raw_means_metric("orthogonal_frame_distance")
+def orthogonal_frame_distance() -> jax.Array:
+  """Distance of the normalised class-mean Gram matrix to an orthogonal frame.
+
+  ``|| G/||G||_F - I/sqrt(C) ||_F`` with ``G_cc' = <u_c, u_c'>`` over the
+  unit-normalised *raw* (uncentred) class means ``u_c`` of the C non-empty
+  classes: ``etf_distance`` with the identity, the Gram matrix of mutually
+  orthogonal means, as target instead of the simplex. Kini et al. show that
+  supervised contrastive losses on non-negative (ReLU) features are minimised
+  by an orthogonal frame: class means mutually orthogonal with equal norms,
+  around the origin rather than the global mean (so nothing is centred).
+  Like ``etf_distance`` it normalises every mean and measures the angles
+  only; their equal norms are ``equinorm(..., center=False) == 0``.
+
+  A simplex ETF is at ``sqrt(2 (1 - sqrt(1 - 1/C)))`` (0.765 for C = 2).
+
+  Args:
+    {data_args}
+    {axis_name_arg}
+
+  Returns:
+    float32 scalar in [0, 2]; 0 exactly when the non-empty class means are
+    non-zero and mutually orthogonal (a single class gives 0). NaN for
+    NaN/Inf features.
+
+  {malformed_raises}
+
+  References:
+    Kini, Vakilian, Behnia, Gill & Thrampoulidis, "Symmetric neural-collapse
+    representations with supervised contrastive loss: the impact of ReLU and
+    batching", ICLR 2024 (arXiv 2306.07960), orthogonal frame; the distance
+    as spec ``papers.md`` section 5's ETF deviation.
+
+  Examples:
+    >>> z = jnp.array([[2., 0.], [0., 1.]])  # orthogonal means
+    >>> float(orthogonal_frame_distance(z, jnp.array([0, 1])))
+    0.0
+  """
+
+
+def class_mean_gram(features: ArrayLike, labels: ArrayLike, *,
+                    num_classes: int | None = None,
+                    center: bool | str = False,
+                    axis_name: Any = None) -> jax.Array:
+  """Cosines between class means: the Gram matrix of the normalised means.
+
+  ``G_cc' = <u_c, u_c'>`` with ``u_c = m_c / ||m_c||`` and ``m_c`` the class
+  mean, raw by default. It is the matrix ``etf_distance`` and
+  ``orthogonal_frame_distance`` compare with their targets: plot it beside
+  the identity (orthogonal frame, raw means) and the simplex
+  ``(C I - 11^T)/(C - 1)`` (ETF).
+
+  Args:
+    features: float[N, D] features.
+    labels: int[N] class ids in ``[0, num_classes)``; out of range: a
+      ValueError when concrete, an all-NaN result when traced.
+    num_classes: number of classes C (static under ``jit``).
+    center: ``False``/``"none"`` (default: raw means, the orthogonal frame's
+      view), ``True``/``"global"`` or ``"classes"`` (see ``equinorm``).
+    axis_name: mapped axis (per-device call); see ``cljax.geometry``.
+
+  Returns:
+    float32[C, C], symmetric, unit diagonal on non-empty classes; the row
+    and column of an empty class (or of a zero mean) are 0.
+
+  Raises:
+    ValueError: on malformed inputs or an unknown ``center``.
+
+  References:
+    Papyan, Han & Donoho, PNAS 2020 (NC2); Kini et al., ICLR 2024
+    (orthogonal frame).
+
+  Examples:
+    >>> z = jnp.array([[1., 0.], [0., 3.], [-2., 0.]])
+    >>> class_mean_gram(z, jnp.array([0, 1, 2])).tolist()
+    [[1.0, 0.0, -1.0], [0.0, 1.0, 0.0], [-1.0, 0.0, 1.0]]
+  """
+  return means_metric(features, labels, num_classes, center,
+                      "class_mean_gram", axis_name)
+
+
 def _nc3_local(z, labels, w, *, axis_name, num_classes, center):
   counts, means, present = dp.stats(z, labels, num_classes, axis_name)
   mc = fm.center_means(means, counts, present, center, jnp)
@@ -361,7 +453,8 @@ def nc3_self_duality(features: ArrayLike, labels: ArrayLike,
 
   Args:
     features: float[N, D] features.
-    labels: int[N] class ids.
+    labels: int[N] class ids in ``[0, num_classes)``; out of range: a
+      ValueError when concrete, NaN when traced.
     weights: float[C, D] classifier rows, one per class; rows of empty
       classes are ignored.
     num_classes: number of classes; defaults to ``weights.shape[0]`` (so it is
@@ -416,7 +509,8 @@ def nc4_ncc_agreement(features: ArrayLike, labels: ArrayLike,
 
   Args:
     features: float[N, D] features to classify.
-    labels: int[N] class ids (used only to compute the centres).
+    labels: int[N] class ids (used only to compute the centres); out of
+      range: a ValueError when concrete, NaN when traced.
     weights: float[C, D] classifier rows.
     bias: optional float[C] classifier bias.
     num_classes: number of classes; defaults to ``weights.shape[0]``.

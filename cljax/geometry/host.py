@@ -5,6 +5,8 @@
 evaluates them with the same ``streaming.metrics_from_moments``.
 """
 
+from __future__ import annotations
+
 from typing import Any
 
 from jax.typing import ArrayLike

@@ -1,5 +1,7 @@
 """Alignment and uniformity on the hypersphere (Wang & Isola, ICML 2020)."""
 
+from __future__ import annotations
+
 from typing import Any
 
 import jax

@@ -4,6 +4,8 @@ Zero-sum, unit-norm, equal-inner-product deviations of the uncentred class
 means and the within-class distance; spec ``papers.md`` section 4.3.
 """
 
+from __future__ import annotations
+
 import operator
 from typing import Any, NamedTuple
 
@@ -36,7 +38,8 @@ def zero_sum() -> jax.Array:
 
   Args:
     features: float[N, D] features (P3: ball-projected head outputs).
-    labels: int[N] class ids.
+    labels: int[N] class ids in ``[0, num_classes)``; out of range: a
+      ValueError when concrete, NaN when traced.
     num_classes: number of classes (static under ``jit``).
     {axis_name_arg}
 

@@ -5,6 +5,8 @@ matrix (through its QR factor when N > D); per device or sharded, from the eigen
 centred Gram matrix, so nothing of size N leaves a device.
 """
 
+from __future__ import annotations
+
 from typing import Any
 
 import jax

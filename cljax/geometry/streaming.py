@@ -14,6 +14,8 @@ Kahan-compensated summation.
 as the test reference; both call the same ``metrics_from_moments``.
 """
 
+from __future__ import annotations
+
 from typing import Any, NamedTuple
 
 import jax
@@ -182,8 +184,9 @@ def update(stats: Statistics, features: ArrayLike, labels: ArrayLike, *,
   Args:
     stats: the accumulator so far.
     features: float[B, D] batch (any float dtype).
-    labels: int[B] class ids in ``[0, C)`` (out-of-range ids raise when
-      concrete; traced, per device, they raise at run time).
+    labels: int[B] class ids in ``[0, C)``. Out-of-range ids raise when
+      concrete; traced (under ``jit`` or per device) they make every field
+      of the returned statistics NaN, hence every metric of ``finalize``.
     axis_name: mapped axis when called per device on a shard of the batch;
       the batch statistics are psum'd, so every device holds the global
       accumulator.
@@ -212,9 +215,8 @@ def update(stats: Statistics, features: ArrayLike, labels: ArrayLike, *,
   labels = jnp.asarray(labels).astype(jnp.int32)
   if axis_name is not None:
     cs.check_axis_name(axis_name)
-  guard = dp.check_labels_on_device(labels, c, axis_name)
   dt = stats.sums.dtype
-  z = z.astype(dt) + guard
+  z = z.astype(dt)
   count = cs.psum(jnp.asarray(z.shape[0], dt), axis_name)
   batch_mean = cs.psum(jnp.sum(z, axis=0), axis_name) / jnp.maximum(count, 1)
   first = (jnp.sum(stats.counts) == 0) & (count > 0)
@@ -228,8 +230,11 @@ def update(stats: Statistics, features: ArrayLike, labels: ArrayLike, *,
   sums, sums_c = _kahan(stats.sums, stats.sums_c, batch.sums)
   sqn, sqn_c = _kahan(stats.sq_norms, stats.sq_norms_c, sq)
   mom, mom_c = _kahan(stats.second_moment, stats.second_moment_c, second)
-  return Statistics(stats.counts + batch.counts, sums, sums_c, sqn, sqn_c,
-                    mom, mom_c, stats.shift)
+  new = Statistics(stats.counts + batch.counts, sums, sums_c, sqn, sqn_c,
+                   mom, mom_c, stats.shift)
+  # A bad batch poisons the accumulator for good: every later metric is NaN.
+  return _checks.nan_if_labels_out_of_range(new, labels, num_classes=c,
+                                            axis_name=axis_name)
 
 
 def merge(a: Statistics, b: Statistics) -> Statistics:

@@ -7,6 +7,8 @@ features' scale (``128 eps`` relative in float32) are skipped, so the
 result does not depend on how XLA fused the mean computation.
 """
 
+from __future__ import annotations
+
 from typing import Any
 
 import jax
@@ -162,7 +164,8 @@ def augmentation_collapse(z: ArrayLike, labels: ArrayLike | None = None, *,
 
   Args:
     z: float[N, K, D] features of K views per sample.
-    labels: optional int[N] class ids of the samples.
+    labels: optional int[N] class ids of the samples; out of range: a
+      ValueError when concrete, every value of the dict NaN when traced.
     num_classes: number of classes (static under ``jit``).
     {axis_name_arg}
 

@@ -37,8 +37,11 @@ Conventions shared by all functions:
   inside ``jax.shard_map`` or ``jax.pmap``, they return the global-batch
   value from psum'd counts.
 * Validation follows :mod:`cljax._checks`: shapes, dtypes and Python
-  hyper-parameters are checked at trace time; label ranges only when the labels
-  are concrete (outside ``jit``).
+  hyper-parameters are checked at trace time. Labels outside
+  ``[0, num_classes)`` raise a ``ValueError`` when concrete; when traced
+  (``jit``, sharded ``jit``, per device with ``axis_name``) the whole result
+  is NaN instead (integer results such as ``knn_predict``'s ids are -1), on
+  every device, never a plausible number computed without the bad samples.
 """
 
 from cljax.probes.centers import accuracy

@@ -1,8 +1,9 @@
 """Argument checks and small helpers shared by the probes (private).
 
 Thin wrappers over :mod:`cljax._checks`: shapes, dtypes and Python
-hyper-parameters are checked at trace time; label ranges only when the labels
-are concrete (outside ``jit``).
+hyper-parameters are checked at trace time; label ranges raise when the labels
+are concrete and make the probe's result NaN when they are traced
+(``_checks.nan_if_labels_out_of_range``).
 """
 
 from __future__ import annotations

@@ -43,6 +43,7 @@ def class_centers(features: ArrayLike, labels: ArrayLike, *,
   Returns:
     float[C, D] class means in at least float32. A class with no sample gets a
     zero row; exclude it from prediction with ``class_mask = counts > 0``.
+    All NaN when traced labels lie outside ``[0, num_classes)``.
 
   Raises:
     ValueError: on bad ranks/dtypes, a length mismatch, ``num_classes < 1``,
@@ -66,7 +67,9 @@ def class_centers(features: ArrayLike, labels: ArrayLike, *,
   _checks.check_labels(labels, n, "labels", num_classes)
   sums, counts = _scores.class_sums(jnp.asarray(features), jnp.asarray(labels),
                                     num_classes, axis_name)
-  return sums / jnp.maximum(counts, 1.0)[:, None]
+  return _checks.nan_if_labels_out_of_range(
+      sums / jnp.maximum(counts, 1.0)[:, None], labels,
+      num_classes=num_classes, axis_name=axis_name)
 
 
 def _check_centers_args(features, centers, class_mask) -> None:
@@ -158,7 +161,8 @@ def mean_classifier_loss(features: ArrayLike, labels: ArrayLike,
 
   Returns:
     float32 scalar, the mean over samples of
-    ``-<z_i, mu_{y_i}> + log sum_c exp <z_i, mu_c>``.
+    ``-<z_i, mu_{y_i}> + log sum_c exp <z_i, mu_c>``; NaN when traced labels
+    lie outside ``[0, C)``.
 
   Raises:
     ValueError: on bad shapes/dtypes, N = 0 or (concrete) labels out of range.
@@ -179,8 +183,10 @@ def mean_classifier_loss(features: ArrayLike, labels: ArrayLike,
                        np.shape(centers)[0])
   _common.check_nonempty(features, "features")
   logits = _scores.mean_scores(jnp.asarray(features), jnp.asarray(centers))
-  return jnp.mean(optax.losses.softmax_cross_entropy_with_integer_labels(
+  loss = jnp.mean(optax.losses.softmax_cross_entropy_with_integer_labels(
       logits, jnp.asarray(labels)))
+  return _checks.nan_if_labels_out_of_range(
+      loss, labels, num_classes=np.shape(centers)[0])
 
 
 def accuracy(predictions: ArrayLike, labels: ArrayLike, *,
@@ -253,7 +259,9 @@ def _centre_classifier_accuracy(score_fn, train_features, train_labels,
   # A masked class (score -inf) can fill a top-k slot when fewer than k
   # classes are valid; it must not count as a hit.
   hit = (pred == jnp.asarray(test_labels)[:, None]) & (top_scores > -jnp.inf)
-  return _scores.hit_rate(jnp.any(hit, axis=-1), axis_name)
+  return _checks.nan_if_labels_out_of_range(
+      _scores.hit_rate(jnp.any(hit, axis=-1), axis_name), train_labels,
+      test_labels, num_classes=num_classes, axis_name=axis_name)
 
 
 def ncc_accuracy(train_features: ArrayLike, train_labels: ArrayLike,
@@ -279,11 +287,13 @@ def ncc_accuracy(train_features: ArrayLike, train_labels: ArrayLike,
       device returns the global-batch value. Shards may miss classes.
 
   Returns:
-    float32 scalar accuracy in [0, 1].
+    float32 scalar accuracy in [0, 1]; NaN when traced labels (train or
+    test, on any device) lie outside ``[0, num_classes)``.
 
   Raises:
-    ValueError: on bad shapes/dtypes, mismatched D, empty inputs, labels out
-      of range, ``top_k`` not in ``[1, C]`` or an unbound ``axis_name``.
+    ValueError: on bad shapes/dtypes, mismatched D, empty inputs, (concrete)
+      labels out of range, ``top_k`` not in ``[1, C]`` or an unbound
+      ``axis_name``.
 
   References:
     P1 section 2.5 item 4.
@@ -319,7 +329,7 @@ def mean_classifier_accuracy(train_features: ArrayLike,
     axis_name: as :func:`ncc_accuracy`.
 
   Returns:
-    float32 scalar accuracy in [0, 1].
+    float32 scalar accuracy in [0, 1]; NaN as :func:`ncc_accuracy`.
 
   Raises:
     ValueError: as :func:`ncc_accuracy`.

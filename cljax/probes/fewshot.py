@@ -234,7 +234,8 @@ def fewshot_episodes(features: ArrayLike, labels: ArrayLike, *, shots: int,
       D floats); None picks a block that keeps that under ~128 MiB.
 
   Returns:
-    A :class:`FewShotResult`.
+    A :class:`FewShotResult`. When traced ``test_labels`` lie outside
+    ``[0, num_classes)``, its accuracies are NaN and its index arrays -1.
 
   Raises:
     ValueError: on bad shapes/dtypes, traced labels, labels out of range,
@@ -346,7 +347,7 @@ def fewshot_episodes(features: ArrayLike, labels: ArrayLike, *, shots: int,
       episode_batch_size=episode_batch_size, classifier=classifier,
       probe_batch_size=probe_batch_size, probe_steps=probe_steps,
       probe_optimizer=linear_probe_optimizer)
-  return FewShotResult(
+  result = FewShotResult(
       classes=out["classes"], support_indices=out["support"],
       query_indices=out["query"], query_mask=out["qmask"],
       ncc_accuracy=out["ncc"], linear_probe_accuracy=out["lp"],
@@ -354,3 +355,6 @@ def fewshot_episodes(features: ArrayLike, labels: ArrayLike, *, shots: int,
       test_linear_probe_accuracy=out["test_lp"],
       mean_ncc_accuracy=jnp.mean(out["ncc"]),
       mean_linear_probe_accuracy=jnp.mean(out["lp"]), key=key)
+  # `labels` are concrete (checked above); traced test labels may not be.
+  return _checks.nan_if_labels_out_of_range(result, test_labels,
+                                            num_classes=num_classes)

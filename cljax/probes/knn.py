@@ -193,12 +193,13 @@ def knn_predict(train_features: ArrayLike, train_labels: ArrayLike,
       tie rule.
 
   Returns:
-    int32[M] predicted class ids.
+    int32[M] predicted class ids; all -1 (no class) when traced train
+    labels (on any device) lie outside ``[0, num_classes)``.
 
   Raises:
-    ValueError: on bad shapes/dtypes, labels out of range, ``k < 1``,
-      ``k > N``, an unknown ``metric``, ``chunk_size < 1`` or an unbound
-      ``axis_name``.
+    ValueError: on bad shapes/dtypes, (concrete) labels out of range,
+      ``k < 1``, ``k > N``, an unknown ``metric``, ``chunk_size < 1`` or an
+      unbound ``axis_name``.
 
   References:
     P1 section 2.5 item 6 (scikit-learn kNN, cosine, k in {5, 10, 20}).
@@ -220,11 +221,14 @@ def knn_predict(train_features: ArrayLike, train_labels: ArrayLike,
   kwargs = dict(k=k, num_classes=num_classes, metric=metric,
                 chunk_size=min(chunk_size, m))
   if axis_name is not None:
-    return _knn_predict_ring(train_features, train_labels, test_features,
+    pred = _knn_predict_ring(train_features, train_labels, test_features,
                              axis_name=axis_name, **kwargs)
-  return _knn_predict_impl(
-      jnp.asarray(train_features), jnp.asarray(train_labels),
-      jnp.asarray(test_features), **kwargs)
+  else:
+    pred = _knn_predict_impl(
+        jnp.asarray(train_features), jnp.asarray(train_labels),
+        jnp.asarray(test_features), **kwargs)
+  return _checks.nan_if_labels_out_of_range(
+      pred, train_labels, num_classes=num_classes, axis_name=axis_name)
 
 
 def knn_accuracy(train_features: ArrayLike, train_labels: ArrayLike,
@@ -247,7 +251,8 @@ def knn_accuracy(train_features: ArrayLike, train_labels: ArrayLike,
       device returns the accuracy over all devices' queries.
 
   Returns:
-    float32 scalar accuracy in [0, 1].
+    float32 scalar accuracy in [0, 1]; NaN when traced train or test labels
+    lie outside ``[0, num_classes)``.
 
   Raises:
     ValueError: as :func:`knn_predict`, plus bad or empty ``test_labels``.
@@ -272,4 +277,7 @@ def knn_accuracy(train_features: ArrayLike, train_labels: ArrayLike,
   pred = knn_predict(train_features, train_labels, test_features, k=k,
                      num_classes=num_classes, metric=metric,
                      chunk_size=chunk_size, axis_name=axis_name)
-  return _scores.hit_rate(pred == jnp.asarray(test_labels), axis_name)
+  return _checks.nan_if_labels_out_of_range(
+      _scores.hit_rate(pred == jnp.asarray(test_labels), axis_name),
+      train_labels, test_labels, num_classes=num_classes,
+      axis_name=axis_name)

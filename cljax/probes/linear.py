@@ -213,11 +213,12 @@ def linear_probe(train_features: ArrayLike, train_labels: ArrayLike,
       it constant, 5 is P2's polynomial decay.
 
   Returns:
-    A :class:`LinearProbeResult`.
+    A :class:`LinearProbeResult`; every field NaN when traced train or test
+    labels lie outside ``[0, num_classes)``.
 
   Raises:
-    ValueError: on bad shapes/dtypes, N = 0, fewer than two classes, labels
-      out of range, mismatched D, non-positive
+    ValueError: on bad shapes/dtypes, N = 0, fewer than two classes,
+      (concrete) labels out of range, mismatched D, non-positive
       ``steps``/``epochs``/``batch_size``/``learning_rate``, negative
       ``weight_decay``, an unknown ``optimizer`` or a ``key`` that is not a
       PRNG key.
@@ -254,9 +255,11 @@ def linear_probe(train_features: ArrayLike, train_labels: ArrayLike,
       x, y, xt, yt, key, hyper,
       num_classes=num_classes, batch_size=batch_size,
       total_steps=total_steps, use_bias=bool(use_bias), optimizer=optimizer)
-  return LinearProbeResult(
+  result = LinearProbeResult(
       weights=params["w"], bias=params.get("b"), train_accuracy=train_acc,
       test_accuracy=test_acc, final_loss=final_loss, loss_history=history)
+  return _checks.nan_if_labels_out_of_range(result, train_labels, test_labels,
+                                            num_classes=num_classes)
 
 
 def linear_probe_predict(features: ArrayLike, weights: ArrayLike,

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
+from cljax import _checks
 from cljax.probes import _common
 
 # big_vision's `BIAS_CONSTANT` and its few-shot configs' `l2_reg = 2 ** 10`.
@@ -108,11 +109,13 @@ def ridge_probe(train_features: ArrayLike, train_labels: ArrayLike,
     l2_reg: ridge penalty ``> 0`` (big_vision's few-shot default ``2**10``).
 
   Returns:
-    A :class:`RidgeProbeResult` (weights [C, D] on the raw features).
+    A :class:`RidgeProbeResult` (weights [C, D] on the raw features); every
+    field NaN when traced train or test labels lie outside
+    ``[0, num_classes)``.
 
   Raises:
-    ValueError: on bad shapes/dtypes, N = 0, fewer than two classes, labels
-      out of range, mismatched D or ``l2_reg <= 0``.
+    ValueError: on bad shapes/dtypes, N = 0, fewer than two classes,
+      (concrete) labels out of range, mismatched D or ``l2_reg <= 0``.
 
   References:
     big_vision ``evaluators/fewshot_lsr.py`` (Kolesnikov et al.; the few-shot
@@ -133,5 +136,7 @@ def ridge_probe(train_features: ArrayLike, train_labels: ArrayLike,
   _common.check_hyper(l2_reg, "l2_reg")
   weights, bias, train_acc, test_acc = _ridge_probe_impl(
       x, y, xt, yt, jnp.asarray(l2_reg, x.dtype), num_classes=num_classes)
-  return RidgeProbeResult(weights=weights, bias=bias,
-                          train_accuracy=train_acc, test_accuracy=test_acc)
+  result = RidgeProbeResult(weights=weights, bias=bias,
+                            train_accuracy=train_acc, test_accuracy=test_acc)
+  return _checks.nan_if_labels_out_of_range(result, train_labels, test_labels,
+                                            num_classes=num_classes)
