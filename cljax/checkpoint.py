@@ -352,7 +352,11 @@ class Run:
 
 
 def read_metrics(workdir: str) -> list[dict]:
-  """The rows of ``workdir/metrics.jsonl`` (empty if absent)."""
+  """The rows of ``workdir/metrics.jsonl`` (empty if absent).
+
+  A cut-off last line (a kill or a full disk during its write) is left out
+  with a warning naming the file and line (``metric_writer.read_rows``).
+  """
   return metric_writer.read_rows(workdir)
 
 

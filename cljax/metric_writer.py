@@ -9,6 +9,14 @@ process blocks forever in ``queue.put`` (and ignores SIGTERM). So the
 TensorBoard file is written here with tensorboardX's synchronous
 ``EventsWriter`` (TensorBoard without TensorFlow, when tensorboardX is
 installed).
+
+``metrics.jsonl`` is only ever appended to, a whole row at a time, or
+replaced whole: a resume writes the rows it keeps to a temporary file and
+renames it over the old one, so a kill or a full disk at that moment leaves
+the old history. A kill or a full disk during an append can still cut off
+the last line; ``read_rows`` drops such a line with a warning (and a resume
+then rewrites the file without it), while a damaged line before the last is
+an error naming the file and the line.
 """
 
 from __future__ import annotations
@@ -16,19 +24,84 @@ from __future__ import annotations
 import json
 import os
 import time
+import warnings
 
 import jax
 
 from cljax import errors
 
 
+FILE = "metrics.jsonl"
+
+
+class MetricsFileError(ValueError):
+  """A line of ``metrics.jsonl`` before its last one is not a JSON row."""
+
+
+def _parse(line: str) -> dict:
+  row = json.loads(line)
+  if not isinstance(row, dict) or not isinstance(row.get("step"), int):
+    raise ValueError('not an object with an integer "step"')
+  return row
+
+
 def read_rows(workdir: str) -> list[dict]:
-  """The rows of ``workdir/metrics.jsonl`` (empty if absent)."""
-  path = os.path.join(workdir, "metrics.jsonl")
+  """The rows of ``workdir/metrics.jsonl`` (empty if absent).
+
+  A last line that is not a complete row (cut off by a kill or a full disk
+  during its append) is left out with a ``RuntimeWarning`` naming the file
+  and the line number.
+
+  Raises:
+    MetricsFileError: a line before the last one is not a row; names the
+      file and the line number.
+  """
+  path = os.path.join(workdir, FILE)
   if not os.path.exists(path):
     return []
-  with open(path) as f:
-    return [json.loads(line) for line in f if line.strip()]
+  with open(path, encoding="utf-8", errors="replace") as f:
+    lines = [(number, line) for number, line in enumerate(f, start=1)
+             if line.strip()]
+  rows = []
+  for index, (number, line) in enumerate(lines):
+    try:
+      rows.append(_parse(line))
+    except ValueError as e:
+      reason = (f"{e.msg}: column {e.colno}"
+                if isinstance(e, json.JSONDecodeError) else str(e))
+      if index < len(lines) - 1:
+        raise MetricsFileError(
+            f"{path} line {number} is not a metric row ({reason}) although "
+            f"rows follow it: repair or delete that line (the checkpoints do "
+            f"not depend on this file).") from None
+      warnings.warn(
+          f"{path} line {number} is cut off ({reason}; a kill or a full disk "
+          f"during its write); that row is left out.", RuntimeWarning,
+          stacklevel=2)
+  return rows
+
+
+def _replace(path: str, rows: list[dict]) -> None:
+  """Replaces ``path`` by ``rows`` whole: the old file or the new, never part.
+
+  Raises:
+    OSError: from the temporary file; ``path`` is then unchanged.
+  """
+  temporary = path + ".tmp"
+  try:
+    with open(temporary, "w", encoding="utf-8") as f:
+      f.writelines(json.dumps(r) + "\n" for r in rows)
+      f.flush()
+      # On disk before the rename, so that a crash cannot leave an empty
+      # file under the old name.
+      os.fsync(f.fileno())
+    os.replace(temporary, path)
+  except BaseException:
+    try:
+      os.remove(temporary)
+    except OSError:
+      pass
+    raise
 
 
 class MetricWriter:
@@ -54,15 +127,14 @@ class MetricWriter:
                tensorboard: bool = True, active: bool | None = None):
     self.active = jax.process_index() == 0 if active is None else active
     self.rows = []
-    self.path = os.path.join(workdir, "metrics.jsonl")
+    self.path = os.path.join(workdir, FILE)
     self._file = None
     self._tb = None
     if not self.active:
       return
     self.rows = [r for r in read_rows(workdir) if r["step"] <= start_step]
     try:
-      with open(self.path, "w") as f:
-        f.writelines(json.dumps(r) + "\n" for r in self.rows)
+      _replace(self.path, self.rows)
       # Unbuffered: a failed write leaves nothing behind to fail again when
       # the file is closed or collected.
       self._file = open(self.path, "ab", buffering=0)
@@ -92,8 +164,13 @@ class MetricWriter:
     if not self.active:
       return
     row = {"step": int(step), **metrics}
+    data = memoryview((json.dumps(row) + "\n").encode())
     try:
-      self._file.write((json.dumps(row) + "\n").encode())
+      # An unbuffered write may write part of the row and return its length
+      # (a nearly full disk); the rest goes in the next call, which raises
+      # if the disk is full, so only a last line is ever cut off.
+      while data:
+        data = data[self._file.write(data):]
     except OSError as e:
       raise errors.write_error(self.path, e) from e
     self.rows.append(row)
