@@ -11,6 +11,15 @@ the Student t interval (normal errors, unknown variance). A paired difference
 interval over the per-seed differences :math:`a_i - b_i`, which removes the
 seed-to-seed variance the two settings share.
 
+A quantity with a known range (a distance or a rank cannot be negative, an
+accuracy lies in [0, 1]) gets the t interval intersected with that range
+(``bounds=``, :func:`clip`): the true mean lies in the range, so the
+intersection holds it whenever the t interval does (the same coverage, never
+a wider interval), while an end outside the range would claim values the
+quantity cannot take. A clipped end is recorded (``Interval.clipped``, the
+dict's ``"clipped"``) and printed (:func:`describe`), since the interval is
+then no longer symmetric about the mean.
+
 The t quantile is exact for the integer degrees of freedom used here: the
 two-sided t probability has a finite closed form in :math:`\theta =
 \arctan(t/\sqrt{\nu})` (Abramowitz & Stegun 26.7.3–4), inverted by bisection.
@@ -28,12 +37,17 @@ import numpy as np
 
 
 class Interval(NamedTuple):
-  """A mean with its two-sided Student-t interval over ``n`` values."""
+  """A mean with its two-sided Student-t interval over ``n`` values.
+
+  ``clipped`` names the ends (``"low"``, ``"high"``) that were cut back to
+  the quantity's range (see :func:`clip`); empty for a plain t interval.
+  """
   mean: float
   low: float
   high: float
   n: int
   confidence: float
+  clipped: tuple[str, ...] = ()
 
   @property
   def half_width(self) -> float:
@@ -101,31 +115,99 @@ def _values(values, name: str) -> np.ndarray:
   return x
 
 
-def mean_interval(values, *, confidence: float = 0.95) -> Interval:
+def _check_bounds(bounds) -> tuple[float, float]:
+  """``(low, high)`` with None as an open end; ValueError if malformed."""
+  try:
+    low, high = bounds
+  except (TypeError, ValueError):
+    raise ValueError(f"bounds={bounds!r}: give (low, high), None for an open "
+                     f"end, e.g. (0.0, None) for a distance.") from None
+  low = -math.inf if low is None else float(low)
+  high = math.inf if high is None else float(high)
+  if not low < high:
+    raise ValueError(f"bounds={bounds!r}: low must be below high.")
+  return low, high
+
+
+def mean_interval(values, *, confidence: float = 0.95,
+                  bounds=None) -> Interval:
   r"""The mean of ``values`` and its Student-t interval.
 
   :math:`\bar x \pm t_{(1+c)/2,\,n-1}\, s/\sqrt{n}` with ``s`` the sample
-  standard deviation (``ddof=1``).
+  standard deviation (``ddof=1``), intersected with ``bounds`` if given
+  (:func:`clip`).
 
   Args:
     values: [n] numbers, one per seed, ``n >= 2``, all finite.
     confidence: the coverage ``c`` (default 95 %).
+    bounds: ``(low, high)``, the range the quantity cannot leave (None: an
+      open end), e.g. ``(0, None)`` for a distance, ``(0, 1)`` for an
+      accuracy; None for no range.
 
   Returns:
-    ``Interval(mean, low, high, n, confidence)``.
+    ``Interval(mean, low, high, n, confidence, clipped)``.
 
   Raises:
-    ValueError: fewer than 2 values, non-finite values, or not 1-D.
+    ValueError: fewer than 2 values, non-finite values, not 1-D, or values
+      outside ``bounds``.
 
   >>> iv = mean_interval([1.0, 2.0, 3.0])
   >>> round(iv.mean, 3), round(iv.low, 3), round(iv.high, 3)
   (2.0, -0.484, 4.484)
+  >>> iv = mean_interval([1.0, 2.0, 3.0], bounds=(0, None))
+  >>> iv.low, round(iv.high, 3), iv.clipped
+  (0.0, 4.484, ('low',))
   """
   x = _values(values, "values")
   mean = float(x.mean())
   half = t_quantile(x.size - 1, confidence=confidence) * float(
       x.std(ddof=1)) / math.sqrt(x.size)
-  return Interval(mean, mean - half, mean + half, int(x.size), confidence)
+  interval = Interval(mean, mean - half, mean + half, int(x.size), confidence)
+  if bounds is None:
+    return interval
+  low, high = _check_bounds(bounds)
+  if x.min() < low or x.max() > high:
+    raise ValueError(f"values {x.tolist()} leave bounds={tuple(bounds)}; "
+                     f"the quantity is not the bounded one, or pass no "
+                     f"bounds.")
+  return clip(interval, bounds)
+
+
+def clip(interval, bounds):
+  """``interval`` (an Interval or its dict) intersected with ``bounds``.
+
+  Only the ends move: the mean stays. An end cut back to the range is added
+  to ``clipped`` (``"clipped"`` in a dict, absent while empty), so clipping
+  twice changes nothing. An interval wholly outside the range (values that
+  broke the range, e.g. rounding below a theoretical minimum) is returned
+  unchanged: there is nothing in the range to keep.
+
+  Args:
+    interval: an :class:`Interval`, or a dict with ``low`` and ``high``
+      (``as_dict``'s; one without an interval, ``low`` None, is returned
+      as is).
+    bounds: ``(low, high)``, None for an open end.
+
+  Returns:
+    The same type as ``interval``.
+
+  >>> clip({"mean": 0.5, "low": -0.1, "high": 0.9, "n": 3}, (0, 1))
+  {'mean': 0.5, 'low': 0.0, 'high': 0.9, 'n': 3, 'clipped': ['low']}
+  """
+  low, high = _check_bounds(bounds)
+  d = interval if isinstance(interval, dict) else interval._asdict()
+  if d.get("low") is None or d["high"] < low or d["low"] > high:
+    return interval
+  ends = list(d.get("clipped") or ())
+  new = {"low": d["low"], "high": d["high"]}
+  if d["low"] < low:
+    new["low"], ends = low, ends + ["low"]
+  if d["high"] > high:
+    new["high"], ends = high, ends + ["high"]
+  ends = [e for e in ("low", "high") if e in ends]
+  if isinstance(interval, dict):
+    return {**interval, **new, **({"clipped": ends} if ends else {})}
+  return interval._replace(**new, clipped=tuple(ends))
 
 
 def paired_difference(a, b, *, confidence: float = 0.95) -> Interval:
@@ -162,8 +244,25 @@ def as_dict(interval: Interval) -> dict:
   >>> as_dict(mean_interval([1.0, 3.0]))["n"]
   2
   """
-  return {"mean": interval.mean, "low": interval.low, "high": interval.high,
-          "n": interval.n, "confidence": interval.confidence}
+  out = {"mean": interval.mean, "low": interval.low, "high": interval.high,
+         "n": interval.n, "confidence": interval.confidence}
+  if interval.clipped:
+    out["clipped"] = list(interval.clipped)
+  return out
+
+
+def clip_note(interval) -> str:
+  """'' or ' (low end clipped to the range)' for a clipped interval (dict).
+
+  >>> clip_note({"low": 0.0, "high": 1.0, "clipped": ["low"]})
+  ' (low end clipped to the range)'
+  """
+  d = interval if isinstance(interval, dict) else as_dict(interval)
+  ends = d.get("clipped") or ()
+  if not ends:
+    return ""
+  what = "both ends" if len(ends) == 2 else f"{ends[0]} end"
+  return f" ({what} clipped to the range)"
 
 
 def describe(interval, spec: str = ".3g") -> str:
@@ -175,7 +274,7 @@ def describe(interval, spec: str = ".3g") -> str:
   d = interval if isinstance(interval, dict) else as_dict(interval)
   return (f"{d['mean']:{spec}} [{d['low']:{spec}}, {d['high']:{spec}}] "
           f"({d['confidence']:.0%} Student t, n = {d['n']})").replace(
-              "% Student", " % Student")
+              "% Student", " % Student") + clip_note(d)
 
 
 class PowerLaw(NamedTuple):

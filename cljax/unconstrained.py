@@ -176,6 +176,8 @@ def run(config: ml_collections.ConfigDict, workdir: str | None = None,
     run_identity.check_resume(workdir, config)
     with open(os.path.join(workdir, "config.json"), "w") as f:
       f.write(config.to_json_best_effort(indent=2))
+    from cljax import provenance  # pylint: disable=import-outside-toplevel
+    provenance.record(workdir)  # The code of this session, for reproduce.
     manager = checkpoint.Manager(workdir, every=every, keep=keep)
     writer = None
     try:

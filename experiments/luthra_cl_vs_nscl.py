@@ -49,8 +49,7 @@ steps).
 
 Expected ('cpu'; the measured values, with intervals over seeds, are in
 experiments/results/luthra.md): the gap logged at tau = 1 stays below its
-per-batch bound at every step (about 0.10 against 0.55 at C = 10, B = 100),
-the DCL and NSCL curves move together, and the DCL run ends with NSCL close
+per-batch bound at every step, the DCL and NSCL curves move together, and the DCL run ends with NSCL close
 to the NSCL run's. The 'cpu' preset keeps four checkpoints (steps 100-400)
 and logs the exact whole-split gap at each, for figure (d) and the exact gap
 beside the per-batch one.

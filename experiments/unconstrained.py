@@ -24,8 +24,10 @@ cores), 'smoke' (C=4, n=3; under a second after compilation).
 Expected: final loss equal to the closed form within ~1e-6, NC1, ETF distance
 and the view variance ~0, effective rank of the class means C - 1. At
 dim = C - 1 with a small temperature (C = 10, dim = 9, tau = 0.2) Adam from
-a random start often ends in a spurious local minimum with one class
-split (3 of the 32 sweep points above; experiments/results/unconstrained.md).
+a random start can end in a spurious local minimum with one class split.
+The measured values, means with 95 % intervals over seeds, are in
+experiments/results/unconstrained.md (``python -m cljax.reproduce
+unconstrained``).
 """
 
 import ml_collections

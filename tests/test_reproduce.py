@@ -15,7 +15,9 @@ from scipy import stats as scipy_stats
 
 from cljax import checkpoint
 from cljax.reproduce import __main__ as cli
+from cljax.reproduce import _base
 from cljax.reproduce import _driver
+from cljax.reproduce import _render
 from cljax.reproduce import graf
 from cljax.reproduce import jiang
 from cljax.reproduce import reproduce
@@ -33,6 +35,13 @@ def t_interval(values):
   half = scipy_stats.t.ppf(0.975, x.size - 1) * x.std(ddof=1) / np.sqrt(
       x.size)
   return x.mean(), x.mean() - half, x.mean() + half
+
+
+def bounded_t_interval(values, low=None, high=None):
+  """``t_interval`` with its ends cut back to the quantity's range."""
+  mean, lo, hi = t_interval(values)
+  return (mean, lo if low is None else max(lo, low),
+          hi if high is None else min(hi, high))
 
 
 def _files(root):
@@ -137,8 +146,9 @@ def test_graf_attempts_are_read_from_the_runs(done):
       if run.get("fit/step") is not None:
         fit_steps.append(run["fit/step"])
   got = attempts["simplex"]["eval/simplex/distance"]
-  np.testing.assert_allclose([got["mean"], got["low"], got["high"]],
-                             t_interval(list(distance.values())), rtol=1e-9)
+  np.testing.assert_allclose(  # A distance: its interval ends at >= 0.
+      [got["mean"], got["low"], got["high"]],
+      bounded_t_interval(list(distance.values()), low=0.0), rtol=1e-9)
   # The same runs on both sides of the pairing: no change, exactly.
   assert attempts["simplex"]["eval/simplex/distance/change"]["mean"] == 0.0
   (row,) = attempts["ce_noise"]["fit"]   # tiny sweeps one noise rate
@@ -146,8 +156,9 @@ def test_graf_attempts_are_read_from_the_runs(done):
   assert row["fitted"] == len(fit_steps)
   assert row["fit_step"]["mean"] == pytest.approx(np.mean(fit_steps))
   got = row["train_acc"]
-  np.testing.assert_allclose([got["mean"], got["low"], got["high"]],
-                             t_interval(ce_acc), rtol=1e-9)
+  np.testing.assert_allclose(  # An accuracy: its interval lies in [0, 1].
+      [got["mean"], got["low"], got["high"]],
+      bounded_t_interval(ce_acc, low=0.0, high=1.0), rtol=1e-9)
   # One noise rate fits no growth exponent, and the claim says so.
   assert attempts["ce_noise"]["exponent"] is None
   claim = [c for c in graf.claims(summary) if "CE's iterations" in c.claim][-1]
@@ -225,3 +236,125 @@ def test_rewrite_claims_keeps_the_rest_of_the_file(tmp_path):
   path.write_text("no markers\n")
   with pytest.raises(ValueError, match="markers"):
     _driver.rewrite_claims(str(path), "| new |")
+
+
+# --- tiny verdicts, bounded intervals, the console (no reproduction run) ----
+
+RESULTS = os.path.join(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))), "experiments", "results")
+ALL_PAPERS = ("luthra", "graf", "jiang", "unconstrained")
+
+
+def _committed(paper):
+  """A real summary: the committed cpu-scale JSON of ``paper``."""
+  with open(os.path.join(RESULTS, f"{paper}.json")) as f:
+    return json.load(f)
+
+
+def _claim_rows(text):
+  """The markdown's claims table: [paper, claim, measured, holds] rows."""
+  rows = []
+  for line in text.splitlines():
+    cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
+    if line.startswith("| P") and len(cells) == 4:
+      rows.append(cells)
+  return rows
+
+
+@pytest.mark.parametrize("paper", ALL_PAPERS)
+def test_tiny_scale_judges_no_claim(paper):
+  module = _driver.paper_module(paper)
+  summary = _committed(paper)
+  judged = module.claims(summary, scale="cpu")
+  assert judged and all(c.holds.split(" ")[0].rstrip(":") in VERDICTS
+                        for c in judged)
+  tiny = module.claims(summary, scale="tiny")
+  assert [c.holds for c in tiny] == ["not judged at tiny scale"] * len(judged)
+  assert [c.measured for c in tiny] == [c.measured for c in judged]
+  text = module.render(summary, scale="tiny", commands=["c"],
+                       figures="figures")
+  rows = _claim_rows(text)
+  assert len(rows) == len(judged)
+  assert all(row[3] == "not judged at tiny scale" for row in rows)
+  assert "At `tiny` scale every claim reads" in text
+  cpu_rows = _claim_rows(module.render(summary, scale="cpu", commands=["c"],
+                                       figures="figures"))
+  assert [row[3] for row in cpu_rows] == [c.holds for c in judged]
+
+
+@pytest.mark.parametrize("paper", ALL_PAPERS)
+def test_every_bounded_path_names_intervals_of_the_summary(paper):
+  """A typo in BOUNDS would leave an interval unclipped: every path must
+  reach intervals of the paper's summary, and they end inside the range."""
+  module = _driver.paper_module(paper)
+  summary = _committed(paper)
+  for path, (lo, hi) in module.BOUNDS:
+    found = []
+
+    def walk(node, rest, found=found):
+      if not rest:
+        if isinstance(node, dict) and "low" in node:
+          found.append(node)
+        return
+      key, rest = rest[0], rest[1:]
+      if key == "*" and isinstance(node, (list, dict)):
+        for v in (node if isinstance(node, list) else node.values()):
+          walk(v, rest)
+      elif isinstance(node, dict) and key in node:
+        walk(node[key], rest)
+
+    walk(_render.bounded(summary, module.BOUNDS), path)
+    assert found, path
+    for iv in found:
+      if iv["low"] is not None:
+        assert (lo is None or iv["low"] >= lo) and (
+            hi is None or iv["high"] <= hi), (path, iv)
+
+
+def test_a_negative_low_end_of_a_distance_is_clipped_and_said():
+  summary = _committed("unconstrained")
+  row = next(r for r in summary["luthra_thm2"]
+             if r["etf_distance"]["low"] < 0)
+  etf = row["etf_distance"]
+  text = unconstrained.render(summary, scale="cpu", commands=["c"],
+                              figures="figures")
+  want = (f"{etf['mean']:.2e} [{0.0:.2e}, {etf['high']:.2e}] (low end "
+          f"clipped to the range)")
+  assert want in text
+  assert f"[{etf['low']:.2e}," not in text
+  # jiang's tables are rendered from the groups, with the same cells.
+  summary = _committed("jiang")
+  group = next(g for g in summary["digits_groups"]
+               if g["metrics"]["etf_distance"]["low"] < 0)
+  etf = group["metrics"]["etf_distance"]
+  text = jiang.render(summary, scale="cpu", commands=["c"], figures="f")
+  assert (f"{etf['mean']:.3f} [{0.0:.3f}, {etf['high']:.3f}] (low end "
+          f"clipped to the range)") in text
+  assert "±" not in text
+
+
+def test_claims_table_judges_at_the_scale_the_json_records(tmp_path):
+  summary = _committed("unconstrained")
+  for scale in ("tiny", "cpu"):
+    summary["provenance"] = {"scale": scale, "runs": [
+        {"workdir": "w", "commit": "a" * 40, "modules_hash": "h"}]}
+    (tmp_path / "unconstrained.json").write_text(json.dumps(summary))
+    table = _driver.claims_table(str(tmp_path), str(tmp_path))
+    rows = [r for r in table.splitlines() if r.startswith("| P")]
+    holds = [r.split(" | ")[3] for r in rows]
+    want = unconstrained.claims(summary, scale=scale)
+    assert holds == [c.holds for c in want]
+    assert ("not judged at tiny scale" in holds) == (scale == "tiny")
+
+
+def test_run_sweeps_keeps_the_runs_output_off_the_console(tmp_path, capsys):
+  sweep = _base.Sweep("graf_ce", "experiments/unconstrained_graf_ce.py:smoke")
+  directory = str(tmp_path / "graf_ce")
+  _driver.run_sweeps({"graf_ce": (sweep, directory)})
+  printed = capsys.readouterr().out
+  assert printed.splitlines() == [
+      f"== sweep graf_ce: {directory} (output: {directory}.log)"]
+  with open(directory + ".log") as f:
+    log = f.read()
+  # The free-feature run prints its summary as JSON: into the log.
+  assert '"final_loss"' in log

@@ -112,3 +112,59 @@ def test_power_law_fit_recovers_an_exact_law_and_refuses_bad_input():
     stats.power_law_fit([-1.0, 0.0, 1.0], [1.0, 2.0, 3.0])
   with pytest.raises(ValueError, match="non-finite"):
     stats.power_law_fit([0.0, 0.5, 1.0], [1.0, np.nan, 3.0])
+
+
+@pytest.mark.parametrize("bounds", [(0.0, None), (0.0, 1.0), (None, 1.0)])
+def test_bounded_interval_is_the_t_interval_intersected_with_the_range(
+    bounds):
+  lo = -np.inf if bounds[0] is None else bounds[0]
+  hi = np.inf if bounds[1] is None else bounds[1]
+  rng = np.random.default_rng(7)
+  for n in (2, 3, 5):
+    # Values near the ends of [0, 1]: the plain t interval leaves the range.
+    for xs in (rng.uniform(0.0, 0.05, n), rng.uniform(0.95, 1.0, n)):
+      xs = list(xs)
+      mean, low, high = _naive_interval(xs, 0.95)
+      got = stats.mean_interval(xs, bounds=bounds)
+      want = (mean, max(low, lo), min(high, hi))
+      assert (got.mean, got.low, got.high) == pytest.approx(want, rel=1e-12)
+      assert got.clipped == tuple(e for e, cut in (("low", low < lo),
+                                                   ("high", high > hi))
+                                  if cut)
+      d = stats.as_dict(got)
+      assert d.get("clipped", []) == list(got.clipped)
+      # Clipping the plain interval (or its dict) again gives the same.
+      assert stats.clip(stats.mean_interval(xs), bounds) == got
+      assert stats.clip(d, bounds) == d
+
+
+def test_clipping_keeps_the_coverage_of_a_positive_quantity():
+  # Exponential draws (mean 0.05, n = 3): the plain interval often reaches
+  # below 0; the clipped one covers the mean exactly as often.
+  rng = np.random.default_rng(3)
+  draws = rng.exponential(0.05, size=(2000, 3))
+  plain = [stats.mean_interval(x) for x in draws]
+  clipped = [stats.mean_interval(x, bounds=(0.0, None)) for x in draws]
+  assert np.mean([iv.low < 0 for iv in plain]) > 0.3
+  assert all(iv.low >= 0 for iv in clipped)
+  assert ([iv.low <= 0.05 <= iv.high for iv in plain] ==
+          [iv.low <= 0.05 <= iv.high for iv in clipped])
+
+
+def test_clipped_ends_are_said_and_bad_bounds_refused():
+  iv = stats.mean_interval([0.01, 0.02, 0.0], bounds=(0.0, None))
+  assert stats.describe(iv, ".2f").endswith(
+      "(95 % Student t, n = 3) (low end clipped to the range)")
+  assert "clipped" not in stats.describe(stats.mean_interval([1.0, 2.0]))
+  both = stats.clip({"mean": 0.5, "low": -0.5, "high": 1.5, "n": 2}, (0, 1))
+  assert (both["low"], both["high"], both["clipped"]) == (0, 1,
+                                                          ["low", "high"])
+  assert stats.clip_note(both) == " (both ends clipped to the range)"
+  one_seed = {"mean": -1.0, "low": None, "high": None, "n": 1}
+  assert stats.clip(one_seed, (0, None)) == one_seed
+  with pytest.raises(ValueError, match=r"leave bounds=\(0, 1\)"):
+    stats.mean_interval([0.5, 1.2], bounds=(0, 1))
+  with pytest.raises(ValueError, match=r"bounds=\(1, 0\): low must be below"):
+    stats.mean_interval([0.5, 0.6], bounds=(1, 0))
+  with pytest.raises(ValueError, match=r"give \(low, high\)"):
+    stats.clip(one_seed, 0.0)

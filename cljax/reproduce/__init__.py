@@ -11,7 +11,19 @@ executes the paper's colab on those directories (it writes
 ``<out>/<paper>.json`` and ``<out>/figures/*.png``), writes
 ``<out>/<paper>.md`` from the paper's ``render`` and rewrites the claims
 table of the results file (between its marker comments) from every paper's
-JSON in ``<out>``.
+JSON in ``<out>``. What the runs print goes to ``<sweep dir>.log``; the
+console gets one line per sweep, then the claims with their verdicts and
+the files written.
+
+Provenance: every run records the code that trained it
+(``<workdir>/provenance.json``, ``cljax.provenance``), and the JSON records
+the commit it was rendered at (and whether the tree was dirty), the cljax
+and JAX versions, and each run's work dir (relative to ``--runs_dir``),
+config hash and commit; the markdown shows the commits. Runs trained by
+other loss, model or data code than the current one (or without a record),
+and runs of several commits in one reproduction, are refused with their
+names unless ``--allow_stale`` is given; a JSON without provenance is not
+rendered. At ``--scale=tiny`` no claim is judged.
 
 ``--out`` defaults to ``experiments/results`` at cpu scale (the results
 file is then ``experiments/RESULTS.md``) and to ``<runs_dir>/<paper>/<scale>``

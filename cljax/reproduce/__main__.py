@@ -29,6 +29,9 @@ def main(argv=None) -> None:
   parser.add_argument("--scale", required=True, help=", ".join(_base.SCALES))
   parser.add_argument("--print_only", action="store_true",
                       help="print the commands, write nothing")
+  parser.add_argument("--allow_stale", action="store_true",
+                      help="render runs trained by other loss/model/data "
+                      "code than the current one, or at several commits")
   parser.add_argument("--runs_dir", default="runs/reproduce",
                       help="root of the sweep dirs")
   parser.add_argument("--out", default=None,
@@ -37,7 +40,8 @@ def main(argv=None) -> None:
   args = parser.parse_args(sys.argv[1:] if argv is None else argv)
   try:
     _run.reproduce(args.paper, scale=args.scale, runs_dir=args.runs_dir,
-                   out=args.out, print_only=args.print_only)
+                   out=args.out, print_only=args.print_only,
+                   allow_stale=args.allow_stale)
   except ValueError as e:
     if main_lib.debugging():
       raise

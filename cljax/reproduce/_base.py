@@ -11,8 +11,13 @@ Each paper has one module ``cljax/reproduce/<paper>.py`` with:
   ``Sweep.name`` to its directory), at the JSON file the colab writes its
   numbers to (``summary``) and at the directory for its PNG figures
   (``figures``);
-* ``claims(summary) -> list[Claim]``: the paper's claims judged from that
-  JSON (verdicts rest on intervals over seeds, never on one run);
+* ``claims(summary, *, scale=None) -> list[Claim]``: the paper's claims
+  judged from that JSON (verdicts rest on intervals over seeds, never on one
+  run); at ``scale="tiny"`` each reads ``_render.NOT_JUDGED`` instead
+  (``_render.judged``);
+* ``BOUNDS``: ``[(path, (low, high))]``, the summary's quantities that cannot
+  leave a range (distances, ranks, accuracies); ``claims``, ``render`` and
+  the driver clip their intervals to it (``_render.bounded``);
 * ``render(summary, *, scale, commands, figures) -> str``: the markdown of
   ``experiments/results/<paper>.md``, every number read from ``summary``.
 

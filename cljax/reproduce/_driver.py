@@ -15,6 +15,7 @@ python -m cljax.sweep --config=experiments/unconstrained.py:smoke \\
 from __future__ import annotations
 
 import ast
+import contextlib
 import importlib
 import importlib.util
 import json
@@ -23,8 +24,11 @@ import shlex
 import sys
 from typing import Any
 
+from cljax import _sweep_read
 from cljax import colab
+from cljax import provenance
 from cljax.reproduce import _base
+from cljax.reproduce import _render
 
 PAPERS = ("luthra", "graf", "jiang", "unconstrained")
 BEGIN = "<!-- claims:begin (written by python -m cljax.reproduce; do not edit) -->"
@@ -141,19 +145,180 @@ def load_config(sweep: _base.Sweep):
   return config
 
 
+def log_file(directory: str) -> str:
+  """Where the runs of the sweep in ``directory`` print (beside it)."""
+  return os.path.normpath(directory) + ".log"
+
+
 def run_sweeps(sweeps: dict[str, tuple[_base.Sweep, str]]) -> dict[str, str]:
-  """Runs every sweep resumably (finished points are skipped); name -> dir."""
+  """Runs every sweep resumably (finished points are skipped); name -> dir.
+
+  What the runs print (progress, per-run summaries, the free-feature runs'
+  JSON) is appended to ``log_file(dir)``, not the console: the console gets
+  one line per sweep, and the log's path if the sweep stops.
+  """
   from cljax import sweep as sweep_lib
   for sweep, directory in sweeps.values():
-    print(f"== sweep {sweep.name}: {directory}", flush=True)
-    sweep_lib.run_sweep(
-        load_config(sweep), sweep_lib.parse_grid(list(sweep.grid)), directory,
-        zipped=sweep_lib.parse_grid(list(sweep.zipped)),
-        seeds=list(range(sweep.seeds)) if sweep.seeds > 1 else None,
-        config_arg=sweep.config, verbose=False,
-        base_flags=[o if o.startswith("--config.") else f"--config.{o}"
-                    for o in sweep.overrides])
+    log = log_file(directory)
+    print(f"== sweep {sweep.name}: {directory} (output: {log})", flush=True)
+    os.makedirs(os.path.dirname(log) or ".", exist_ok=True)
+    try:
+      with open(log, "a") as f, contextlib.redirect_stdout(f):
+        sweep_lib.run_sweep(
+            load_config(sweep), sweep_lib.parse_grid(list(sweep.grid)),
+            directory, zipped=sweep_lib.parse_grid(list(sweep.zipped)),
+            seeds=list(range(sweep.seeds)) if sweep.seeds > 1 else None,
+            config_arg=sweep.config, verbose=True,
+            base_flags=[o if o.startswith("--config.") else f"--config.{o}"
+                        for o in sweep.overrides])
+    except BaseException:
+      print(f"sweep {sweep.name} stopped; what its runs printed is in {log}.",
+            flush=True)
+      raise
   return {name: directory for name, (_, directory) in sweeps.items()}
+
+
+def _listed(names: list[str], limit: int = 8) -> str:
+  more = len(names) - limit
+  return ", ".join(names[:limit]) + (f" and {more} more" if more > 0 else "")
+
+
+def run_records(dirs: dict[str, str], runs_dir: str) -> list[dict]:
+  """``provenance.run_record`` of every point of every sweep in ``dirs``.
+
+  Each record also names its sweep (``"sweep"``); work dirs are relative to
+  ``runs_dir`` (``--runs_dir``).
+  """
+  out = []
+  for name, directory in dirs.items():
+    for entry in _sweep_read.read_sweep(directory):
+      out.append({"sweep": name, **provenance.run_record(entry["workdir"],
+                                                          runs_dir)})
+  return out
+
+
+def _mixed_commits(records: list[dict]) -> dict[str, list[str]]:
+  """commit -> its runs' work dirs, when the runs come from several.
+
+  Runs without provenance are left out: they are refused as stale already.
+  """
+  by_commit = {}
+  for r in records:
+    if r.get("modules_hash") is None:
+      continue
+    for commit in r.get("commits", [r.get("commit")]):
+      by_commit.setdefault(str(commit), []).append(r["workdir"])
+  return by_commit if len(by_commit) > 1 else {}
+
+
+def check_runs(records: list[dict], *, allow_stale: bool,
+               modules: str | None = None) -> list[dict]:
+  """Refuses runs of other code than HEAD's, and runs of several commits.
+
+  Args:
+    records: ``run_records``.
+    allow_stale: accept them anyway (``--allow_stale``); the results JSON
+      and markdown then list them.
+    modules: the current modules hash (default: this process's code).
+
+  Returns:
+    The stale records, each with its reason (``"stale"``).
+
+  Raises:
+    ValueError: naming the stale runs (loss, model or data code differs from
+      the current one, or no provenance) or the runs of each commit, and
+      the fix.
+  """
+  stale = []
+  for r in records:
+    why = provenance.stale(r, modules)
+    if why:
+      stale.append({**r, "stale": why})
+  mixed = _mixed_commits(records)
+  if allow_stale:
+    return stale
+  problems = []
+  if stale:
+    problems.append(
+        f"{len(stale)} of {len(records)} runs were not trained by the current "
+        f"loss/model/data code: " + _listed(
+            [f"{r['workdir']} ({r['stale']})" for r in stale]))
+  if mixed:
+    problems.append("the runs come from several commits, one table must "
+                    "come from one: " + "; ".join(
+                        f"{c[:12]}: {_listed(w, 4)}"
+                        for c, w in mixed.items()))
+  if problems:
+    raise ValueError(
+        "; ".join(problems) + ". Delete those work dirs so the sweeps train "
+        "them again with this code, or pass --allow_stale to render them "
+        "anyway (the results then list them).")
+  return stale
+
+
+def provenance_block(*, paper: str, scale: str, runs_dir: str,
+                     records: list[dict], stale: list[dict],
+                     allow_stale: bool) -> dict:
+  """The ``"provenance"`` of a results JSON: the code, and every run's."""
+  code = provenance.current()
+  return {"paper": paper, "scale": scale, "commit": code["commit"],
+          "dirty": code["dirty"], "modules_hash": code["modules_hash"],
+          "cljax_version": code["cljax_version"],
+          "jax_version": code["jax_version"], "runs_dir": runs_dir,
+          "allow_stale": allow_stale,
+          "stale": [{"workdir": r["workdir"], "why": r["stale"]}
+                    for r in stale],
+          "runs": records}
+
+
+def check_provenance(summary: dict, source: str) -> dict:
+  """``summary["provenance"]``, refusing a JSON without it or of mixed runs.
+
+  Args:
+    summary: a results JSON.
+    source: its path (named in the message).
+
+  Raises:
+    ValueError: no provenance (a JSON made before it was recorded, or by
+      hand), or runs from several commits not allowed by ``--allow_stale``
+      (naming them).
+  """
+  prov = summary.get("provenance")
+  if not isinstance(prov, dict) or not prov.get("runs"):
+    raise ValueError(
+        f"{source} has no provenance (the commit and the runs it was made "
+        f"from): it predates provenance or was not written by python -m "
+        f"cljax.reproduce. Run the reproduction again to write it.")
+  mixed = _mixed_commits(prov["runs"])
+  if mixed and not prov.get("allow_stale"):
+    raise ValueError(
+        f"{source}: its runs come from several commits: " + "; ".join(
+            f"{c[:12]}: {_listed(w, 4)}" for c, w in mixed.items()) +
+        ". Rerun the reproduction (or pass --allow_stale to it).")
+  return prov
+
+
+def provenance_markdown(prov: dict) -> str:
+  """The markdown section that shows which code made the results."""
+  def commit(c, dirty=None):
+    if c is None:
+      return "unknown (no git checkout)"
+    return f"`{c[:12]}`" + (" (uncommitted changes)" if dirty else "")
+  commits = sorted({str(r.get("commit")) for r in prov["runs"]})
+  lines = [
+      "## Provenance", "",
+      f"Rendered at commit {commit(prov['commit'], prov['dirty'])} with "
+      f"cljax {prov['cljax_version']} and JAX {prov['jax_version']}; "
+      f"{len(prov['runs'])} runs under `--runs_dir` trained at commit "
+      + ", ".join(commit(None if c == "None" else c) for c in commits)
+      + f" (per run: work dir, config hash and commit in the JSON's "
+      f"`provenance.runs`)."]
+  if prov.get("stale"):
+    lines += ["", f"Rendered with `--allow_stale`: {len(prov['stale'])} runs "
+              f"were trained by other loss/model/data code than this: "
+              + _listed([f"`{r['workdir']}` ({r['why']})"
+                         for r in prov["stale"]]) + "."]
+  return "\n".join(lines)
 
 
 def colab_command(module, dirs: dict[str, str], out: str, paper: str) -> str:
@@ -206,11 +371,32 @@ def execute_colab(module, dirs: dict[str, str], out: str, paper: str,
     return json.load(f)
 
 
+def write_summary(module, summary: dict, *, out: str, paper: str,
+                  prov: dict) -> dict:
+  """``<out>/<paper>.json`` rewritten with ``prov`` and bounded intervals.
+
+  The intervals of the module's ``BOUNDS`` are clipped to their ranges
+  (``_render.bounded``), so the file holds what the markdown shows.
+  """
+  summary = {**_render.bounded(summary, getattr(module, "BOUNDS", [])),
+             "provenance": prov}
+  with open(os.path.join(out, f"{paper}.json"), "w") as f:
+    json.dump(summary, f, indent=1)
+  return summary
+
+
 def write_markdown(module, summary: dict, *, scale: str, commands: list[str],
                    out: str, paper: str) -> str:
-  """Writes ``<out>/<paper>.md`` from ``module.render``; returns its path."""
+  """Writes ``<out>/<paper>.md`` from ``module.render``; returns its path.
+
+  Raises:
+    ValueError: ``summary`` has no provenance, or mixes commits
+      (``check_provenance``).
+  """
+  prov = check_provenance(summary, os.path.join(out, f"{paper}.json"))
   text = module.render(summary, scale=scale, commands=commands,
-                       figures="figures")
+                       figures="figures").rstrip("\n")
+  text += "\n\n" + provenance_markdown(prov)
   path = os.path.join(out, f"{paper}.md")
   with open(path, "w") as f:
     f.write(text if text.endswith("\n") else text + "\n")
@@ -228,7 +414,9 @@ def claims_table(out: str, link_dir: str) -> str:
   of the file the table goes into).
 
   A paper without a JSON in ``out`` gets one row that says so and gives the
-  command that makes it: no number is carried over from elsewhere.
+  command that makes it: no number is carried over from elsewhere. So does
+  a JSON that ``check_provenance`` refuses (the row gives the reason). The
+  claims are judged at the scale the JSON records (none at tiny scale).
   """
   lines = ["| paper | claim | measured here (mean, 95 % Student-t interval "
            "over seeds) | holds here? | from |", "|---|---|---|---|---|"]
@@ -243,7 +431,12 @@ def claims_table(out: str, link_dir: str) -> str:
       continue
     with open(path) as f:
       summary = json.load(f)
-    for claim in paper_module(paper).claims(summary):
+    try:
+      prov = check_provenance(summary, os.path.relpath(path, link_dir))
+    except ValueError as e:
+      lines.append(f"| — | {paper}: refused | {_cell(e)} | — | {source} |")
+      continue
+    for claim in paper_module(paper).claims(summary, scale=prov["scale"]):
       lines.append("| " + " | ".join(_cell(c) for c in (
           claim.paper, claim.claim, claim.measured, claim.holds)) +
                    f" | {source} |")

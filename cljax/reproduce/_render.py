@@ -8,11 +8,28 @@ confidence), as the colabs write them.
 '0.50 [0.20, 0.80]'
 >>> below(iv, 1.0), below(iv, 0.5), above(iv, 0.0)
 ('yes', 'undecided', 'yes')
+
+A quantity that cannot leave a range (a distance or a rank is >= 0, an
+accuracy in [0, 1]) has its interval clipped to it (:func:`bounded`,
+``cljax.stats.clip``), and a clipped cell says so:
+
+>>> cell({"mean": 0.01, "low": 0.0, "high": 0.03, "n": 2,
+...       "clipped": ["low"]}, ".2f")
+'0.01 [0.00, 0.03] (low end clipped to the range)'
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
+
+from cljax import stats
+
+NONNEGATIVE = (0.0, None)
+UNIT = (0.0, 1.0)
+# What every claim says at tiny scale: its budget tests the pipeline (a few
+# steps, 2 seeds), not the paper, so no verdict is drawn from it.
+NOT_JUDGED = "not judged at tiny scale"
 
 
 def cell(interval: dict | None, spec: str = ".3g") -> str:
@@ -22,7 +39,76 @@ def cell(interval: dict | None, spec: str = ".3g") -> str:
   if interval.get("n", 0) < 2 or "low" not in interval:
     return f"{interval['mean']:{spec}} (1 seed)"
   return (f"{interval['mean']:{spec}} [{interval['low']:{spec}}, "
-          f"{interval['high']:{spec}}]")
+          f"{interval['high']:{spec}}]") + stats.clip_note(interval)
+
+
+def _is_interval(node) -> bool:
+  return isinstance(node, dict) and {"mean", "low", "high"} <= set(node)
+
+
+def _clip_at(node, path: tuple, bounds):
+  if not path:
+    return stats.clip(node, bounds) if _is_interval(node) else node
+  key, rest = path[0], path[1:]
+  if key == "*" and isinstance(node, list):
+    return [_clip_at(v, rest, bounds) for v in node]
+  if key == "*" and isinstance(node, dict) and not _is_interval(node):
+    return {k: _clip_at(v, rest, bounds) for k, v in node.items()}
+  if isinstance(node, dict) and key in node:
+    return {**node, key: _clip_at(node[key], rest, bounds)}
+  return node
+
+
+def bounded(summary: dict, spec) -> dict:
+  """``summary`` with the intervals at ``spec``'s paths clipped to a range.
+
+  The colabs write plain Student-t intervals; a paper module declares which
+  of its quantities cannot leave a range (``BOUNDS``) and this intersects
+  their intervals with it (``cljax.stats.clip``: same coverage, the clipped
+  ends recorded). Missing paths are skipped (a summary of a smaller scale
+  lacks some sections); clipping twice changes nothing.
+
+  Args:
+    summary: a colab's JSON (not modified).
+    spec: ``[(path, (low, high))]``; a path is a tuple of keys, ``"*"``
+      standing for every list item or dict value at that level.
+
+  Returns:
+    A new summary.
+
+  >>> s = {"rows": [{"etf": {"mean": 0.1, "low": -0.2, "high": 0.4}}]}
+  >>> bounded(s, [(("rows", "*", "etf"), NONNEGATIVE)])["rows"][0]["etf"]
+  {'mean': 0.1, 'low': 0.0, 'high': 0.4, 'clipped': ['low']}
+  """
+  for path, bounds in spec:
+    summary = _clip_at(summary, tuple(path), bounds)
+  return summary
+
+
+def judged(claims: list, scale: str | None) -> list:
+  """``claims`` as rendered at ``scale``: at tiny scale none is judged.
+
+  Args:
+    claims: ``_base.Claim`` objects with their verdicts.
+    scale: the reproduction's scale; None (unknown) keeps the verdicts.
+
+  >>> from cljax.reproduce import _base
+  >>> c = _base.Claim("P1", "a claim", "1.0 [0.5, 1.5]", "yes")
+  >>> judged([c], "tiny")[0].holds, judged([c], "cpu")[0].holds
+  ('not judged at tiny scale', 'yes')
+  """
+  if scale != "tiny":
+    return list(claims)
+  return [dataclasses.replace(c, holds=NOT_JUDGED) for c in claims]
+
+
+def tiny_note(scale: str) -> str:
+  """The sentence that says why a tiny reproduction judges nothing."""
+  if scale != "tiny":
+    return ""
+  return (f"At `tiny` scale every claim reads '{NOT_JUDGED}': a few steps "
+          f"and 2 seeds check that the pipeline runs end to end; a verdict "
+          f"would judge that budget, not the paper.")
 
 
 def below(interval: dict | None, threshold: float) -> str:
@@ -93,4 +179,12 @@ def header(title: str, *, scale: str, seeds: str) -> str:
           f"with its two-sided 95 % Student-t interval `[low, high]` "
           f"(`cljax.stats.mean_interval`); {seeds}. A verdict is 'yes' or "
           f"'no' only when the whole interval lies on one side of the "
-          f"claim's threshold, else 'undecided'.\n")
+          f"claim's threshold, else 'undecided'. {BOUNDED_NOTE} "
+          f"{tiny_note(scale)}".rstrip() + "\n")
+
+
+BOUNDED_NOTE = (
+    "The interval of a quantity that cannot leave a range (a distance or a "
+    "rank is never negative, an accuracy lies in [0, 1]) is the Student-t "
+    "interval intersected with that range (`cljax.stats.clip`: the same "
+    "coverage), and a cell whose end was cut back says so.")

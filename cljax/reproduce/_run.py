@@ -31,8 +31,13 @@ def results_file(out: str) -> str:
 
 
 def reproduce(paper: str, *, scale: str, runs_dir: str = "runs/reproduce",
-              out: str | None = None, print_only: bool = False) -> list[str]:
+              out: str | None = None, print_only: bool = False,
+              allow_stale: bool = False) -> list[str]:
   """Runs (or prints) one paper's reproduction; returns its commands.
+
+  The console gets one line per sweep (the runs print into a log beside
+  each sweep dir), then the claims with their verdicts and the files
+  written; the numbers are in ``<out>/<paper>.json`` only.
 
   Args:
     paper: one of ``PAPERS``.
@@ -40,13 +45,17 @@ def reproduce(paper: str, *, scale: str, runs_dir: str = "runs/reproduce",
     runs_dir: root of the sweep dirs (relative: from the repository root).
     out: where the JSON, figures and markdown go (default: ``default_out``).
     print_only: print the commands, write nothing.
+    allow_stale: render runs trained by other loss/model/data code than the
+      current one, or at several commits (the results list them).
 
   Returns:
     The shell commands: one ``python -m cljax.sweep`` per sweep, then the
     colab's.
 
   Raises:
-    ValueError: an unknown paper or scale (naming the valid ones).
+    ValueError: an unknown paper or scale (naming the valid ones); runs of
+      other code or of several commits without ``allow_stale`` (naming
+      them).
     RuntimeError: the colab failed or wrote no summary.
   """
   module = _driver.paper_module(paper)
@@ -66,13 +75,47 @@ def reproduce(paper: str, *, scale: str, runs_dir: str = "runs/reproduce",
     print("\n".join(commands))
     return commands
   _driver.run_sweeps(sweeps)
+  records = _driver.run_records(dirs, runs_dir)
+  stale = _driver.check_runs(records, allow_stale=allow_stale)
   summary = _driver.execute_colab(module, colab_dirs, out, paper)
   summary = _driver.add_attempts(module, summary, dirs, out=out, paper=paper,
                                  scale=scale)
+  prov = _driver.provenance_block(
+      paper=paper, scale=scale, runs_dir=rel(runs_dir), records=records,
+      stale=stale, allow_stale=allow_stale)
+  summary = _driver.write_summary(module, summary, out=out, paper=paper,
+                                  prov=prov)
   path = _driver.write_markdown(module, summary, scale=scale,
                                 commands=commands, out=out, paper=paper)
   table_file = results_file(out)
   _driver.rewrite_claims(table_file, _driver.claims_table(
       out, os.path.dirname(table_file)))
-  print(f"wrote {rel(path)} and the claims of {rel(table_file)}")
+  print(report(module, summary, scale=scale, files=[
+      rel(os.path.join(out, f"{paper}.json")), rel(path),
+      rel(os.path.join(out, "figures")), rel(table_file)]))
   return commands
+
+
+def report(module, summary: dict, *, scale: str, files: list[str]) -> str:
+  """The console's summary: the claims with their verdicts, the files.
+
+  >>> from cljax.reproduce import unconstrained
+  >>> summary = {"close": 1e-3, "luthra_thm2": [], "graf_multisets": [],
+  ...            "graf_ce": [], "graf_batches": [], "jiang_beta": [],
+  ...            "provenance": {"commit": None, "dirty": None, "stale": []}}
+  >>> print(report(unconstrained, summary, scale="tiny", files=["a.json"]))
+  unconstrained at tiny scale (commit unknown): 0 claims
+  wrote a.json
+  """
+  prov = summary.get("provenance", {})
+  commit = (prov.get("commit") or "unknown")[:12] + (
+      ", uncommitted changes" if prov.get("dirty") else "")
+  claims = module.claims(summary, scale=scale)
+  name = module.__name__.rsplit(".", 1)[-1]
+  lines = [f"{name} at {scale} scale (commit {commit}): {len(claims)} claims"]
+  lines += [f"  {c.paper} {c.claim}: {c.holds}" for c in claims]
+  if prov.get("stale"):
+    lines.append(f"  ({len(prov['stale'])} runs of other code rendered "
+                 f"with --allow_stale; listed in the markdown)")
+  lines.append("wrote " + ", ".join(files))
+  return "\n".join(lines)

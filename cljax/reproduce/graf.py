@@ -38,6 +38,21 @@ _NOISE = "data.label_noise=[0.0,0.2,0.4,0.6,0.8,1.0]"
 SIMPLEX_STEPS = 4000
 SIMPLEX_NEAR = 0.1   # "approaches the simplex": distance interval below this
 CE_DATA = "cljax_gaussian_mixture/images_c10"
+_N, _U = _render.NONNEGATIVE, _render.UNIT
+# The ranges the quantities cannot leave (``_render.bounded``): accuracies
+# and angular similarities in [0, 1], distances and steps >= 0. Paired
+# differences (``paired``) and exponents are not bounded.
+BOUNDS = [
+    (("models", "*", "fit/train_acc"), _U),
+    (("models", "*", "fit/test_acc"), _U),
+    (("models", "*", "eval/simplex/distance"), _N),
+    (("models", "*", "eval/simplex/angular_mean"), _U),
+    (("noisy", "*", "fit_step"), _N),
+    (("attempts", "simplex", "eval/simplex/distance"), _N),
+    (("attempts", "simplex", "eval/simplex/angular_std"), _N),
+    (("attempts", "ce_noise", "fit", "*", "fit_step"), _N),
+    (("attempts", "ce_noise", "fit", "*", "train_acc"), _U),
+]
 
 
 def sweeps(scale: str) -> list[_base.Sweep]:
@@ -143,8 +158,12 @@ def _where(group: dict) -> str:
   return ", ".join(f"{k}={v}" for k, v in group["overrides"].items())
 
 
-def claims(summary: dict) -> list[_base.Claim]:
-  """P2's claims, from paired differences and exponents over seeds."""
+def claims(summary: dict, *, scale: str | None = None) -> list[_base.Claim]:
+  """P2's claims, from paired differences and exponents over seeds.
+
+  At ``scale="tiny"`` every claim reads ``_render.NOT_JUDGED``.
+  """
+  summary = _render.bounded(summary, BOUNDS)
   out = []
   for group in summary["paired"][:1]:
     dist = group["metrics"]["eval/simplex/distance"]
@@ -174,7 +193,7 @@ def claims(summary: dict) -> list[_base.Claim]:
       (f"k(SupCon) − k(CE), paired by seed: {_render.cell(paired, '.2f')}"
        if paired else "no seed fit both at 3 or more noise rates"),
       _render.above(paired, 0.0)))
-  return out + _attempt_claims(summary.get("attempts"))
+  return _render.judged(out + _attempt_claims(summary.get("attempts")), scale)
 
 
 def _attempt_claims(attempts: dict | None) -> list[_base.Claim]:
@@ -242,13 +261,14 @@ def _attempt_section(attempts: dict | None) -> list[str]:
 def render(summary: dict, *, scale: str, commands: list[str],
            figures: str) -> str:
   """``experiments/results/graf.md`` from the colab's JSON."""
+  summary = _render.bounded(summary, BOUNDS)
   note = ("2 seeds (tiny: a check that the pipeline runs)" if scale == "tiny"
           else "5 seeds for both sweeps, 3 for each attempt")
   parts = [_render.header(
       "Graf, Hofer, Niethammer, Kwitt 2021 (SupCon vs cross-entropy)",
       scale=scale, seeds=note),
       "## Commands\n", _render.commands(commands),
-      "\n## Claims\n", _render.claims(claims(summary))]
+      "\n## Claims\n", _render.claims(claims(summary, scale=scale))]
   rows = [[_where(g) or "—", m, _render.cell(iv, ".4f")]
           for g in summary["paired"] for m, iv in g["metrics"].items()]
   parts += ["\n## SupCon − CE, paired by seed\n",

@@ -25,6 +25,21 @@ BETA_SEEDS_WHY = ("5 seeds for the 18-point mixture grid (β in {0, 5, 30}; "
                   "the paper scale sweeps {0, 2, 5, 10, 30}): a point costs "
                   "40-90 s on one CPU core")
 _BETAS = {"cpu": "[0,5,30]", "paper": "[0,2,5,10,30]"}
+# The per-group metrics (columns of the final-metrics tables) and the ranges
+# they cannot leave (``_render.bounded``): accuracies in [0, 1], ranks,
+# distances and deviations >= 0. Paired differences are not bounded.
+METRICS = (("mean_clf_test_acc", "mean-clf acc", ".3f", _render.UNIT),
+           ("ncc_test_acc", "NCC acc", ".3f", _render.UNIT),
+           ("rank", "rank", ".3g", _render.NONNEGATIVE),
+           ("effective_rank", "eff. rank", ".3g", _render.NONNEGATIVE),
+           ("nc1", "NC1", ".3g", _render.NONNEGATIVE),
+           ("etf_distance", "ETF dist.", ".3f", _render.NONNEGATIVE),
+           ("equal_inner_product", "equal-IP dev.", ".3f",
+            _render.NONNEGATIVE),
+           ("unit_norm", "unit-norm dev.", ".3f", _render.NONNEGATIVE),
+           ("zero_sum", "zero-sum dev.", ".3f", _render.NONNEGATIVE))
+BOUNDS = [((prefix + "groups", "*", "metrics", key), bounds)
+          for prefix in ("", "digits_") for key, _, _, bounds in METRICS]
 
 
 def sweeps(scale: str) -> list[_base.Sweep]:
@@ -103,29 +118,43 @@ def _claims_of(summary: dict, prefix: str, data: str) -> list[_base.Claim]:
   return out
 
 
-def claims(summary: dict) -> list[_base.Claim]:
-  """P3's claims on the mixture and, when run, on the digits."""
+def claims(summary: dict, *, scale: str | None = None) -> list[_base.Claim]:
+  """P3's claims on the mixture and, when run, on the digits.
+
+  At ``scale="tiny"`` every claim reads ``_render.NOT_JUDGED``.
+  """
+  summary = _render.bounded(summary, BOUNDS)
   out = _claims_of(summary, "", "mixture")
   if summary.get("digits_groups"):
     out += _claims_of(summary, "digits_", "digits")
-  return out
+  return _render.judged(out, scale)
+
+
+def _metrics_table(groups: list[dict]) -> str:
+  """One row per (loss, normalisation, β) group: every metric's interval."""
+  return _render.table(
+      ["run", "normalisation", "β", "seeds"] + [h for _, h, _, _ in METRICS],
+      [[g["name"], g["normalize"], f"{g['beta']:g}", str(len(g["seeds"]))] +
+       [_render.cell(g["metrics"].get(key), spec)
+        for key, _, spec, _ in METRICS] for g in groups])
 
 
 def render(summary: dict, *, scale: str, commands: list[str],
            figures: str) -> str:
   """``experiments/results/jiang.md`` from the colab's JSON."""
+  summary = _render.bounded(summary, BOUNDS)
   note = ("2 seeds (tiny: a check that the pipeline runs)" if scale == "tiny"
           else f"{BETA_SEEDS_WHY}; 5 seeds for the digits sweep")
   parts = [_render.header(
       "Jiang, Nguyen, Aeron, Ishwar 2024 (hard negatives, NC vs DC)",
       scale=scale, seeds=note),
       "## Commands\n", _render.commands(commands),
-      "\n## Claims\n", _render.claims(claims(summary)),
-      "\n## Final metrics, Gaussian mixture (mean ± half-width of the 95 % "
-      "Student-t interval over seeds)\n", summary["table"]]
-  if summary.get("digits_table"):
-    parts += ["\n## Final metrics, digits (mean ± half-width of the 95 % "
-              "Student-t interval over seeds)\n", summary["digits_table"]]
+      "\n## Claims\n", _render.claims(claims(summary, scale=scale)),
+      "\n## Final metrics, Gaussian mixture (mean [95 % Student-t "
+      "interval] over seeds)\n", _metrics_table(summary["groups"])]
+  if summary.get("digits_groups"):
+    parts += ["\n## Final metrics, digits (mean [95 % Student-t interval] "
+              "over seeds)\n", _metrics_table(summary["digits_groups"])]
   rows = [[label, p["loss"], p["normalize"], f"{p['beta']:g}",
            _render.cell(p["difference"]["etf_distance"]),
            _render.cell(p["difference"]["mean_clf_test_acc"]),

@@ -36,6 +36,7 @@ import os
 import shlex
 
 from cljax.reproduce import _base
+from cljax.reproduce import _render
 
 COLAB = "colabs/luthra.ipynb"
 # Seeds per scale. At cpu scale a run takes about 0.5-1.5 min on one CPU core
@@ -60,6 +61,32 @@ THRESHOLDS = {
     # measured 2-way NCC error (and so below 1 only if the error is).
     "tightness": 3.0,
 }
+_N, _U = _render.NONNEGATIVE, _render.UNIT
+# The ranges the quantities cannot leave (``_render.bounded``): their
+# intervals are clipped to them. Gaps are left alone: DCL - NSCL >= 0 is
+# Theorem 1, which the runs test, not a definition.
+BOUNDS = [
+    (("paired", "*", "pearson_dcl_nscl"), (-1.0, 1.0)),
+    (("paired", "*", "bound_final"), _N),
+    (("paired", "*", "exact_bound_final"), _N),
+    (("fewshot", "*", "cdnv"), _N),
+    (("fewshot", "*", "directional_cdnv"), _N),
+    (("fewshot", "*", "error_ncc_Cway", "*"), _U),
+    (("fewshot", "*", "error_ncc_2way", "*"), _U),
+    (("fewshot", "*", "error_probe_2way", "*"), _U),
+    (("fewshot", "*", "error_bound_2way", "*"), _N),
+    *[((sweep, key, "*"), bounds)
+      for sweep in ("gap_vs_classes", "gap_vs_classes_digits")
+      for key, bounds in (("ncc_test_acc", _U), ("batch_bound", _N),
+                          ("exact_bound", _N), ("class_blind_gap", _N))],
+    *[((sweep, fit, "r2"), (None, 1.0))
+      for sweep in ("gap_vs_classes", "gap_vs_classes_digits")
+      for fit in ("fit_per_batch", "fit_exact")],
+    (("temperature", "batch_bound", "*"), _N),
+    (("attempts", "fewshot", "error"), _U),
+    *[(("attempts", "fewshot", key), _N)
+      for key in ("bound", "ratio", "cdnv", "directional_cdnv")],
+]
 _GAP_GRID = {"tiny": "[2,5]", "cpu": "[2,5,10,20,50]",
              "paper": "[2,5,10,20,50,100]"}
 _DIGITS_GRID = {"tiny": "[2,5]", "cpu": "[2,5,10]", "paper": "[2,5,10]"}
@@ -214,7 +241,7 @@ def _cell(iv: dict | None, spec: str = ".3g") -> str:
     return "—"
   if iv.get("low") is None:
     return f"{iv['mean']:{spec}} (1 seed)"
-  return f"{iv['mean']:{spec}} [{iv['low']:{spec}}, {iv['high']:{spec}}]"
+  return _render.cell(iv, spec)
 
 
 def _side(iv: dict, threshold: float, *, above: bool) -> str:
@@ -274,8 +301,12 @@ def _ratio_iv(num: dict, den: dict) -> dict:
           "high": num["high"] / den["low"]}
 
 
-def claims(summary: dict) -> list[_base.Claim]:
-  """P1's claims judged from the colab's JSON ``summary`` (see THRESHOLDS)."""
+def claims(summary: dict, *, scale: str | None = None) -> list[_base.Claim]:
+  """P1's claims judged from the colab's JSON ``summary`` (see THRESHOLDS).
+
+  At ``scale="tiny"`` every claim reads ``_render.NOT_JUDGED``.
+  """
+  summary = _render.bounded(summary, BOUNDS)
   out = []
   t1 = summary["theorem1"]
   ok = (t1["min_gap"] >= 0 and t1["max_gap_over_bound"] <= 1 and
@@ -367,7 +398,7 @@ def claims(summary: dict) -> list[_base.Claim]:
         f"change from {short} steps paired by seed "
         f"{_cell(attempt['directional_cdnv/change'], '.3f')}",
         _side(attempt["ratio"], THRESHOLDS["tightness"], above=False)))
-  return out
+  return _render.judged(out, scale)
 
 
 # --- markdown --------------------------------------------------------------
@@ -428,6 +459,7 @@ def render(summary: dict, *, scale: str, commands: list[str],
     The markdown text; every number is read from ``summary``.
   """
   _check_scale(scale)
+  summary = _render.bounded(summary, BOUNDS)
   n = _n(summary)
   cost = summary.get("cost", {})
   seeds_note = (f"{n} seeds (0..{n - 1}) per setting")
@@ -452,7 +484,8 @@ def render(summary: dict, *, scale: str, commands: list[str],
       f"losses are paired by seed (`cljax.stats.paired_difference`): "
       f"{seeds_note}. A verdict is 'yes' or 'no' only when the whole "
       f"interval lies on one side of the claim's threshold, else "
-      f"'undecided'.", "",
+      f"'undecided'. {_render.BOUNDED_NOTE} {_render.tiny_note(scale)}"
+      .rstrip(), "",
       "P1 claims that the self-supervised decoupled contrastive loss (DCL, "
       "\"CL\") is close to the negatives-only supervised loss (NSCL): their "
       "gap is at most log(1 + e^{2/τ}/(C − 1)) for any encoder (Theorem 1), "
@@ -479,7 +512,7 @@ def render(summary: dict, *, scale: str, commands: list[str],
           _table(["paper", "claim", "measured (mean [95 % interval])",
                   "holds here?"],
                  [[c.paper, c.claim, c.measured, c.holds]
-                  for c in claims(summary)]), "",
+                  for c in claims(summary, scale=scale)]), "",
           "Thresholds of the verdicts (`cljax.reproduce.luthra.THRESHOLDS`): "
           + ", ".join(f"{k} {v}" for k, v in THRESHOLDS.items()) + ".", ""]
 

@@ -30,6 +30,16 @@ JIANG_CPU_WHY = (
     "P3 run took 260–350 s on the 2 shared CPU cores (load ~25; 6 s at load "
     "~13), so the 30-point β × normalisation grid (150 runs at 5 seeds) did "
     "not fit; `--scale=paper` runs the whole grid")
+# The ranges the quantities cannot leave (``_render.bounded``). Losses above
+# a closed-form minimum are left alone: in float32 they can dip below it by
+# rounding, and the sign is part of what the table shows.
+BOUNDS = [((sweep, "*", key), _render.NONNEGATIVE)
+          for sweep, keys in (("luthra_thm2", ("etf_distance",
+                                               "effective_rank")),
+                              ("graf_multisets", ("etf_distance",)),
+                              ("jiang_beta", ("etf_distance",
+                                              "effective_rank")))
+          for key in keys]
 _GRAF_COUNTS = ("[(7,1,1),(6,2,1),(5,3,1),(5,2,2),(4,4,1),(4,3,2),(3,3,3),"
                 "(8,1,0),(7,2,0),(6,3,0),(5,4,0),(9,0,0)]")
 
@@ -96,8 +106,12 @@ def _nc_rows(summary: dict) -> list[dict]:
           r["overrides"].get("loss.kwargs.normalize", "ball") != "none"]
 
 
-def claims(summary: dict) -> list[_base.Claim]:
-  """The free-feature claims, each judged from intervals over seeds."""
+def claims(summary: dict, *, scale: str | None = None) -> list[_base.Claim]:
+  """The free-feature claims, each judged from intervals over seeds.
+
+  At ``scale="tiny"`` every claim reads ``_render.NOT_JUDGED``.
+  """
+  summary = _render.bounded(summary, BOUNDS)
   close = summary["close"]
   out = []
   thm2 = [r for r in summary["luthra_thm2"] if "excess" in r]
@@ -144,12 +158,13 @@ def claims(summary: dict) -> list[_base.Claim]:
         f"{verdicts.count('yes')} of {len(nc)} (loss, normalisation, β) "
         f"points have the whole ETF-distance interval below 0.05 "
         f"({nc[0]['etf_distance']['n']} seeds)", _render.combine(verdicts)))
-  return out
+  return _render.judged(out, scale)
 
 
 def render(summary: dict, *, scale: str, commands: list[str],
            figures: str) -> str:
   """``experiments/results/unconstrained.md`` from the colab's JSON."""
+  summary = _render.bounded(summary, BOUNDS)
   n = sorted({v["n"] for rows in summary.values() if isinstance(rows, list)
               for r in rows for v in r.values()
               if isinstance(v, dict) and "n" in v})
@@ -159,7 +174,7 @@ def render(summary: dict, *, scale: str, commands: list[str],
       seeds=f"{', '.join(map(str, n))} seeds per point (the random initial "
       f"embeddings; every point of a sweep shares them){cut}"),
       "## Commands\n", _render.commands(commands),
-      "\n## Claims\n", _render.claims(claims(summary))]
+      "\n## Claims\n", _render.claims(claims(summary, scale=scale))]
   sections = [
       ("P1 Theorem 2: excess over the closed-form minimum", "luthra_thm2",
        [("excess", "NSCL − minimum (nats)", ".2e"),
