@@ -6,9 +6,10 @@ exit status below (``--debug`` or ``CLJAX_DEBUG=1`` shows the traceback):
 ====  ==========================================================================
 code  meaning
 ====  ==========================================================================
-0     finished (or had already finished: nothing was written)
+0     finished (or had already finished: nothing was written); ``--help``
 1     an unexpected error (a bug: the traceback is printed)
-2     a config or command-line mistake (``ConfigError``, ``ResumeMismatchError``)
+2     a config or command-line mistake (``ConfigError``, ``ResumeMismatchError``,
+      ``NoValidAnchorsError``)
 3     interrupted by SIGTERM or SIGINT; the current step was saved; rerun the
       same command to resume
 4     a write failed (``WriteError``: disk full, ...); earlier checkpoints stay
@@ -39,6 +40,10 @@ class ConfigError(ValueError):
 
 class ResumeMismatchError(ConfigError):
   """The work dir holds a run of another config (lists the changed fields)."""
+
+
+class NoValidAnchorsError(ConfigError):
+  """A logged step's loss had no valid anchor: its batches cannot train it."""
 
 
 class WorkdirLockedError(RuntimeError):

@@ -54,9 +54,20 @@ _RERUN_FINAL_EVAL = flags.DEFINE_bool(
     "rerun_final_eval", False,
     "On a work dir whose run has finished, evaluate its last checkpoint "
     "again (otherwise a finished run is left untouched).")
+_NO_PROGRESS = flags.DEFINE_bool(
+    "no_progress", False,
+    "Never draw the progress bar. Without it the bar is drawn only when "
+    "stderr is a terminal, so a log file gets no carriage-return line.")
 flags.DEFINE_bool(
     "debug", False, "Show the traceback of config mistakes and run faults "
     "(also CLJAX_DEBUG=1).")
+_PRINT_CONFIG = flags.DEFINE_bool(
+    "print_config", False,
+    "Print every field of --config (with its --config.<field>=<value> "
+    "overrides) and exit; needs no --workdir.")
+
+# absl's own help flags exit with status 1; these exit with 0.
+HELP_FLAGS = ("--help", "-?", "-h", "--helpshort", "--helpfull")
 
 MODES = {"train": train.train_and_evaluate,
          "unconstrained": unconstrained.run}
@@ -112,8 +123,43 @@ def _config_path(argv) -> str:
   return given.split(":", 1)[0]
 
 
+def _presets(path: str) -> str:
+  """The presets the config file ``path`` accepts, in its own words."""
+  import importlib.machinery  # pylint: disable=import-outside-toplevel
+  try:
+    module = importlib.machinery.SourceFileLoader(
+        "_cljax_help_config", path).load_module()
+  except Exception as e:  # pylint: disable=broad-except
+    return f"(it does not load: {' '.join(str(e).split())})"
+  presets = getattr(module, "PRESETS", None)
+  if presets is not None:
+    return ", ".join(repr(p) for p in presets)
+  try:
+    module.get_config("<no such preset>")
+  except Exception as e:  # pylint: disable=broad-except
+    # Every config names its presets when given an unknown one.
+    text = " ".join(str(e).split())
+    return text.split("; ", 1)[-1]
+  return "(it names none: any preset string is accepted)"
+
+
+def print_help(argv) -> None:
+  """Prints the usage, the presets of ``--config`` and how to list its
+  fields, then exits with status 0."""
+  app.usage(shorthelp="--helpfull" not in argv, writeto_stdout=True)
+  path = _config_path(argv)
+  if path:
+    print(f"Presets of {path} (--config={path}:PRESET): {_presets(path)}")
+  print("List a config's fields and values with --config=FILE[:PRESET] "
+        "--print_config, and set any of them with --config.<field>=<value>.")
+  sys.exit(errors.EXIT_OK)
+
+
 def parse_flags(argv):
   """``app.run``'s flag parser, with config mistakes in one line (exit 2)."""
+  given = argv[1:argv.index("--")] if "--" in argv else argv[1:]
+  if any(a in HELP_FLAGS for a in given):
+    print_help(given)
   try:
     return flags.FLAGS(argv)
   except Exception as e:  # pylint: disable=broad-except
@@ -165,14 +211,22 @@ def main(argv):
   if config is None:
     fail("--config is required, e.g. --config=experiments/default.py",
          errors.EXIT_CONFIG)
+  if _PRINT_CONFIG.value:
+    print(config)
+    return
   if not _WORKDIR.value:
     fail("--workdir is required.", errors.EXIT_CONFIG)
   mode = config.get("mode", "train")
   if mode not in MODES:
     fail(f"--config.mode: unknown mode {mode!r}; choose one of "
          f"{sorted(MODES)}.", errors.EXIT_CONFIG)
-  kwargs = ({"rerun_final_eval": _RERUN_FINAL_EVAL.value}
-            if mode == "train" else {})
+  progress = False if _NO_PROGRESS.value else None
+  if not train.show_progress(progress):
+    # TFDS draws bars of its own while it prepares an embedded dataset.
+    import tensorflow_datasets as tfds
+    tfds.disable_progress_bar()
+  kwargs = ({"rerun_final_eval": _RERUN_FINAL_EVAL.value,
+             "progress": progress} if mode == "train" else {})
   summary = run_reported(MODES[mode], config, _WORKDIR.value, **kwargs)
   if isinstance(summary, dict) and summary.get("interrupted"):
     sys.exit(errors.EXIT_INTERRUPTED)

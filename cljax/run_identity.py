@@ -15,13 +15,23 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import math
+import numbers
 import os
+import tempfile
+
+import jax
+import jax.numpy as jnp
+import numpy as np
 
 from cljax import checkpoint as ckpt_lib
 from cljax import errors
 from cljax import losses
+from cljax import train_step
+from cljax.data import sources
 from cljax.evaluators import is_cross_entropy
 from cljax.evaluators import objective
+from cljax.losses import registry
 
 # Fields a resumed run may change: how long it trains and how often it logs,
 # evaluates and checkpoints, the evaluation forward-pass batch (memory only),
@@ -90,6 +100,200 @@ def check_config(config, num_devices: int) -> None:
     raise ValueError(f"config.steps must be >= 1; got {config.steps}.")
   if epochs is not None and epochs <= 0:
     raise ValueError(f"config.epochs must be > 0; got {epochs}.")
+  _check_hyper_parameters(config)
+  mistake = anchor_mistake(config)
+  if mistake:
+    raise ValueError(mistake)
+
+
+def check_start(config, workdir: str, num_devices: int) -> None:
+  """Every check of a run that needs neither its data nor a trace.
+
+  ``train.train_and_evaluate`` calls it before it writes anything, so a
+  mistake found here leaves ``workdir`` as it was (or absent).
+
+  Args:
+    config: the run config.
+    workdir: the run's directory (need not exist).
+    num_devices: the size of the data mesh.
+
+  Raises:
+    ValueError: naming the field (or the work dir) and the fix.
+  """
+  check_config(config, num_devices)
+  try:
+    sources.check_prepared(config.data.name, config.data.get("data_dir"))
+  except sources.DatasetNotPreparedError as e:
+    raise errors.ConfigError(
+        f"config.data.name={config.data.name!r}: {e}") from None
+  check_workdir(workdir)
+
+
+def _number(value, field: str, *, low: float, allow_low: bool) -> None:
+  ok = (isinstance(value, numbers.Real) and not isinstance(value, bool) and
+        math.isfinite(value) and (value >= low if allow_low else value > low))
+  if not ok:
+    bound = f">= {low:g}" if allow_low else f"> {low:g}"
+    raise ValueError(f"{field} must be a finite number {bound}; got "
+                     f"{value!r}.")
+
+
+def _check_hyper_parameters(config) -> None:
+  """The loss's and the monitor's hyper-parameters, as the step will see
+  them: named checks for temperature and beta, then the loss and the
+  monitored losses traced abstractly (``jax.eval_shape``, nothing runs) for
+  whatever else they reject (an unknown kwarg, an option out of range)."""
+  kwargs = dict(config.loss.get("kwargs", {}))
+  if "temperature" in kwargs:
+    _number(kwargs["temperature"], "config.loss.kwargs.temperature (the "
+            "softmax temperature; e.g. 0.5)", low=0, allow_low=False)
+  if "beta" in kwargs:
+    _number(kwargs["beta"], "config.loss.kwargs.beta (the hardness; 0 is "
+            "the unweighted loss)", low=0, allow_low=True)
+  monitor = config.monitor
+  _number(monitor.temperature, "config.monitor.temperature (the temperature "
+          "of the monitored losses; Luthra et al.: 1.0)", low=0,
+          allow_low=False)
+  if monitor.get("beta", None) is not None:
+    _number(monitor.beta, "config.monitor.beta (the hardness of the "
+            "monitored HSCL/HUCL; leave it unset to skip them)", low=0,
+            allow_low=True)
+  b, k = int(config.data.batch_size), int(config.data.num_views)
+  z = jax.ShapeDtypeStruct((b, k, 8), jnp.float32)
+  labels = jax.ShapeDtypeStruct((b,), jnp.int32)
+  key = jax.eval_shape(lambda: jax.random.key(0))
+  if not is_cross_entropy(config):
+    name = config.loss.name
+    needs_key = losses.spec(name).needs_key_for(kwargs)
+
+    def loss(z, y, key):
+      return losses.get(name)(z, y, **kwargs,
+                              **({"key": key} if needs_key else {}))
+    try:
+      jax.eval_shape(loss, z, labels, key)
+    except (TypeError, ValueError) as e:
+      raise ValueError(
+          f"config.loss.kwargs={kwargs}: the loss {name!r} rejects them: "
+          f"{' '.join(str(e).split())}") from None
+  try:
+    jax.eval_shape(lambda h, z, y, key: train_step.loss_and_monitors(
+        h, z, y, config, key), z, z, labels, key)
+  except (TypeError, ValueError) as e:
+    raise ValueError(f"config.monitor: the monitored losses reject it: "
+                     f"{' '.join(str(e).split())}") from None
+
+
+def anchor_mistake(config, labels=None) -> str | None:
+  """Why no step of ``config`` can have a valid anchor, if that is certain.
+
+  A loss with no valid anchor in a batch is 0 with a zero gradient, so a
+  config whose every batch lacks what the loss's anchors need
+  (``losses.registry.anchor_needs``) would run to its end without training.
+  Certain are: one sample per batch, for every loss that needs another
+  sample or class; one class, for the losses whose negatives (or, with
+  ``same_class_weight=0``, SupCon's denominator) are other classes; and,
+  once the data tells its C classes, batches of at most C samples from the
+  ``"balanced"`` sampler, which holds each class at most once, for a
+  single-view loss whose positives are other samples of the class. Other
+  combinations depend on the batches drawn (the loop stops at a logged
+  step with none).
+
+  Args:
+    config: the run config.
+    labels: int[N] training labels (after any class subset and label noise),
+      once the data is built; None: only ``config.data.classes`` tells the
+      classes (one class is certain from it, the number of classes present
+      is not).
+
+  Returns:
+    A one-line message naming the batch size, the loss and the fix, or None.
+  """
+  if is_cross_entropy(config):
+    return None
+  name = config.loss.name
+  batch, views = int(config.data.batch_size), int(config.data.num_views)
+  sampler = config.data.get("sampler", "shuffle")
+  needs = registry.anchor_needs(name, dict(config.loss.get("kwargs", {})),
+                                views)
+  if not needs:
+    return None
+  classes = config.data.get("classes", None)
+  if labels is not None:
+    num_classes = int(np.unique(np.asarray(labels)).size)
+  elif isinstance(classes, (tuple, list)):
+    num_classes = 1 if len(set(classes)) == 1 else None
+  else:
+    # classes=k keeps the first k classes: one class is certain, while k
+    # classes need not all be present.
+    num_classes = 1 if classes == 1 else None
+  head = (f"config.data.batch_size={batch} with the loss {name!r} "
+          f"(config.data.num_views={views}, sampler {sampler!r}) gives no "
+          f"step a valid anchor: each anchor needs")
+  tail = ("so every step would have loss 0 and gradient 0 and the run "
+          "would train nothing")
+  if batch == 1:
+    fix = "set config.data.batch_size >= 2"
+    if registry.ANOTHER_CLASS in needs:
+      fix += (" with config.data.sampler='balanced' (every batch then "
+              "holds two classes)")
+    if registry.SAME_CLASS_SAMPLE in needs:
+      fix += (" (above the number of classes with config.data.sampler="
+              "'balanced'), or config.data.num_views >= 2")
+    return (f"{head} {needs[0]} in its batch, and a batch holds one "
+            f"sample; {tail}. Fix: {fix}.")
+  if num_classes == 1 and registry.ANOTHER_CLASS in needs:
+    return (f"{head} {registry.ANOTHER_CLASS} in its batch, and the "
+            f"training data has one class; {tail}. Fix: train on >= 2 "
+            f"classes (config.data.classes), or use a loss without class "
+            f"negatives such as 'dcl'.")
+  if (registry.SAME_CLASS_SAMPLE in needs and sampler == "balanced" and
+      num_classes is not None and batch <= num_classes):
+    return (f"{head} {registry.SAME_CLASS_SAMPLE} in its batch, and the "
+            f"balanced sampler puts {batch} <= {num_classes} samples of "
+            f"distinct classes in each batch; {tail}. Fix: set "
+            f"config.data.batch_size > {num_classes} (e.g. "
+            f"{2 * num_classes}), or config.data.num_views >= 2.")
+  return None
+
+
+def check_workdir(workdir: str) -> None:
+  """Fails unless a run can create (or use) ``workdir``; writes nothing there.
+
+  The work dir must be a directory, or creatable: its nearest existing
+  parent must be a directory that accepts a new entry (tried with a
+  temporary directory, removed at once, since permissions alone do not
+  tell: /proc and /sys refuse root too). An existing
+  ``<workdir>/checkpoints`` must be a directory.
+
+  Raises:
+    ValueError: naming the path and the fix.
+  """
+  path = os.path.abspath(workdir)
+  fix = "pass another --workdir"
+  if os.path.exists(path) and not os.path.isdir(path):
+    raise ValueError(f"The work dir {workdir!r} is a file, not a "
+                     f"directory; {fix}.")
+  parent = path
+  while not os.path.exists(parent):
+    parent = os.path.dirname(parent)
+  if not os.path.isdir(parent):
+    raise ValueError(f"The work dir {workdir!r} cannot be created: "
+                     f"{parent!r} is a file; {fix}.")
+  try:
+    # The probe lives in the nearest existing directory (the work dir
+    # itself when it exists) and is gone at once: the listing is unchanged.
+    os.rmdir(tempfile.mkdtemp(prefix=".cljax-probe-", dir=parent))
+  except OSError as e:
+    where = ("is not writable" if parent == path else
+             f"cannot be created in {parent!r}")
+    raise ValueError(
+        f"The work dir {workdir!r} {where} ({e.strerror or e}); {fix} on a "
+        f"writable file system.") from None
+  checkpoints = os.path.join(path, "checkpoints")
+  if os.path.exists(checkpoints) and not os.path.isdir(checkpoints):
+    raise ValueError(
+        f"{checkpoints!r} is a file, where the run keeps its checkpoint "
+        f"directory; move it away, or {fix}.")
 
 
 def config_json(config) -> str:

@@ -32,7 +32,9 @@ first step reaching its threshold as ``fit/step`` in the summary and, with
 
 Resume is exact: the augmentation key of step t is ``fold_in(seed, t)`` and
 the data iterator's state is checkpointed, so a killed run restarted in the
-same work dir continues bit for bit.
+same work dir continues bit for bit on the same device count. On another
+count (checkpoints record theirs) the sums over the batch run in another
+order, so results match to float rounding, and the resume says so.
 
 Steps run asynchronously: nothing is copied to the host on a step that
 neither logs nor checkpoints. Whether the step's loss, gradient and
@@ -48,6 +50,7 @@ import dataclasses
 import functools
 import json
 import os
+import sys
 import time
 from typing import Any
 
@@ -65,6 +68,7 @@ from cljax import checkpoint as ckpt_lib
 from cljax import data as data_lib
 from cljax import errors
 from cljax import evaluators
+from cljax import losses
 from cljax import metric_writer
 from cljax import models
 from cljax import plots
@@ -100,7 +104,8 @@ def make_mesh(num_devices: int | None = None) -> jax.sharding.Mesh:
   n = len(devices) if num_devices is None else int(num_devices)
   if not 1 <= n <= len(devices):
     raise ValueError(f"config.num_devices={num_devices} but {len(devices)} "
-                     f"devices are available.")
+                     f"devices are available; set it to at most "
+                     f"{len(devices)}, or leave it unset for all of them.")
   return jax.make_mesh((n,), ("data",), devices=devices[:n],
                        axis_types=(jax.sharding.AxisType.Explicit,))
 
@@ -115,7 +120,8 @@ _step_guard = contextlib.nullcontext
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
                        verbose: bool = True,
-                       rerun_final_eval: bool = False) -> dict[str, Any]:
+                       rerun_final_eval: bool = False,
+                       progress: bool | None = None) -> dict[str, Any]:
   """Trains ``config`` in ``workdir`` (resuming if it has a checkpoint).
 
   A work dir holds one run: a second process on it is refused (an OS lock,
@@ -132,9 +138,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   Args:
     config: see ``experiments/default.py`` for the schema.
     workdir: output directory (created); reusing it resumes the run.
-    verbose: progress bar and final summary on stdout.
+    verbose: progress bar (see ``progress``) and final summary on stdout.
     rerun_final_eval: on a finished run, restore its last checkpoint and run
       the final evaluation again (updating summary.json and the plot).
+    progress: the progress bar (with ``verbose``): True or False, or None
+      to draw it only where it redraws in place (stderr is a terminal, or a
+      Jupyter kernel); in a log file its carriage returns make one long line.
 
   Returns:
     A summary dict: the step, ``interrupted``, the last logged training
@@ -149,11 +158,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
       checkpoints written before stay.
     NonFiniteError: a non-finite loss, gradient or parameter; no checkpoint
       holds it, the ones already written are kept.
+    NoValidAnchorsError: a logged step's loss had no valid anchor (it
+      trained nothing); the checkpoints already written are kept.
   """
-  mesh = make_mesh(config.get("num_devices", None))
-  num_devices = mesh.devices.size
   try:
-    run_identity.check_config(config, num_devices)
+    mesh = make_mesh(config.get("num_devices", None))
+    # Everything checkable without data or a trace, before anything is
+    # written: a mistake leaves the work dir as it was.
+    run_identity.check_start(config, workdir, mesh.devices.size)
   except ValueError as e:
     raise run_identity.setup_error(e) from None
   primary = jax.process_index() == 0
@@ -163,7 +175,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   lock = _lock.WorkdirLock(workdir) if primary else None
   try:
     return _train_locked(config, workdir, mesh, verbose=verbose,
-                         rerun_final_eval=rerun_final_eval)
+                         rerun_final_eval=rerun_final_eval,
+                         progress=progress)
   finally:
     if lock is not None:
       lock.release()
@@ -175,7 +188,20 @@ def _say(verbose, message):
     print(message, flush=True)
 
 
-def _train_locked(config, workdir, mesh, *, verbose, rerun_final_eval):
+def show_progress(progress: bool | None) -> bool:
+  """Whether to draw progress bars: ``progress``, or if None, whether stderr
+  is a terminal (or this is a Jupyter kernel)."""
+  if progress is not None:
+    return bool(progress)
+  # tqdm redraws its line with carriage returns, which only a terminal or a
+  # notebook (tqdm.auto's widget) shows in place; a log would get one line
+  # of every redraw.
+  isatty = getattr(sys.stderr, "isatty", None)
+  return bool(isatty and isatty()) or "ipykernel" in sys.modules
+
+
+def _train_locked(config, workdir, mesh, *, verbose, rerun_final_eval,
+                  progress=None):
   """``train_and_evaluate`` once the work dir is locked, phase by phase."""
   run = _set_up(config, workdir, mesh)
   run_identity.check_resume(workdir, run.config)
@@ -190,8 +216,15 @@ def _train_locked(config, workdir, mesh, *, verbose, rerun_final_eval):
   # Validated: from here on the work dir is this run's.
   _write_config(workdir, run.config)
   loop = _Loop(run, workdir, mesh, verbose=verbose)
-  loop.train(rerun_final_eval=rerun_final_eval)
-  return _finish(loop, workdir, verbose=verbose)
+  try:
+    loop.train(rerun_final_eval=rerun_final_eval,
+               progress=verbose and show_progress(progress))
+    return _finish(loop, workdir, verbose=verbose)
+  finally:
+    # Only once the run has said where it saved: until then a further
+    # signal must meet the loop's handler, not the default action.
+    if loop.interrupts is not None:
+      loop.interrupts.restore()
 
 
 @dataclasses.dataclass
@@ -220,7 +253,12 @@ def _set_up(config, workdir, mesh) -> _Run:
                              mesh=mesh,
                              batch_size=config.get("eval_batch_size",
                                                     evaluators.EVAL_BATCH_SIZE))
-  except ValueError as e:
+    # What only the data tells (its classes), before config.json.
+    mistake = run_identity.anchor_mistake(config, data.labels)
+    if mistake:
+      data.close()
+      raise ValueError(mistake)
+  except (ValueError, data_lib.DatasetNotPreparedError) as e:
     raise run_identity.setup_error(e) from None
   return _Run(config=config, data=data, num_steps=num_steps, tx=tx,
               schedule=schedule, model=model, evals=evals)
@@ -233,6 +271,9 @@ def _write_config(workdir, config) -> None:
   try:
     with open(path, "w") as f:
       f.write(run_identity.config_json(config))
+    from cljax import provenance  # pylint: disable=import-outside-toplevel
+    path = os.path.join(workdir, provenance.FILE)
+    provenance.record(workdir)  # The code of this session, for reproduce.
   except OSError as e:
     raise errors.write_error(path, e) from e
 
@@ -251,6 +292,8 @@ class _Loop:
     self.primary = jax.process_index() == 0
     self.replicated = NamedSharding(mesh, P())
     self.batch_sharding = NamedSharding(mesh, P("data"))
+    # Saved with every checkpoint: a resume on another count is not exact.
+    self.num_devices = int(mesh.devices.size)
     self.manager = ckpt_lib.Manager(
         workdir, every=run.config.checkpoint.every,
         keep=run.config.checkpoint.get("keep", 3))
@@ -271,6 +314,7 @@ class _Loop:
     run.evals.resume(self.writer.rows)
     data = run.data
     self.meta_base = {
+        "num_devices": self.num_devices,
         "input_shape": list(data.input_shape),
         "input_mean": None if data.mean is None else
         np.asarray(data.mean).tolist(),
@@ -307,6 +351,14 @@ class _Loop:
       run.data.restore(restored["data"])
       _say(self.verbose, f"Resumed from the checkpoint of step {start} in "
            f"{workdir}.")
+      saved = restored["meta"].get("num_devices")  # None: an older run.
+      if saved is not None and saved != self.num_devices:
+        # Said even when quiet: the README's "bit for bit" no longer holds.
+        _say(True, f"The checkpoint of step {start} was written on {saved} "
+             f"devices and this run has {self.num_devices}: from here on "
+             f"the results match the original run to float rounding, not bit "
+             f"for bit (the batch's sums are split and added in another "
+             f"order).")
     return state, int(start or 0)
 
   def save(self, metrics) -> None:
@@ -318,6 +370,37 @@ class _Loop:
              "step": self.state["step"]},
         data=self.run.data.state(),
         meta={**self.meta_base, "step": self.step, "metrics": metrics or {}})
+
+  def check_anchors(self, metrics) -> None:
+    """Stops the run at a logged step whose loss had no valid anchor.
+
+    Such a step's loss and gradient are 0: the batches of this config give
+    the loss nothing to train on (``run_identity.anchor_mistake`` refuses
+    at start the configs where that is certain).
+
+    Raises:
+      NoValidAnchorsError: naming the step, what the anchors lacked and
+        the fix.
+    """
+    if "train/valid_anchors" not in metrics:  # Cross-entropy: no anchors.
+      return
+    if int(jax.device_get(metrics["train/valid_anchors"])) > 0:
+      return
+    self.manager.wait()
+    config = self.run.config
+    batch, views = config.data.batch_size, config.data.num_views
+    needs = losses.registry.anchor_needs(
+        config.loss.name, dict(config.loss.get("kwargs", {})), views)
+    raise errors.NoValidAnchorsError(
+        f"Step {self.step} trained nothing: none of the {batch * views} "
+        f"anchors of the loss {config.loss.name!r} was valid (each needs "
+        f"{' and '.join(needs) or 'a positive and a negative'} in its batch; "
+        f"config.data.batch_size={batch}, num_views={views}, sampler "
+        f"{config.data.sampler!r}), so its loss and gradient were 0. Use a "
+        f"larger config.data.batch_size, or config.data.sampler='balanced' "
+        f"(every batch of >= 2 samples then holds two classes, and more "
+        f"samples than classes gives each class two). Last checkpoint: step "
+        f"{self.manager.latest_step()} in {self.manager.directory} (kept).")
 
   def check_finite(self, metrics) -> None:
     """Reads the on-device flag; raises NonFiniteError on a bad step."""
@@ -348,19 +431,24 @@ class _Loop:
     self.writer.write(self.step, row)
     return row
 
-  def train(self, *, rerun_final_eval: bool) -> None:
-    """Steps to the end (or a stop); closes the data, writer and manager."""
+  def train(self, *, rerun_final_eval: bool, progress: bool = True) -> None:
+    """Steps to the end (or a stop); closes the data, writer and manager.
+
+    Args:
+      rerun_final_eval: see ``train_and_evaluate``.
+      progress: draw a tqdm bar (process 0, with ``verbose``).
+    """
     run, manager = self.run, self.manager
     self.interrupts = _interrupt.Interrupts(jax.process_count())
     # Global batches, the next config.data.prefetch already sent to devices.
     batches = run.data.device_batches(self.batch_sharding)
-    progress = None
-    if self.verbose and self.primary:
+    bar = None
+    if progress and self.verbose and self.primary:
       from tqdm import auto as tqdm
-      progress = tqdm.tqdm(total=run.num_steps, initial=self.start,
-                           unit="step", dynamic_ncols=True)
+      bar = tqdm.tqdm(total=run.num_steps, initial=self.start, unit="step",
+                      dynamic_ncols=True)
     try:
-      self._steps(batches, progress)
+      self._steps(batches, bar)
       if rerun_final_eval and self.step == self.start:
         _say(self.verbose, f"Re-running the final evaluation of step "
              f"{self.step}.")
@@ -375,9 +463,8 @@ class _Loop:
           f"good checkpoint: step {_last_good(manager)} in "
           f"{manager.directory} (kept).") from e
     finally:
-      if progress is not None:
-        progress.close()
-      self.interrupts.restore()
+      if bar is not None:
+        bar.close()
       run.data.close()
       manager.close_quietly()
       self.writer.close()
@@ -412,6 +499,7 @@ class _Loop:
         # Before anything is written: no row or checkpoint of a broken run.
         self.check_finite(metrics)
       if logs:
+        self.check_anchors(metrics)
         self.last = self.log(metrics, evaluation, window)
         window = (time.time(), 0)
         if progress is not None:

@@ -38,7 +38,8 @@ def loss_and_monitors(h, z, labels, config, key):
     ``losses.all_losses`` when K >= 2, else SupCon (both variants), the one
     loss of the monitor set defined for single views. Cross-entropy runs
     monitor their encoder features (as P2 tracks SupCon of CE models), the
-    others what the loss sees.
+    others what the loss sees, and add "valid_anchors": how many anchors
+    entered the optimised loss (0: the step trained nothing).
   """
   if is_cross_entropy(config):
     b, k, c = z.shape
@@ -48,7 +49,8 @@ def loss_and_monitors(h, z, labels, config, key):
     kwargs = dict(config.loss.get("kwargs", {}))
     if losses.spec(config.loss.name).needs_key_for(kwargs):
       kwargs["key"] = key
-    loss = losses.get(config.loss.name)(z, labels, **kwargs)
+    loss, counts = losses.get(config.loss.name)(z, labels, **kwargs,
+                                                return_counts=True)
     watched = z
   monitor = config.monitor
   watched = jax.lax.stop_gradient(watched)
@@ -61,6 +63,8 @@ def loss_and_monitors(h, z, labels, config, key):
     others = {f"supcon_{variant}": losses.supcon(
         watched, labels, temperature=monitor.temperature, variant=variant,
         normalize=normalize) for variant in ("out", "in")}
+  if not is_cross_entropy(config):
+    others["valid_anchors"] = counts.num_valid
   return loss, others
 
 

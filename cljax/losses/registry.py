@@ -106,6 +106,60 @@ LOSSES = {
 }
 
 
+# What a batch must hold for an anchor of a loss to be valid (to enter its
+# mean with a positive and a non-empty denominator):
+ANOTHER_SAMPLE = "another sample"        # any other sample of the batch
+ANOTHER_CLASS = "another class"          # a sample of another class
+SAME_CLASS_SAMPLE = "another sample of its class"
+
+
+def anchor_needs(name: str, kwargs, num_views: int) -> tuple[str, ...]:
+  """What the batch must hold for an anchor of loss ``name`` to be valid.
+
+  Read off each loss's definition: its positives (other views of the
+  anchor's sample, or same-class views) and its denominator (every other
+  view, other samples' views, or other classes' views). An anchor lacking
+  one of the returned needs is invalid, so a batch lacking it for every
+  anchor has zero valid anchors (loss 0, gradient 0).
+
+  Args:
+    name: a registered loss name.
+    kwargs: the loss's keyword arguments (``config.loss.kwargs``).
+    num_views: K, the views of each sample.
+
+  Returns:
+    A subset of (``ANOTHER_SAMPLE``, ``ANOTHER_CLASS``,
+    ``SAME_CLASS_SAMPLE``); empty when every anchor is valid in any batch.
+
+  Examples:
+    >>> anchor_needs("nscl", {}, 2)
+    ('another class',)
+    >>> anchor_needs("supcon", {}, 1), anchor_needs("ntxent", {}, 2)
+    (('another sample of its class',), ())
+  """
+  spec(name)
+  needs = []
+  if name in ("dcl", "debiased_contrastive"):
+    # Denominator: the views of the other samples.
+    needs.append(ANOTHER_SAMPLE)
+  elif name in ("nscl", "hscl_2022"):
+    needs.append(ANOTHER_CLASS)
+  elif name == "supcon":
+    if num_views < 2:  # Positives: the other same-class views.
+      needs.append(SAME_CLASS_SAMPLE)
+    if kwargs.get("same_class_weight", 1.0) == 0:
+      needs.append(ANOTHER_CLASS)  # The positives leave the denominator.
+  elif name in ("hard_contrastive", "scl", "hscl", "ucl", "hucl"):
+    negatives = {"scl": "different_class", "hscl": "different_class",
+                 "ucl": "all", "hucl": "all"}.get(
+                     name, kwargs.get("negatives") or "different_class")
+    if negatives == "different_class":
+      needs.append(ANOTHER_CLASS)
+    if num_views < 2 and not kwargs.get("include_self_positive", True):
+      needs.append(SAME_CLASS_SAMPLE)
+  return tuple(needs)
+
+
 def spec(name: str) -> LossSpec:
   """The ``LossSpec`` registered as ``name``.
 
