@@ -341,9 +341,11 @@ def test_claims_table_judges_at_the_scale_the_json_records(tmp_path):
     (tmp_path / "unconstrained.json").write_text(json.dumps(summary))
     table = _driver.claims_table(str(tmp_path), str(tmp_path))
     rows = [r for r in table.splitlines() if r.startswith("| P")]
-    holds = [r.split(" | ")[3] for r in rows]
+    cells = [r.split(" | ") for r in rows]
     want = unconstrained.claims(summary, scale=scale)
+    holds = [c[4] for c in cells]
     assert holds == [c.holds for c in want]
+    assert [c[3] for c in cells] == [c.null for c in want]
     assert ("not judged at tiny scale" in holds) == (scale == "tiny")
 
 

@@ -75,8 +75,15 @@ class Claim:
     measured: the measurement in one line, with its interval and seeds.
     holds: ``"yes"``, ``"no"``, ``"partly"`` or ``"undecided"`` (an interval
       that straddles the threshold), with a short qualifier if needed.
+    null: what the same measurement reads without the effect, computed by
+      the same code on the same data (class-agnostic features, random class
+      means, permuted labels, ...), and whether the verdict was judged
+      against it; ``"—"`` only where the claim is a closed-form check with
+      no learning in it (say so in ``measured``). A verdict about learning
+      whose threshold the null also passes is a defect.
   """
   paper: str
   claim: str
   measured: str
   holds: str
+  null: str = "—"

@@ -419,26 +419,29 @@ def claims_table(out: str, link_dir: str) -> str:
   claims are judged at the scale the JSON records (none at tiny scale).
   """
   lines = ["| paper | claim | measured here (mean, 95 % Student-t interval "
-           "over seeds) | holds here? | from |", "|---|---|---|---|---|"]
+           "over seeds) | null | holds here? | from |",
+           "|---|---|---|---|---|---|"]
   for paper in PAPERS:
     path = os.path.join(out, f"{paper}.json")
     link = os.path.relpath(os.path.join(out, f"{paper}.md"), link_dir)
     source = f"[`{paper}`]({link})"
     if not os.path.exists(path):
       lines.append(f"| — | {paper}: not regenerated at this scale yet | run "
-                   f"`python -m cljax.reproduce {paper} --scale=cpu` | — | "
-                   f"{source} |")
+                   f"`python -m cljax.reproduce {paper} --scale=cpu` | — | — "
+                   f"| {source} |")
       continue
     with open(path) as f:
       summary = json.load(f)
     try:
       prov = check_provenance(summary, os.path.relpath(path, link_dir))
     except ValueError as e:
-      lines.append(f"| — | {paper}: refused | {_cell(e)} | — | {source} |")
+      lines.append(f"| — | {paper}: refused | {_cell(e)} | — | — | "
+                   f"{source} |")
       continue
     for claim in paper_module(paper).claims(summary, scale=prov["scale"]):
       lines.append("| " + " | ".join(_cell(c) for c in (
-          claim.paper, claim.claim, claim.measured, claim.holds)) +
+          claim.paper, claim.claim, claim.measured, claim.null,
+          claim.holds)) +
                    f" | {source} |")
   return "\n".join(lines)
 

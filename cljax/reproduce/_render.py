@@ -161,8 +161,9 @@ def commands(cmds: list[str]) -> str:
 def claims(items) -> str:
   """The paper's claims as a table (``_base.Claim`` objects)."""
   return table(["paper", "claim", "measured (mean [95 % Student-t interval])",
-                "holds?"],
-               [[c.paper, c.claim, c.measured, c.holds] for c in items])
+                "null (the same measurement without the effect)", "holds?"],
+               [[c.paper, c.claim, c.measured, c.null, c.holds]
+                for c in items])
 
 
 def figure_list(figures: str, names: list[str]) -> str:
