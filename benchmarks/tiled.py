@@ -296,22 +296,38 @@ def _fit_exponent(points):
           sum((x - mx) ** 2 for x in xs))
 
 
+# TILED.md from this line on is hand-written (dated notes on runs, e.g. of
+# a few rows with --out) and kept when the report is rewritten.
+KEPT_HEADING = "## Notes by run (hand-written, kept by every rewrite)"
+
+
+def _kept_notes():
+  path = HERE / "TILED.md"
+  if not path.exists():
+    return []
+  text = path.read_text()
+  at = text.find(KEPT_HEADING)
+  return [] if at < 0 else ["", text[at:].rstrip("\n")]
+
+
 def _fmt(x, digits=2):
   return "-" if x is None else f"{x:.{digits}f}"
 
 
 def write_report(records, args):
+  commands = list(dict.fromkeys(
+      r.get("command", "python benchmarks/tiled.py") for r in records))
   lines = ["# Tiled losses at scale: results", "",
            f"- Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}",
-           "- Commands (in run order): " + ", then ".join(
-               f"`{c}`" for c in dict.fromkeys(
-                   r.get("command", "python benchmarks/tiled.py")
-                   for r in records)) + ".",
+           "- Commands (in run order; 'run' below is the number): " +
+           ", then ".join(f"{i}. `{c}`" for i, c in enumerate(commands, 1)) +
+           ".",
            f"- Machine: {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, "
            f"Python {platform.python_version()}; float32, D = {D}, labels "
            f"mod {NUM_CLASSES}. 'tiled (auto)' is the default block_size, "
-           "which tiles every size here (V >= 4096): 512 x 512 tiles, 256 x "
-           "256 for all_losses; the matmul reference uses 256 x 256 tiles.",
+           "which tiles every size here (V >= 4096): 512 x 512 tiles (256 x "
+           "256 for all_losses before issue 26.4); the matmul reference "
+           "uses 256 x 256 tiles.",
            "- Protocol: see the docstring of benchmarks/tiled.py. Peak MB = "
            "VmHWM - VmRSS of the case's own subprocess (compile + 2 calls). "
            "Ratios are per-round medians from the same subprocess.", ""]
@@ -320,13 +336,16 @@ def write_report(records, args):
   if loss:
     lines += ["## Forward + backward, dense vs tiled", "",
               "| views V | case | median s | vs matmul | vs dense floor | "
-              "peak MB | note |", "|---:|---|---:|---:|---:|---:|---|"]
+              "peak MB | run | load | note |",
+              "|---:|---|---:|---:|---:|---:|---:|---:|---|"]
     for r in loss:
       s, o = r["spec"], r["out"]
+      run = commands.index(r.get("command", "python benchmarks/tiled.py"))
       lines.append(
           f"| {s['views']} | {s['label']} | {_fmt(o.get('median_s'), 3)} | "
           f"{_fmt(o.get('ratio_matmul'))} | {_fmt(o.get('ratio_dense_floor'))}"
-          f" | {_fmt(o.get('peak_mb'), 0)} | {o.get('error', '')} |")
+          f" | {_fmt(o.get('peak_mb'), 0)} | {run + 1} | "
+          f"{_fmt(r.get('loadavg'), 1)} | {o.get('error', '')} |")
     lines += ["", ENGINE_NOTE, ""]
   peers = [r for r in records if r["spec"]["name"].startswith("pml")]
   if peers:
@@ -376,7 +395,8 @@ def write_report(records, args):
                    f"{_fmt(o.get('examples_per_sec'), 0)} | "
                    f"{o.get('error', '')} |")
     lines.append("")
-  (HERE / "TILED.md").write_text("\n".join(lines))
+  lines += _kept_notes()
+  (HERE / "TILED.md").write_text("\n".join(lines) + "\n")
   (HERE / "tiled.json").write_text(json.dumps(records, indent=1))
 
 

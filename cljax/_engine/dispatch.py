@@ -15,6 +15,22 @@ from cljax._engine import tiled
 from cljax._engine.views import Views
 
 
+def _common_bound(terms, bound):
+  """The common static bound if every exponential of the terms can use it.
+
+  Then each distinct alpha needs one exp(alpha s - |alpha| bound) per entry,
+  shared by every term (and softplus(c - s) = log1p(exp(c - bound) / E_1)),
+  """
+  if bound is None:
+    return None
+  for t in terms:
+    if t.kind == "lse" and t.bound != bound:
+      return None
+  if 2 * bound > terms_lib.MAX_FIXED_SHIFT_RANGE:
+    return None
+  return bound
+
+
 def _symmetric_pays(terms) -> bool:
   """Whether recomputing the transposed cotangent beats the transposed product.
 
@@ -33,11 +49,31 @@ def _symmetric_pays(terms) -> bool:
 # launches, so the threshold and the tiles are larger (not yet tuned on GPU).
 TILED_MIN_ENTRIES = {"cpu": 4096 * 4096, "other": 16384 * 16384}
 DEFAULT_BLOCK_SIZE = {"cpu": 512, "other": 2048}
-# Losses with many terms (all_losses) keep a tile-sized array per term live:
-# on CPU their tiles are halved so the working set stays in L2 (measured at
-# 8192 views: B = 512 is 1.3x faster than 256 for NSCL, SupCon and HSCL and
-# 1.3x slower for all_losses).
+# Losses with many terms keep a tile-sized array per term live: on CPU their
+# tiles are halved so the working set stays in L2 (measured at 8192 views:
+# B = 512 is 1.3x faster than 256 for NSCL, SupCon and HSCL and was 1.3x
+# slower for all_losses with every term on every tile). The count is of the
+# arrays a typical tile keeps (``_tile_arrays``): on the symmetric path with
+# plain tiles (``masks.plain_tiles``) all_losses counts 4, and B = 512 is
+# 1.07-1.4x faster than 256 for it (8192 views, 2 busy cores).
 MANY_TERMS = 4
+
+
+def _tile_arrays(terms, symmetric, has_labels) -> int:
+  """How many tile-sized arrays most tiles keep live.
+
+  On the symmetric tiled path, when the views are label-sorted (softplus
+  terms with labels) or no term has a label mask, most tiles are plain:
+  there the softplus terms add nothing and the other terms share one array
+  per exponential (alpha), one for the sums of logits. Elsewhere: one per
+  term.
+  """
+  label_masks = any(t.mask in masks.LABEL_MASKS or t.weight != 1.0
+                    for t in terms)
+  soft = any(t.kind == "softplus" for t in terms)
+  if symmetric and (not label_masks or (soft and has_labels)):
+    return len({(t.kind, t.alpha) for t in terms if t.kind != "softplus"})
+  return len(terms)
 
 
 def _for_backend(table):
@@ -105,8 +141,11 @@ def row_reductions(views: Views, temperature, terms, *, combine=None,
     if combine is not None:
       combine = functools.partial(terms_lib.without_alphas, combine)
   num_rows = views.anchor_index.shape[0]
-  block = resolve_block_size(block_size, num_rows, views.keys.shape[0],
-                             len(terms))
+  plain_path = (views.symmetric and isinstance(temperature, (int, float)) and
+                not alphas)
+  block = resolve_block_size(
+      block_size, num_rows, views.keys.shape[0],
+      _tile_arrays(terms, plain_path, views.key_label is not None))
   # The tiled engine always takes the symmetric path when it can: there it
   # halves the products (the dense engine trades them for elementwise work).
   # A traced alpha is per row, so it never takes it.
@@ -115,7 +154,7 @@ def row_reductions(views: Views, temperature, terms, *, combine=None,
   bound = next((t.bound for t in terms if t.kind == "lse"), None)
   spec = terms_lib.Spec(terms, combine, views.num_views, symmetric,
                1.0 / float(temperature) if symmetric else 1.0,
-               terms_lib.common_bound(terms, bound))
+               _common_bound(terms, bound))
   if symmetric:
     q = views.keys
   else:

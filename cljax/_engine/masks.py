@@ -89,6 +89,99 @@ def _build_mask(kind, num_views, ids, col):
   raise ValueError(f"unknown mask {kind!r}")
 
 
+class _Empty:
+  """The mask of a tile that holds none of its entries (see ``plain_mask``)."""
+
+  def __repr__(self):
+    return "EMPTY"
+
+
+EMPTY = _Empty()
+
+# Masks whose entries all lie in a tile of the symmetric path's diagonal or
+# in tiles holding some pair of same-label (same-sample) views.
+_NEAR_DIAGONAL = ("same_sample", "other_views", "same_label", "positive")
+LABEL_MASKS = ("diff_label", "same_label", "positive")
+SAMPLE_MASKS = ("other_sample", "same_sample", "other_views")
+
+
+def plain_mask(kind: str):
+  """The mask getter of a plain tile: off the diagonal, without padding and
+  without any pair of same-label (hence same-sample) views, every mask is
+  all-true (None) or has no entry (``EMPTY``, its terms add nothing), so no
+  comparison of ids is made on it."""
+  return EMPTY if kind in _NEAR_DIAGONAL else None
+
+
+# --- Which tiles of the symmetric path hold which entries -----------------
+#
+# From each [B]-block's range of labels (or samples): a conservative test,
+# exact for label-sorted views (``tiled._label_sorted``) and for same-sample
+# masks in view order. ``view``: int[nb, B] view index (>= num_cols on
+# padding); ``label``: int[nb, B] or None.
+
+def _ranges_overlap(num_cols, view, key):
+  """bool[nb, nb]: whether the ranges of ``key`` over the valid entries of
+  two blocks overlap (False: no key value is in both blocks)."""
+  valid = view < num_cols
+  top = jnp.iinfo(jnp.int32).max
+  lo = jnp.min(jnp.where(valid, key, top), axis=1)
+  hi = jnp.max(jnp.where(valid, key, -top), axis=1)
+  return (lo[:, None] <= hi[None, :]) & (lo[None, :] <= hi[:, None])
+
+
+def _softplus_masks(spec):
+  return {t.mask for t in spec.terms if t.kind == "softplus"}
+
+
+def soft_tiles(spec, num_cols, view, label):
+  """bool[nb, nb]: whether tile (r, c) has an entry in some softplus term's
+  mask; None: no softplus term, or every tile."""
+  kinds = _softplus_masks(spec)
+  if not kinds:
+    return None
+  out = None
+  for kind in kinds:
+    if kind in ("same_label", "positive") and label is not None:
+      tiles = _ranges_overlap(num_cols, view, label)
+    elif kind in ("same_sample", "other_views"):
+      tiles = _ranges_overlap(num_cols, view, view // spec.num_views)
+    else:
+      return None
+    out = tiles if out is None else out | tiles
+  return out
+
+
+def plain_tiles(spec, num_cols, view, label, soft, label_sorted):
+  """bool[nb, nb]: the plain tiles (``plain_mask``), or None when no tile
+  is worth testing.
+
+  A plain tile is off the diagonal (no view meets itself), has no padding,
+  and no two of its views share a label (so none shares a sample); without
+  labels, no two share a sample. Its terms then need no id comparison, and
+  terms that differ only in their masks share one reduction. On label-sorted
+  views that is every tile but those near the diagonal. ``soft`` (from
+  ``soft_tiles``): plain tiles exclude those, so softplus terms skip them.
+  """
+  kinds = {t.mask for t in spec.terms}
+  if any(t.weight != 1.0 for t in spec.terms):
+    kinds.add("same_label")
+  uses_labels = bool(kinds & set(LABEL_MASKS))
+  if kinds <= {"all"} or (uses_labels and not label_sorted):
+    # All-true masks are plain everywhere already; with unsorted labels
+    # nearly every tile holds a same-label pair.
+    return None
+  if _softplus_masks(spec) and soft is None:
+    return None
+  whole = jnp.all(view < num_cols, axis=1)
+  plain = ~jnp.eye(view.shape[0], dtype=bool) & whole[:, None] & whole
+  if label is not None:
+    plain = plain & ~_ranges_overlap(num_cols, view, label)
+  elif uses_labels or kinds & set(SAMPLE_MASKS):
+    plain = plain & ~_ranges_overlap(num_cols, view, view // spec.num_views)
+  return plain if soft is None else plain & ~soft
+
+
 def masks_for(spec, ids, num_cols, col_start=0, valid_cols=None):
   cache = {}
 

@@ -71,7 +71,7 @@ def _column_blocks(tiling, k, col_label):
   return kb, _blocks(col_label, tiling.cols), starts
 
 
-def _tile(spec, tiling, q_r, row_view, row_label, col):
+def _tile(spec, tiling, q_r, row_view, row_label, col, pass_="forward"):
   """Logits, mask getter and shared exponentials of one [R, B] tile."""
   k_c, label_c, start = col
   s = jnp.matmul(q_r, k_c.T, preferred_element_type=jnp.float32)
@@ -79,12 +79,15 @@ def _tile(spec, tiling, q_r, row_view, row_label, col):
   padded = tiling.num_cols % tiling.cols != 0
   mask = masks.masks_for(spec, ids, tiling.cols, start,
                         tiling.num_cols if padded else None)
-  exps = terms.shared_exps(spec, s) if spec.shared_bound is not None else None
+  exps = (terms.shared_exps(spec, s, pass_) if spec.shared_bound is not None
+          else None)
   return s, mask, exps
 
 
-def _row_block_outputs(spec, tiling, cols, q_r, row_view, row_label, aux_r):
-  """Every term's output for one block of R anchor rows (a tuple of [R])."""
+def _row_block_outputs(spec, tiling, cols, q_r, row_view, row_label, aux_r,
+                       sigmoid=False):
+  """Every term's output for one block of R anchor rows (a tuple of [R]);
+  ``sigmoid``: and the softplus terms' sigmoid sums (a list of [R])."""
   spec = terms.bind_alphas(spec, aux_r)
   zeros = jnp.zeros_like(q_r[:, 0], jnp.float32)
 
@@ -96,16 +99,19 @@ def _row_block_outputs(spec, tiling, cols, q_r, row_view, row_label, aux_r):
   acc, _ = jax.lax.scan(base_step, terms.empty_partials(spec, zeros), cols)
   base_outs = terms.finish_partials(spec, acc)
   cs = terms.softplus_offsets(spec, terms.assemble(spec, base_outs, []), aux_r)
-  soft_outs = []
+  soft_outs, sig = [], []
   if cs:
-    soft_outs = _softplus_row_sums(spec, tiling, cols, q_r, row_view,
-                                   row_label, cs, terms.softplus_sums)
-  return terms.assemble(spec, base_outs, soft_outs)
+    soft_outs = _softplus_row_sums(
+        spec, tiling, cols, q_r, row_view, row_label, cs,
+        terms.softplus_and_sigmoid_sums if sigmoid else terms.softplus_sums)
+    soft_outs, sig = soft_outs[:len(cs)], soft_outs[len(cs):]
+  outs = terms.assemble(spec, base_outs, soft_outs)
+  return (outs, sig) if sigmoid else outs
 
 
 def _softplus_row_sums(spec, tiling, cols, q_r, row_view, row_label, cs,
                        row_sums):
-  """Sums ``row_sums`` (``terms.softplus_sums`` or ``terms.sigmoid_sums``) of
+  """Sums ``row_sums`` (``terms.softplus_sums`` or another such partial) of
   the softplus terms over every column tile of one row block."""
 
   def step(acc, col):
@@ -114,7 +120,8 @@ def _softplus_row_sums(spec, tiling, cols, q_r, row_view, row_label, cs,
             ], None
 
   zeros = jnp.zeros_like(q_r[:, 0], jnp.float32)
-  return jax.lax.scan(step, [zeros for _ in cs], cols)[0]
+  num_sums = len(cs) * len(row_sums.keywords["derivatives"])
+  return jax.lax.scan(step, [zeros for _ in range(num_sums)], cols)[0]
 
 
 def _row_inputs(tiling, q, aux, ids):
@@ -125,43 +132,45 @@ def _row_inputs(tiling, q, aux, ids):
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
 def _tiled(spec, tiling, q, k, aux, ids):
-  return _tiled_fwd(spec, tiling, q, k, aux, ids)[0]
+  return _tiled_fwd(spec, tiling, q, k, aux, ids, sigmoid=False)[0]
 
 
-def _tiled_fwd(spec, tiling, q, k, aux, ids):
+def _tiled_fwd(spec, tiling, q, k, aux, ids, sigmoid=True):
   cols = _column_blocks(tiling, k, ids.col_label)
 
   def row_block(xs):
-    return _row_block_outputs(spec, tiling, cols, *xs)
+    return _row_block_outputs(spec, tiling, cols, *xs, sigmoid=sigmoid)
 
-  outs = jax.lax.map(row_block, _row_inputs(tiling, q, aux, ids))
+  out = jax.lax.map(row_block, _row_inputs(tiling, q, aux, ids))
+  outs, sig = out if sigmoid else (out, [])
   outs = tuple(_unblock(o, tiling.num_rows) for o in outs)
-  return outs, (q, k, outs, aux, ids)
+  sig = [_unblock(o, tiling.num_rows) for o in sig]
+  return outs, (q, k, outs, sig, aux, ids)
 
 
 def _tiled_bwd(spec, tiling, residuals, g):
-  q, k, outs, aux, ids = residuals
+  q, k, outs, sig, aux, ids = residuals
   cols = _column_blocks(tiling, k, ids.col_label)
   num_col_blocks = cols[0].shape[0]
   # Padded rows get a zero cotangent, so they add nothing to dk.
   row_xs = _row_inputs(tiling, q, aux, ids) + (
       tuple(_blocks(o, tiling.rows) for o in outs),
-      tuple(_blocks(gi, tiling.rows) for gi in g))
+      tuple(_blocks(gi, tiling.rows) for gi in g),
+      [_blocks(o, tiling.rows) for o in sig])
 
   def row_step(dk, xs):
-    q_r, row_view, row_label, aux_r, outs_r, g_r = xs
+    q_r, row_view, row_label, aux_r, outs_r, g_r, sig_r = xs
     spec_r = terms.bind_alphas(spec, aux_r)
     cs = terms.softplus_offsets(spec_r, outs_r, aux_r)
-    sig = []
-    if cs:
-      sig = _softplus_row_sums(spec_r, tiling, cols, q_r, row_view, row_label,
-                               cs, terms.sigmoid_sums)
-    g_r, d_aux_r = terms.softplus_cotangents(spec_r, outs_r, aux_r, g_r, sig)
+    # The sigmoid sums were kept by the forward sweep.
+    g_r, d_aux_r = terms.softplus_cotangents(spec_r, outs_r, aux_r, g_r,
+                                             sig_r)
 
     def col_step(carry, col_and_index):
       dq_r, dk = carry
       col, c = col_and_index
-      s, mask, exps = _tile(spec_r, tiling, q_r, row_view, row_label, col)
+      s, mask, exps = _tile(spec_r, tiling, q_r, row_view, row_label, col,
+                            "backward")
       ds = terms.cotangent(spec_r, s, outs_r, cs, g_r, mask, exps)
       k_c = col[0]
       dq_r = dq_r + jnp.matmul(ds.astype(k_c.dtype), k_c,
@@ -212,9 +221,10 @@ class _Blocks(NamedTuple):
   view: jax.Array       # int[nb, B] global view index (>= V on padding)
   label: jax.Array | None
   soft: jax.Array | None  # bool[nb, nb]: tiles with softplus entries
+  plain: jax.Array | None  # bool[nb, nb]: plain tiles (``masks.plain_tiles``)
 
 
-def _sym_blocks(spec, tiling, x, ids):
+def _sym_blocks(spec, tiling, x, ids, label_sorted=False):
   b = tiling.cols
   xb = _blocks(x, b)
   nb = xb.shape[0]
@@ -222,41 +232,17 @@ def _sym_blocks(spec, tiling, x, ids):
       ids.row_view.astype(jnp.int32),
       jnp.arange(tiling.num_cols, nb * b, dtype=jnp.int32)]).reshape(nb, b)
   label = _blocks(ids.col_label, b)
-  return _Blocks(xb, view, label, _soft_tiles(spec, tiling, view, label))
+  soft = masks.soft_tiles(spec, tiling.num_cols, view, label)
+  return _Blocks(xb, view, label, soft, masks.plain_tiles(
+      spec, tiling.num_cols, view, label, soft, label_sorted))
 
 
-def _soft_tiles(spec, tiling, view, label):
-  """bool[nb, nb]: whether tile (r, c) has an entry in some softplus term's
-  mask, from each block's range of labels or samples; None: every tile.
-
-  The ranges are a conservative test: exact for label-sorted views (see
-  ``_label_sorted``) and for same-sample masks in view order.
-  """
-  _, soft = terms.split_terms(spec)
-  if not soft:
-    return None
-  valid = view < tiling.num_cols
-  top = jnp.iinfo(jnp.int32).max
-
-  def overlap(key):
-    lo = jnp.min(jnp.where(valid, key, top), axis=1)
-    hi = jnp.max(jnp.where(valid, key, -top), axis=1)
-    return (lo[:, None] <= hi[None, :]) & (lo[None, :] <= hi[:, None])
-  out = None
-  for kind in {spec.terms[i].mask for i in soft}:
-    if kind in ("same_label", "positive") and label is not None:
-      tiles = overlap(label)
-    elif kind in ("same_sample", "other_views"):
-      tiles = overlap(view // spec.num_views)
-    else:
-      return None
-    out = tiles if out is None else out | tiles
-  return out
-
-
-def _sym_tile(spec, tiling, blocks, r, c):
+def _sym_tile(spec, tiling, blocks, r, c, plain=False, pass_="forward",
+              soft=True):
   """Logits, mask getter and exponentials of tile (r, c); its transpose is
-  tile (c, r), whose masks are the transposes (padded rows are masked too)."""
+  tile (c, r), whose masks are the transposes (padded rows are masked too).
+  ``plain``: a plain tile (constant masks); ``pass_``, ``soft``: see
+  ``terms.shared_exps``."""
   b = tiling.cols
   x_r, x_c = blocks.x[r], blocks.x[c]
   # As in the dense engine, 1/tau scales the float32 product, so tile (c, r)
@@ -266,9 +252,11 @@ def _sym_tile(spec, tiling, blocks, r, c):
   label = (lambda i: None) if blocks.label is None else (
       lambda i: blocks.label[i])
   valid = tiling.num_cols if tiling.num_cols % b else None
-  mask = masks.masks_for(spec, masks.MaskIds(
-      blocks.view[r], label(r), label(c), blocks.view[c]), b, c * b, valid)
-  exps = terms.shared_exps(spec, s) if spec.shared_bound is not None else None
+  mask = masks.plain_mask if plain else masks.masks_for(
+      spec, masks.MaskIds(blocks.view[r], label(r), label(c),
+                          blocks.view[c]), b, c * b, valid)
+  exps = (terms.shared_exps(spec, s, pass_, soft)
+          if spec.shared_bound is not None else None)
   return s, mask, exps
 
 
@@ -279,13 +267,19 @@ def _sym_sweep(spec, tiling, blocks, init, pair_fn, merge, soft_only=False):
   tiles without their entries add 0 and are skipped."""
   rows, cols = _pairs(blocks.x.shape[0])
 
-  def parts(r, c):
-    s, mask, exps = _sym_tile(spec, tiling, blocks, r, c)
+  def parts(r, c, plain=False):
+    # The tile is built in each branch: its lazily built masks must not
+    # leak from one branch's trace into the other.
+    s, mask, exps = _sym_tile(spec, tiling, blocks, r, c, plain)
     return pair_fn(s, mask, exps, r, c)
 
   def step(acc, rc):
     r, c = rc
-    if soft_only and blocks.soft is not None:
+    if not soft_only and blocks.plain is not None:
+      part_r, part_c = jax.lax.cond(
+          blocks.plain[r, c], functools.partial(parts, plain=True), parts,
+          r, c)
+    elif soft_only and blocks.soft is not None:
       part_r, part_c = jax.lax.cond(
           blocks.soft[r, c], parts,
           lambda r, c: jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype),
@@ -307,8 +301,9 @@ def _add(acc, part):
   return [a + p for a, p in zip(acc, part)]
 
 
-def _sym_outputs(spec, tiling, x, aux, ids):
-  blocks = _sym_blocks(spec, tiling, x, ids)
+def _sym_outputs(spec, tiling, x, aux, ids, label_sorted, sigmoid=False):
+  """(outputs, the softplus terms' sigmoid sums if ``sigmoid`` else [])."""
+  blocks = _sym_blocks(spec, tiling, x, ids, label_sorted)
   nb, b = blocks.view.shape
   zeros = jnp.zeros((nb, b), jnp.float32)
   rows_spec = spec._replace(symmetric=False)
@@ -322,20 +317,24 @@ def _sym_outputs(spec, tiling, x, aux, ids):
   base_outs = [_unblock(a, tiling.num_rows) for a in
                terms.finish_partials(rows_spec, acc)]
   cs = terms.softplus_offsets(spec, terms.assemble(spec, base_outs, []), aux)
-  soft_outs = []
+  soft_outs, sig = [], []
   if cs:
-    soft_outs = _sym_soft_sums(rows_spec, tiling, blocks, cs,
-                               terms.softplus_sums)
-  return terms.assemble(spec, base_outs, soft_outs)
+    soft_outs = _sym_soft_sums(
+        rows_spec, tiling, blocks, cs,
+        terms.softplus_and_sigmoid_sums if sigmoid else terms.softplus_sums)
+    soft_outs, sig = soft_outs[:len(cs)], soft_outs[len(cs):]
+  return terms.assemble(spec, base_outs, soft_outs), sig
 
 
 def _sym_soft_sums(rows_spec, tiling, blocks, cs, row_sums):
-  """``row_sums`` (``terms.softplus_sums`` or ``terms.sigmoid_sums``) of the
+  """``row_sums`` (``terms.softplus_sums`` or another such partial) of the
   softplus terms with offsets ``cs`` (float[V] each), over every tile."""
   nb, b = blocks.view.shape
   cs_b = [_blocks(c, b) for c in cs]
+  num_sums = len(cs) * len(row_sums.keywords["derivatives"])
   sums = _sym_sweep(
-      rows_spec, tiling, blocks, [jnp.zeros((nb, b), jnp.float32) for _ in cs],
+      rows_spec, tiling, blocks,
+      [jnp.zeros((nb, b), jnp.float32) for _ in range(num_sums)],
       lambda s, mask, exps, r, c: row_sums(
           rows_spec, s, [x[r] for x in cs_b], mask, exps,
           [x[c] for x in cs_b]), _add,
@@ -343,25 +342,24 @@ def _sym_soft_sums(rows_spec, tiling, blocks, cs, row_sums):
   return [_unblock(a, tiling.num_rows) for a in sums]
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
-def _tiled_symmetric(spec, tiling, x, aux, ids):
-  return _sym_outputs(spec, tiling, x, aux, ids)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2))
+def _tiled_symmetric(spec, tiling, label_sorted, x, aux, ids):
+  return _sym_outputs(spec, tiling, x, aux, ids, label_sorted)[0]
 
 
-def _tiled_symmetric_fwd(spec, tiling, x, aux, ids):
-  outs = _sym_outputs(spec, tiling, x, aux, ids)
-  return outs, (x, outs, aux, ids)
+def _tiled_symmetric_fwd(spec, tiling, label_sorted, x, aux, ids):
+  outs, sig = _sym_outputs(spec, tiling, x, aux, ids, label_sorted,
+                           sigmoid=True)
+  return outs, (x, outs, sig, aux, ids)
 
 
-def _tiled_symmetric_bwd(spec, tiling, residuals, g):
-  x, outs, aux, ids = residuals
-  blocks = _sym_blocks(spec, tiling, x, ids)
+def _tiled_symmetric_bwd(spec, tiling, label_sorted, residuals, g):
+  x, outs, sig, aux, ids = residuals
+  blocks = _sym_blocks(spec, tiling, x, ids, label_sorted)
   nb, b = blocks.view.shape
   rows_spec = spec._replace(symmetric=False)
   cs = terms.softplus_offsets(spec, outs, aux)
-  sig = []
-  if cs:
-    sig = _sym_soft_sums(rows_spec, tiling, blocks, cs, terms.sigmoid_sums)
+  # The sigmoid sums were kept by the forward sweep.
   g, d_aux = terms.softplus_cotangents(spec, outs, aux, g, sig)
   # Padded rows get a zero cotangent, so they add nothing to dx.
   outs_b = [_blocks(o, b) for o in outs]
@@ -378,19 +376,25 @@ def _tiled_symmetric_bwd(spec, tiling, residuals, g):
     outs_r, cs_r, g_r = stats(r)
     outs_c, cs_c, g_c = stats(c)
 
-    def pair_cotangent(soft):
+    def pair_cotangent(soft, plain=False):
       # The tile is built in each branch: its lazily built masks must not
       # leak from one branch's trace into the other.
-      s, mask, exps = _sym_tile(rows_spec, tiling, blocks, r, c)
+      s, mask, exps = _sym_tile(rows_spec, tiling, blocks, r, c, plain,
+                                "backward", soft)
       return terms.cotangent(rows_spec, s, outs_r, cs_r, g_r, mask, exps,
                              soft, cols=(outs_c, cs_c, g_c))
 
     # On the diagonal H = G_rr + G_rr^T is the whole contribution to dx_r.
-    if blocks.soft is None:
-      h = pair_cotangent(True)
-    else:
-      h = jax.lax.cond(blocks.soft[r, c], lambda: pair_cotangent(True),
-                       lambda: pair_cotangent(False))
+    branches = [lambda: pair_cotangent(True)]
+    index = 0
+    if blocks.soft is not None:
+      branches.append(lambda: pair_cotangent(False))
+      index = jnp.where(blocks.soft[r, c], 0, 1)
+    if blocks.plain is not None:
+      branches.append(lambda: pair_cotangent(False, plain=True))
+      index = jnp.where(blocks.plain[r, c], len(branches) - 1, index)
+    h = (branches[0]() if len(branches) == 1 else
+         jax.lax.switch(index, branches))
     diag = r == c
     x_r, x_c = blocks.x[r], blocks.x[c]
     dx_r = jnp.matmul(h.astype(x_c.dtype), x_c,
@@ -424,7 +428,7 @@ def _label_sorted(spec, tiling, x, aux, ids):
   label = ids.col_label[perm]
   take = lambda a: jnp.take(a, perm, axis=0)  # noqa: E731
   outs = _tiled_symmetric(
-      spec, tiling, take(x), jax.tree.map(take, aux),
+      spec, tiling, True, take(x), jax.tree.map(take, aux),
       masks.MaskIds(take(ids.row_view), label, label))
   inverse = jnp.zeros_like(perm).at[perm].set(
       jnp.arange(perm.shape[0], dtype=perm.dtype))
@@ -462,7 +466,7 @@ def reductions(spec, q, k, aux, ids, block_size: int):
     tiling = make_tiling(q.shape[0], k.shape[0], block_size)
     if ids.col_label is not None and terms.split_terms(spec)[1]:
       return _label_sorted(spec, tiling, k, aux, ids)
-    return _tiled_symmetric(spec, tiling, k, aux, ids)
+    return _tiled_symmetric(spec, tiling, False, k, aux, ids)
   mesh, axis = _batch_axis(q)
   if mesh is None:
     tiling = make_tiling(q.shape[0], k.shape[0], block_size)
