@@ -30,7 +30,9 @@ Presets: '' (CIFAR-100, the recipe of ``luthra_cl_vs_nscl.py``), 'cpu'
 (50-class 16x16 Gaussian-mixture images, 100 training images per class,
 balanced batches of 100 so every C in {2, 5, 10, 20, 50} divides the batch,
 300 steps), 'cpu_digits' (the first C classes of ``cljax_digits``, an MLP
-encoder, SimCLR crops of at least half the image, 300 steps), 'tiny'
+encoder, SimCLR crops of at least half the image, 300 steps), 'cpu_mnist'
+(the first C classes of the real MNIST digits, ``cljax_mnist``, with the
+'cpu' ConvNet, 300 steps), 'tiny'
 (seconds; CI).
 
 Expected ('cpu'): the gap falls with C and stays below the per-batch
@@ -45,7 +47,7 @@ import ml_collections
 
 from experiments import luthra_cl_vs_nscl
 
-PRESETS = ("", "cpu", "cpu_digits", "tiny")
+PRESETS = ("", "cpu", "cpu_digits", "cpu_mnist", "tiny")
 # scikit-learn's 8x8 digits: real images, 10 classes, no download.
 DIGITS = "cljax_digits"
 
@@ -57,7 +59,7 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     raise ValueError(f"Unknown preset {preset!r}; use one of {PRESETS} "
                      f"(e.g. --config=experiments/luthra_gap_vs_classes.py:cpu).")
   config = luthra_cl_vs_nscl.get_config(
-      "cpu" if preset == "cpu_digits" else preset)
+      "cpu" if preset in ("cpu_digits", "cpu_mnist") else preset)
   config.loss.name = "dcl"
   config.data.classes = 10
   if preset == "":
@@ -71,7 +73,7 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
   if preset == "tiny":
     # The tiny sweep's C = 2, 5 and 8 devices (the tests' mesh) divide it.
     config.data.batch_size = 40
-  if preset in ("cpu", "cpu_digits"):
+  if preset in ("cpu", "cpu_digits", "cpu_mnist"):
     config.steps = 300
     config.eval_every = 300
     config.checkpoint.every = 300
@@ -80,6 +82,13 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     config.evals.dataset_gap.every = None
   if preset == "cpu_digits":
     _digits(config)
+  if preset == "cpu_mnist":
+    # The real MNIST digits with the ConvNet of 'cpu' (luthra_cl_vs_nscl's
+    # 'cpu_mnist' recipe); C in {2, 5, 10} divides the batch of 100.
+    config.data.name = luthra_cl_vs_nscl.MNIST
+    config.data.augment.crop_scale = (0.4, 1.0)
+    config.data.augment.flip_prob = 0.0
+    config.evals.dataset_gap.split = luthra_cl_vs_nscl.MNIST_GAP_SPLIT
   return config
 
 

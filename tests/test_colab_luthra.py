@@ -112,6 +112,17 @@ def test_luthra_notebook_executes_and_its_numbers_hold(sweep_dir, tmp_path,
   assert all(0 <= value(g) <= value(b)
              for g, b in zip(gap["exact_gap"], gap["exact_bound"]))
   assert np.isfinite(value(gap["fit_per_batch"]["slope_vs_inv_C"]))
+  # The null's views are P1's gap evaluation rebuilt from the public pieces
+  # (make_views, Run.features): with true labels they give the exact gap
+  # that cljax.evaluate.evaluate_split computed (same keys and batches).
+  for j in range(2):
+    np.testing.assert_allclose(value(gap["exact_gap_views"][j]),
+                               value(gap["exact_gap"][j]), rtol=1e-4)
+    null = value(gap["null_exact_gap"][j])
+    assert 0 <= null <= value(gap["exact_bound"][j])
+    np.testing.assert_allclose(value(gap["exact_gap_over_null"][j]),
+                               value(gap["exact_gap_views"][j]) / null,
+                               rtol=1e-9)
   assert summary["temperature"]["tau"] == [0.5, 1.0]
   assert all(value(r) <= 1
              for r in summary["temperature"]["max_gap_over_bound"])

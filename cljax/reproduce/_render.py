@@ -189,3 +189,29 @@ BOUNDED_NOTE = (
     "rank is never negative, an accuracy lies in [0, 1]) is the Student-t "
     "interval intersected with that range (`cljax.stats.clip`: the same "
     "coverage), and a cell whose end was cut back says so.")
+
+
+# --- appended for P1 (luthra) ---------------------------------------------
+
+# What a claim's null column and verdict read when the summary predates the
+# nulls (a JSON written before they were measured).
+NULL_MISSING = "not measured in this JSON"
+NO_NULL = "undecided: no null"
+
+
+def within(interval: dict | None, low: float, high: float) -> str:
+  """'yes' if the whole interval lies inside (low, high), 'no' if it lies
+  wholly outside it, else 'undecided' (fewer than 2 seeds: 'undecided').
+
+  >>> within({"mean": 0.0, "low": -0.01, "high": 0.02, "n": 3}, -0.05, 0.05)
+  'yes'
+  >>> within({"mean": 0.2, "low": 0.1, "high": 0.3, "n": 3}, -0.05, 0.05)
+  'no'
+  """
+  if not interval or interval.get("n", 0) < 2 or interval.get("low") is None:
+    return "undecided"
+  if low < interval["low"] and interval["high"] < high:
+    return "yes"
+  if interval["low"] >= high or interval["high"] <= low:
+    return "no"
+  return "undecided"
