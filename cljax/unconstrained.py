@@ -122,6 +122,28 @@ def default_config() -> ml_collections.ConfigDict:
 # ----------------------------------------------------------------------------
 
 
+def initial_geometry(config: ml_collections.ConfigDict) -> dict[str, Any]:
+  """``geometry_metrics`` of a run's starting point, before any step.
+
+  The initial embeddings (``config.init_scale`` times a standard normal
+  draw of ``config.seed``, projected if ``config.project``) are random
+  features of the run's own shape and labels: the null of every geometry
+  claim (what the metrics read without optimisation).
+
+  Args:
+    config: a run's config (``run``'s fields).
+
+  Returns:
+    The dict of ``geometry_metrics`` for z: float[N, K, dim] at step 0,
+    with ``initial_loss``, the objective there.
+  """
+  labels = labels_of(config)
+  params = _project(_init_params(config, len(labels)), config)
+  out = geometry_metrics(config, params["z"], labels, params.get("w"))
+  out["initial_loss"] = float(jax.jit(make_objective(config, labels))(params))
+  return out
+
+
 def run(config: ml_collections.ConfigDict, workdir: str | None = None,
         *, verbose: bool = True) -> dict[str, Any]:
   """Minimises the configured objective over free features.

@@ -61,8 +61,14 @@ Preset 'tiny' (seconds; CI and the colab test) shrinks the cpu preset to 4
 classes and a few steps.
 
 The estimator is the exact tilted expectation sum_b q(b) exp(s_b) (the
-K_neg -> infinity limit of the paper's 256 sampled negatives): the train loop
-passes no per-step PRNG key to the loss, which ``estimator="sampled"`` needs.
+K_neg -> infinity limit of the paper's 256 sampled negatives);
+``--config.loss.kwargs.estimator=sampled`` trains with the paper's sampler
+instead (``loss.kwargs.num_negatives`` = 256 draws per anchor, a fresh key
+per step), which ``python -m cljax.reproduce jiang`` runs beside it.
+
+Presets 'cpu_mnist' (real 28x28 MNIST digits, ``cljax_mnist``, a small
+ConvNet, 600 steps of batch 200) and 'tiny_mnist' (its wiring on embedded
+8x8 one-channel images, for tests: no MNIST file needed).
 The tilt weights are detached, as in the paper's code. The per-step monitor
 (``train/scl``, ``train/ucl``, ``train/hscl``, ``train/hucl``) evaluates all
 four losses at tau = 1 with the run's own normalisation and beta.
@@ -74,7 +80,7 @@ from cljax import data
 from cljax import evaluators
 from cljax.data import gaussian_mixture
 
-PRESETS = ("", "gpu", "cpu", "cpu_digits", "tiny")
+PRESETS = ("", "gpu", "cpu", "cpu_digits", "cpu_mnist", "tiny", "tiny_mnist")
 
 # The CPU-scale data: 20 classes leave room below C - 1 = 19 for collapse to
 # show in the class-mean spectrum; noise 3.0 (the RMS distance of a sample to
@@ -86,6 +92,12 @@ CPU_DATA = gaussian_mixture.canonical_name(
 TINY_DATA = gaussian_mixture.canonical_name(
     kind="vectors", num_classes=4, dim=8, train_per_class=16,
     test_per_class=8, noise=0.5, seed=0)
+# The tiny stand-in of MNIST for tests: embedded 8x8 one-channel images, so
+# the ConvNet of 'cpu_mnist' runs without the MNIST file.
+TINY_IMAGES = gaussian_mixture.canonical_name(
+    kind="images", num_classes=4, image_size=8, channels=1,
+    template_size=2, train_per_class=16, test_per_class=8, noise=0.5,
+    seed=0)
 
 
 def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
@@ -133,7 +145,11 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
           "beta": 0.0,
           "negatives": "different_class",   # "all": UCL / HUCL
           "normalize": "ball",              # "sphere" / "none": ablations
+          # "sampled": the paper's estimator, the mean of exp(s) over
+          # num_negatives draws from the tilted pool (the train step passes
+          # it a per-step key); "expectation": their exact expectation.
           "estimator": "expectation",
+          "num_negatives": 256,
           "temperature": 1.0,
       },
   })
@@ -161,7 +177,7 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
   # metrics over training (the paper stores the class means of every epoch).
   config.checkpoint = ml_collections.ConfigDict({"every": 1950, "keep": 25})
 
-  if preset in ("cpu", "cpu_digits", "tiny"):
+  if preset in ("cpu", "cpu_digits", "tiny", "cpu_mnist", "tiny_mnist"):
     config.data.name = f"cljax_gaussian_mixture/{CPU_DATA}"
     config.data.batch_size = 200
     config.model.encoder = "mlp"
@@ -181,6 +197,33 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     config.eval_every = 144
     config.checkpoint.every = 72
     config.evals.geometry.num_train = 1438
+  if preset in ("cpu_mnist", "tiny_mnist"):
+    # Real images: the 70 000 MNIST digits (``cljax_mnist``), a small
+    # ConvNet (the ``experiments/default.py:mnist`` encoder), head
+    # 128 -> C - 1 = 9, batch 200, 600 steps (2 epochs of the 60 000
+    # training images), the unit ball. Checkpoints every 150 steps; the
+    # colab measures the geometry on at most 5000 images per split.
+    config.data.name = "cljax_mnist"
+    config.model.encoder = "convnet"
+    config.model.encoder_kwargs = {"widths": (16, 32, 64)}
+    config.model.head_kwargs = {"hidden_dims": 128, "output_dim": 9}
+    config.epochs = None
+    config.steps = 600
+    config.eval_every = 300
+    config.checkpoint.every = 150
+    config.checkpoint.keep = 5
+    config.evals.geometry.num_train = 2000
+  if preset == "tiny_mnist":
+    config.data.name = f"cljax_gaussian_mixture/{TINY_IMAGES}"
+    config.data.batch_size = 32
+    config.model.encoder_kwargs = {"widths": (4, 8)}
+    config.model.head_kwargs = {"hidden_dims": 8, "output_dim": 3}
+    config.steps = 8
+    config.log_every = 2
+    config.eval_every = 8
+    config.checkpoint.every = 4
+    config.evals.geometry.num_train = 64
+    config.evals.fewshot.update({"shots": 1, "ways": 2, "episodes": 2})
   if preset == "tiny":
     config.data.name = f"cljax_gaussian_mixture/{TINY_DATA}"
     config.data.batch_size = 32

@@ -57,6 +57,27 @@ def test_jiang_colab_executes_and_recomputes_the_runs(sweep_dir, tmp_path,
     assert r["history"][-1] == final
     assert f"| {r['name']} | ball | {r['beta']:g} |" in result["table"]
 
+  # The null: random features of the runs' shape are full rank (C - 1 = 3)
+  # and classify at chance level, over NULL_DRAWS draws.
+  null = result["null"]["random"]
+  assert null["rank"]["mean"] == 3 and null["rank"]["n"] == 5
+  assert null["mean_clf_test_acc"]["high"] < 0.75
+  # HSCL - SCL and HUCL - UCL per logged batch, recomputed from metrics.jsonl.
+  by_beta = {}
+  for r in runs:
+    for row in checkpoint.read_metrics(r["workdir"]):
+      if "train/hscl" in row:
+        for pair in ("scl", "ucl"):
+          by_beta.setdefault((pair.upper(), r["beta"]), []).append(
+              row[f"train/h{pair}"] - row[f"train/{pair}"])
+  rows = {(m["loss"], m["beta"]): m for m in result["monitor"]}
+  assert set(rows) == set(by_beta)
+  for key, gaps in by_beta.items():
+    assert rows[key]["steps"] == len(gaps)
+    np.testing.assert_allclose(rows[key]["worst_gap"], min(gaps), atol=1e-7)
+    if key[1] == 0.0:   # no tilt: the same loss, up to float32 rounding
+      assert max(abs(g) for g in gaps) < 1e-6
+
   # The notebook's mean-classifier accuracy, recomputed here with NumPy.
   r = runs[0]
   run = checkpoint.load(r["workdir"])

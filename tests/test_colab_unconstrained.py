@@ -69,6 +69,20 @@ def test_unconstrained_features_notebook_executes(runs_dir, tmp_path,
   np.testing.assert_allclose([row["excess"]["low"], row["excess"]["high"]],
                              [np.mean(values) - half, np.mean(values) + half],
                              rtol=1e-9)
+  # Its null, the same excess at the runs' initial (random) embeddings, is
+  # what a run that cannot move ends with (learning rate 0), per seed.
+  still = []
+  for seed in (0, 1):
+    config = luthra.get_config("smoke")
+    config.update({"seed": seed, "learning_rate": 0.0, "steps": 1,
+                   "log_every": 1})
+    config.loss.kwargs.temperature = 0.2
+    s = unconstrained.run(config, verbose=False)
+    still.append(s["final_loss"] - s["closed_form_minimum"])
+  assert row["excess_init"]["n"] == 2
+  np.testing.assert_allclose(row["excess_init"]["mean"], np.mean(still),
+                             rtol=1e-5)
+  assert row["excess_init"]["mean"] > row["excess"]["mean"] + 1.0
   assert numbers["graf_batches"] == numbers["jiang_beta"] == []
   text = notebooks.text_output(nb)
   assert f"CLJAX_UNCONSTRAINED_DIR: reading {runs_dir}\n" in text

@@ -50,6 +50,28 @@ def test_paper_preset_is_the_papers_setup():
   assert config.checkpoint.keep * config.checkpoint.every >= 400 * 97
 
 
+def test_mnist_presets_train_a_convnet_and_tiny_needs_no_mnist_file():
+  config = jiang_hardness.get_config("cpu_mnist")
+  assert config.data.name == "cljax_mnist"
+  assert config.model.encoder == "convnet"
+  assert config.model.head_kwargs["output_dim"] == 9   # C - 1 digits
+  assert config.loss.kwargs.normalize == "ball"
+  tiny = jiang_hardness.get_config("tiny_mnist")
+  assert tiny.model.encoder == "convnet"
+  assert tiny.data.name.startswith("cljax_gaussian_mixture/images_")
+  c = gaussian_mixture.parse_config_name(tiny.data.name.split("/", 1)[1])
+  assert (c.image_size, c.channels) == (8, 1)   # MNIST-like: one channel
+  assert tiny.model.head_kwargs["output_dim"] == c.num_classes - 1
+
+
+def test_sampled_estimator_draws_the_papers_256_negatives():
+  # The paper's estimator is one flag away; its draw count is the paper's.
+  kwargs = jiang_hardness.get_config("cpu").loss.kwargs
+  assert (kwargs.estimator, kwargs.num_negatives) == ("expectation", 256)
+  assert losses.spec("hard_contrastive").needs_key_for(
+      {**kwargs.to_dict(), "estimator": "sampled"})
+
+
 @pytest.mark.parametrize("preset", ["cpu", "tiny"])
 def test_small_presets_project_to_c_minus_1_dimensions(preset):
   config = jiang_hardness.get_config(preset)

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 
@@ -336,3 +337,26 @@ def test_bad_checkpoint_every_names_the_field():
   config.checkpoint.every = -1
   with pytest.raises(ValueError, match="config.checkpoint.every"):
     unconstrained.run(config, None, verbose=False)
+
+
+def test_initial_geometry_is_the_runs_starting_point():
+  # The null of the free-feature claims: a run that cannot move (learning
+  # rate 0) ends where it started, so its summary is the initial geometry.
+  config = jiang.get_config("smoke")
+  config.loss.kwargs.normalize = "ball"
+  config.learning_rate = 0.0
+  config.steps = 1
+  config.log_every = 1
+  start = unconstrained.initial_geometry(config)
+  end = unconstrained.run(config, verbose=False)
+  for key in ("etf_distance", "effective_rank", "feature_norm", "nc1"):
+    np.testing.assert_allclose(start[key], end[key], rtol=1e-5, err_msg=key)
+  np.testing.assert_allclose(start["initial_loss"], end["final_loss"],
+                             rtol=1e-6)
+  # Inside the ball (init_scale 0.01): the mean norm of the raw draws.
+  z = config.init_scale * np.asarray(jax.random.normal(
+      jax.random.split(jax.random.key(config.seed))[0],
+      (config.num_classes * config.samples_per_class, 1, config.dim)))
+  np.testing.assert_allclose(start["feature_norm"],
+                             np.linalg.norm(z, axis=-1).mean(), rtol=1e-5)
+  assert start["feature_norm"] < 0.1

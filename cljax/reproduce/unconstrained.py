@@ -4,9 +4,12 @@ Sweeps of ``experiments/unconstrained*.py`` (the embeddings are the
 parameters, so the runs are the theorems' setting): P1 Theorem 2 (NSCL
 minimisers at the closed form), P2's SupCon over all multisets and CE with a
 free classifier (at the simplex), P2's single-batch minimisers (below the
-simplex when the batch is skewed), P3's hardness x normalisation grid.
-Every sweep runs over seeds (the random initial embeddings); the colab
-``colabs/unconstrained_features.ipynb`` reports mean and Student-t interval.
+simplex when the batch is skewed), P3's hardness x normalisation grid (SCL/HSCL/UCL/HUCL x sphere, ball,
+none). Every sweep runs over seeds (the random initial embeddings); the
+colab ``colabs/unconstrained_features.ipynb`` reports mean and Student-t
+interval, and beside each quantity its null: the same quantity at the
+run's own initial embeddings (``<key>_init``), against which the claims
+about optimisation are judged.
 
 >>> [s.name for s in sweeps("tiny")]
 ['luthra_thm2', 'graf_multisets', 'graf_ce', 'graf_batches', 'jiang_beta']
@@ -14,6 +17,7 @@ Every sweep runs over seeds (the random initial embeddings); the colab
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 from cljax.reproduce import _base
@@ -21,15 +25,15 @@ from cljax.reproduce import _render
 
 COLAB = "colabs/unconstrained_features.ipynb"
 SEEDS = {"tiny": 2, "cpu": 5, "paper": 10}
-# A cpu-scale run cost 5-15 s on the 2 shared cores at load 13-20, and the
-# first 112 runs of this reproduction took 13 min; then the machine's load
-# rose to ~25 and a P3 run took 260-350 s, so at cpu scale P3's grid is cut
-# to its first point (the paper scale runs all 30 points).
-JIANG_CPU_WHY = (
-    "P3 at cpu scale is only SCL on the sphere at β = 0: while this ran, a "
-    "P3 run took 260–350 s on the 2 shared CPU cores (load ~25; 6 s at load "
-    "~13), so the 30-point β × normalisation grid (150 runs at 5 seeds) did "
-    "not fit; `--scale=paper` runs the whole grid")
+# P3's grid on free features: SCL/HSCL and UCL/HUCL (negatives "different_
+# class" / "all", β = 0 / > 0) x the sphere, the unit ball and no
+# normalisation x five β. One point took 5 s of wall time (0.75 s of
+# optimisation, the rest start-up and compilation) on the 2-core machine at
+# load ~1.5; the 150 runs at 5 seeds cost about 13 minutes there (several
+# times that under load).
+JIANG_COST = ("P3's free-feature grid: 2 negative pools × 3 normalisations × "
+              "5 β × 5 seeds = 150 runs, ~5 s each on 2 CPU cores at low "
+              "load (~13 min)")
 # The ranges the quantities cannot leave (``_render.bounded``). Losses above
 # a closed-form minimum are left alone: in float32 they can dip below it by
 # rounding, and the sign is part of what the table shows.
@@ -40,6 +44,18 @@ BOUNDS = [((sweep, "*", key), _render.NONNEGATIVE)
                               ("jiang_beta", ("etf_distance",
                                               "effective_rank")))
           for key in keys]
+# The ranges of the nulls and norms the committed JSON predates; claims and
+# render clip them too. Merge them into BOUNDS once the committed JSON has
+# them (tests/test_reproduce.py checks that every BOUNDS path reaches it).
+NEW_BOUNDS = [((sweep, "*", key), _render.NONNEGATIVE)
+              for sweep, keys in (
+                  ("luthra_thm2", ("etf_distance_init",
+                                   "effective_rank_init")),
+                  ("graf_multisets", ("etf_distance_init",)),
+                  ("jiang_beta", ("feature_norm", "etf_distance_init",
+                                  "effective_rank_init",
+                                  "feature_norm_init")))
+              for key in keys]
 _GRAF_COUNTS = ("[(7,1,1),(6,2,1),(5,3,1),(5,2,2),(4,4,1),(4,3,2),(3,3,3),"
                 "(8,1,0),(7,2,0),(6,3,0),(5,4,0),(9,0,0)]")
 
@@ -51,17 +67,15 @@ def sweeps(scale: str) -> list[_base.Sweep]:
   if scale == "tiny":
     luthra = ("loss.kwargs.temperature=[0.2,1.0]",)
     counts = ("class_counts=[(7,1,1),(3,3,3)]",)
-    jiang = ("loss.kwargs.beta=[0.0,30.0]",)
+    jiang = ('loss.kwargs.normalize=["ball","none"]',
+             "loss.kwargs.beta=[0.0,30.0]")
   else:
     luthra = ("num_classes=[3,10]", "num_views=[2,4]",
               "loss.kwargs.temperature=[0.2,1.0]")
     counts = (f"class_counts={_GRAF_COUNTS}",)
     jiang = ('loss.kwargs.negatives=["different_class","all"]',
              'loss.kwargs.normalize=["sphere","ball","none"]',
-             "loss.kwargs.beta=[0.0,2.0,5.0,10.0,30.0]")
-    if scale == "cpu":  # See JIANG_CPU_WHY.
-      jiang = ('loss.kwargs.negatives=["different_class"]',
-               'loss.kwargs.normalize=["sphere"]', "loss.kwargs.beta=[0.0]")
+             "loss.kwargs.beta=[0.0,2.0,5.0,10.0,30.0]")  # JIANG_COST
   return [
       _base.Sweep("luthra_thm2", f"experiments/unconstrained.py{preset}",
                   grid=luthra, seeds=seeds),
@@ -100,10 +114,188 @@ def _skewed(row: dict) -> bool:
   return len(set(counts)) > 1
 
 
-def _nc_rows(summary: dict) -> list[dict]:
-  """P3 rows with normalisation (the setting of the NC theorems)."""
-  return [r for r in summary["jiang_beta"] if "etf_distance" in r and
-          r["overrides"].get("loss.kwargs.normalize", "ball") != "none"]
+NO_NULL = "not measured in this JSON"
+# ETF distance below which a point counts as neural collapse; the initial
+# embeddings (the null) read ~0.73 at dim C − 1.
+NC_ETF = 0.05
+# Mean feature norm above which ball features sit on the boundary; they
+# start at ~0.03 (init_scale 0.01, dim 9).
+ON_SPHERE = 0.99
+
+
+def _jiang(summary: dict, *, negatives=None, normalize=None, hard=None):
+  """P3's free-feature rows, filtered (``hard``: β > 0)."""
+  out = []
+  for r in summary.get("jiang_beta") or []:
+    o = r["overrides"]
+    neg = o.get("loss.kwargs.negatives", "different_class")
+    norm = o.get("loss.kwargs.normalize", "ball")
+    beta = float(o.get("loss.kwargs.beta", 5.0))
+    if ((negatives is None or neg == negatives) and
+        (normalize is None or norm in normalize) and
+        (hard is None or (beta > 0) == hard)):
+      out.append(r)
+  return out
+
+
+def all_of(verdicts: list[str]) -> str:
+  """The verdict of a conjunction: 'no' if any part is 'no', 'yes' if all
+  are 'yes', else 'undecided'.
+
+  >>> all_of(["yes", "no"]), all_of(["yes", "undecided"]), all_of(["yes"])
+  ('no', 'undecided', 'yes')
+  """
+  if "no" in verdicts:
+    return "no"
+  return "yes" if verdicts and all(v == "yes" for v in verdicts) else (
+      "undecided")
+
+
+def _against_null(verdict: str, null_verdict: str | None) -> str:
+  """``verdict`` unless the null also passes (or was not measured)."""
+  if null_verdict is None:
+    return f"undecided: no null (without it: {verdict})"
+  if verdict == "yes" and null_verdict != "no":
+    return ("undecided: the null passes too" if null_verdict == "yes" else
+            "undecided: the null's interval straddles the threshold")
+  return verdict
+
+
+def _init_cell(rows, key, spec=".3g"):
+  nulls = [r[key] for r in rows if key in r]
+  if len(nulls) < len(rows) or not rows:
+    return NO_NULL
+  lo = min(nulls, key=lambda v: v["mean"])
+  hi = max(nulls, key=lambda v: v["mean"])
+  span = (_render.cell(lo, spec) if lo is hi else
+          f"{_render.cell(lo, spec)} to {_render.cell(hi, spec)}")
+  return (f"the initial embeddings (random, the run's own shape and "
+          f"labels): {span}; judged against it")
+
+
+def _null_verdicts(rows, key, judge):
+  """The null's verdicts (None if any row lacks its ``key``)."""
+  if not rows or any(key not in r for r in rows):
+    return None
+  return _render.combine([judge(r[key]) for r in rows])
+
+
+def _p3_claims(summary: dict) -> list[_base.Claim]:
+  """P3 on free features: NC with normalisation, the ball, DC without."""
+  out = []
+  families = (("SCL/HSCL", "different_class", None),
+              ("UCL", "all", False))
+  normed = ("sphere", "ball")
+  for name, negatives, hard in families:
+    rows = [r for r in _jiang(summary, negatives=negatives,
+                              normalize=normed, hard=hard)
+            if "etf_distance" in r]
+    if not rows:
+      continue
+    verdicts = [_render.below(r["etf_distance"], NC_ETF) for r in rows]
+    null = _null_verdicts(rows, "etf_distance_init",
+                          lambda v: _render.below(v, NC_ETF))
+    worst = max(rows, key=lambda r: r["etf_distance"]["high"])
+    out.append(_base.Claim(
+        "P3", f"with normalisation (sphere, ball), {name} reach neural "
+        f"collapse on free features (ETF distance < {NC_ETF:g})",
+        f"{verdicts.count('yes')} of {len(rows)} (normalisation, β) points "
+        f"have the whole ETF-distance interval below {NC_ETF:g} "
+        f"({rows[0]['etf_distance']['n']} seeds); largest: "
+        f"{_label(worst['overrides'])} {_render.cell(worst['etf_distance'])}",
+        _against_null(_render.combine(verdicts), null),
+        _init_cell(rows, "etf_distance_init")))
+  hucl = [r for r in _jiang(summary, negatives="all", normalize=normed,
+                            hard=True) if "etf_distance" in r]
+  if hucl:
+    verdicts = [_render.below(r["etf_distance"], NC_ETF) for r in hucl]
+    out.append(_base.Claim(
+        "P3", "HUCL (β > 0, normalised): the paper leaves its minimiser "
+        "open; measured whether free features reach neural collapse",
+        f"{verdicts.count('yes')} of {len(hucl)} points have the whole "
+        f"ETF-distance interval below {NC_ETF:g}; the others: "
+        + "; ".join(f"{_label(r['overrides'])} "
+                    f"{_render.cell(r['etf_distance'])}"
+                    for r, v in zip(hucl, verdicts) if v != "yes")[:300],
+        "undecided: no claim (open in the paper)",
+        _init_cell(hucl, "etf_distance_init")))
+  ball = [r for r in _jiang(summary, normalize=("ball",))
+          if "feature_norm" in r]
+  if ball:
+    verdicts = [_render.above(r["feature_norm"], ON_SPHERE) for r in ball]
+    null = _null_verdicts(ball, "feature_norm_init",
+                          lambda v: _render.above(v, ON_SPHERE))
+    low = min(ball, key=lambda r: r["feature_norm"]["low"])
+    out.append(_base.Claim(
+        "P3", "under the unit-ball constraint the minimisers lie on its "
+        "boundary (mean feature norm 1), so the ball and the sphere share "
+        "them",
+        f"{verdicts.count('yes')} of {len(ball)} ball points have the "
+        f"whole mean-norm interval above {ON_SPHERE:g}; lowest: "
+        f"{_label(low['overrides'])} {_render.cell(low['feature_norm'])}",
+        _against_null(_render.combine(verdicts), null),
+        _init_cell(ball, "feature_norm_init")))
+  none = [r for r in _jiang(summary, normalize=("none",))
+          if "effective_rank" in r]
+  if none:
+    verdicts, refs = [], []
+    for r in none:
+      o = dict(r["overrides"])
+      twins = [t for t in _jiang(summary, normalize=normed)
+               if "effective_rank" in t and all(
+                   t["overrides"].get(k) == v for k, v in o.items()
+                   if k != "loss.kwargs.normalize")]
+      v = [_render.below(r["effective_rank"], t["effective_rank"]["low"])
+           for t in twins]
+      if "effective_rank_init" in r:
+        v.append(_render.below(r["effective_rank"],
+                               r["effective_rank_init"]["low"]))
+      # Above a normalised twin's whole interval refutes the collapse.
+      if any(_render.above(r["effective_rank"],
+                           t["effective_rank"]["high"]) == "yes"
+             for t in twins):
+        v.append("no")
+      verdicts.append(all_of(v))
+      refs.append(r)
+    has_null = all("effective_rank_init" in r for r in none)
+    verdict = _render.combine(verdicts)
+    out.append(_base.Claim(
+        "P3", "without normalisation, dimensional collapse on free features "
+        "(class-mean effective rank below the normalised twin's and below "
+        "the initial random embeddings', out of C − 1)",
+        f"{verdicts.count('yes')} of {len(none)} unnormalised points below "
+        f"both; e.g. "
+        + "; ".join(f"{_label(r['overrides'])} "
+                    f"{_render.cell(r['effective_rank'])}"
+                    for r in none[:3]),
+        verdict if has_null else _against_null(verdict, None),
+        _init_cell(none, "effective_rank_init")))
+  return out
+
+
+def _bare_to_measured(claim: _base.Claim) -> _base.Claim:
+  """The verdict column holds 'yes', 'no', 'partly', 'undecided' or
+  'undecided: no null'; a qualifier moves to the column it is about.
+
+  Without a null, what the measurement alone says goes to ``measured``;
+  a null that passes the threshold too (or straddles it) is said in the
+  ``null`` column; other qualifiers go to ``measured``.
+  """
+  prefix = "undecided: no null (without it: "
+  if claim.holds.startswith(prefix):
+    bare = claim.holds[len(prefix):-1]
+    return dataclasses.replace(
+        claim, holds="undecided: no null",
+        measured=f"{claim.measured} (without a null this would read: "
+        f"{bare})")
+  head, _, why = claim.holds.partition(": ")
+  if head != "undecided" or not why or claim.holds == "undecided: no null":
+    return claim
+  if why.startswith("the null"):
+    return dataclasses.replace(claim, holds="undecided",
+                               null=f"{claim.null}; undecided: {why}")
+  return dataclasses.replace(claim, holds="undecided",
+                             measured=f"{claim.measured} ({why})")
 
 
 def claims(summary: dict, *, scale: str | None = None) -> list[_base.Claim]:
@@ -111,7 +303,7 @@ def claims(summary: dict, *, scale: str | None = None) -> list[_base.Claim]:
 
   At ``scale="tiny"`` every claim reads ``_render.NOT_JUDGED``.
   """
-  summary = _render.bounded(summary, BOUNDS)
+  summary = _render.bounded(summary, BOUNDS + NEW_BOUNDS)
   close = summary["close"]
   out = []
   thm2 = [r for r in summary["luthra_thm2"] if "excess" in r]
@@ -125,20 +317,30 @@ def claims(summary: dict, *, scale: str | None = None) -> list[_base.Claim]:
         f"{verdicts.count('yes')} of {len(thm2)} settings have the whole "
         f"excess interval below {close:g} nats ({n} seeds); largest: "
         f"{_label(worst['overrides'])} {_render.cell(worst['excess'])}",
-        _render.combine(verdicts)))
+        _against_null(_render.combine(verdicts), _null_verdicts(
+            thm2, "excess_init", lambda v: _render.below(v, close))),
+        _init_cell(thm2, "excess_init", ".3g")))
   for row in summary["graf_multisets"][:1]:
     gap = row["relative_gap"]
     out.append(_base.Claim(
         "P2", "SupCon summed over all multisets is minimised at a regular "
         "simplex (the multiset bound)",
         f"summed loss / bound − 1 = {_render.cell(gap, '.2e')} "
-        f"({gap['n']} seeds)", _render.below(gap, close)))
+        f"({gap['n']} seeds)", _against_null(
+            _render.below(gap, close), _null_verdicts(
+                [row], "relative_gap_init",
+                lambda v: _render.below(v, close))),
+        _init_cell([row], "relative_gap_init")))
   for row in summary["graf_ce"][:1]:
     over = row["over_simplex"]
     out.append(_base.Claim(
         "P2", "CE with a free classifier is minimised at the simplex",
         f"loss − loss at the simplex = {_render.cell(over, '.2e')} "
-        f"({over['n']} seeds)", _render.below(over, close)))
+        f"({over['n']} seeds)", _against_null(
+            _render.below(over, close), _null_verdicts(
+                [row], "over_simplex_init",
+                lambda v: _render.below(v, close))),
+        _init_cell([row], "over_simplex_init")))
   skewed = [r for r in summary["graf_batches"]
             if "over_etf" in r and _skewed(r)]
   if skewed:
@@ -148,27 +350,22 @@ def claims(summary: dict, *, scale: str | None = None) -> list[_base.Claim]:
         "label counts end below the simplex's loss)",
         f"{verdicts.count('yes')} of {len(skewed)} skewed batches end "
         f"below the simplex with the whole interval below 0 "
-        f"({skewed[0]['over_etf']['n']} seeds)", _render.combine(verdicts)))
-  nc = _nc_rows(summary)
-  if nc:
-    verdicts = [_render.below(r["etf_distance"], 0.05) for r in nc]
-    out.append(_base.Claim(
-        "P3", "with normalisation, SCL/HSCL/UCL/HUCL reach neural collapse "
-        "on free features (ETF distance < 0.05)",
-        f"{verdicts.count('yes')} of {len(nc)} (loss, normalisation, β) "
-        f"points have the whole ETF-distance interval below 0.05 "
-        f"({nc[0]['etf_distance']['n']} seeds)", _render.combine(verdicts)))
-  return _render.judged(out, scale)
+        f"({skewed[0]['over_etf']['n']} seeds)",
+        _against_null(_render.combine(verdicts), _null_verdicts(
+            skewed, "over_etf_init", lambda v: _render.below(v, 0.0))),
+        _init_cell(skewed, "over_etf_init")))
+  out += _p3_claims(summary)
+  return _render.judged([_bare_to_measured(c) for c in out], scale)
 
 
 def render(summary: dict, *, scale: str, commands: list[str],
            figures: str) -> str:
   """``experiments/results/unconstrained.md`` from the colab's JSON."""
-  summary = _render.bounded(summary, BOUNDS)
+  summary = _render.bounded(summary, BOUNDS + NEW_BOUNDS)
   n = sorted({v["n"] for rows in summary.values() if isinstance(rows, list)
               for r in rows for v in r.values()
               if isinstance(v, dict) and "n" in v})
-  cut = f". {JIANG_CPU_WHY}" if scale == "cpu" else ""
+  cut = f". {JIANG_COST}" if scale == "cpu" else ""
   parts = [_render.header(
       "The three papers on free (layer-peeled) features", scale=scale,
       seeds=f"{', '.join(map(str, n))} seeds per point (the random initial "
@@ -178,6 +375,7 @@ def render(summary: dict, *, scale: str, commands: list[str],
   sections = [
       ("P1 Theorem 2: excess over the closed-form minimum", "luthra_thm2",
        [("excess", "NSCL − minimum (nats)", ".2e"),
+        ("excess_init", "null: at the initial embeddings", ".3g"),
         ("etf_distance", "ETF distance", ".2e"),
         ("effective_rank", "effective rank", ".3g")]),
       ("P2: SupCon over all multisets", "graf_multisets",
@@ -186,11 +384,17 @@ def render(summary: dict, *, scale: str, commands: list[str],
       ("P2: CE with a free classifier", "graf_ce",
        [("over_simplex", "loss − loss at simplex (nats)", ".2e")]),
       ("P2: single batches of 9 (Figure 6)", "graf_batches",
-       [("over_etf", "loss − loss at simplex (nats)", ".3g")]),
-      ("P3: hardness β × normalisation", "jiang_beta",
+       [("over_etf", "loss − loss at simplex (nats)", ".3g"),
+        ("over_etf_init", "null: at the initial embeddings", ".3g")]),
+      ("P3: hardness β × normalisation (null: the initial embeddings)",
+       "jiang_beta",
        [("over_nc", "loss − loss at NC (nats)", ".3g"),
         ("etf_distance", "ETF distance", ".3g"),
-        ("effective_rank", "effective rank", ".3g")]),
+        ("etf_distance_init", "null: ETF distance", ".3g"),
+        ("effective_rank", "effective rank", ".3g"),
+        ("effective_rank_init", "null: effective rank", ".3g"),
+        ("feature_norm", "mean feature norm", ".3g"),
+        ("feature_norm_init", "null: mean feature norm", ".3g")]),
   ]
   for title, key, columns in sections:
     rows = [[_label(r["overrides"])] + [_render.cell(r.get(c), spec)
