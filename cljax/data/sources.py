@@ -171,6 +171,25 @@ def _prepared_as_array_record(builder: tfds.core.DatasetBuilder) -> bool:
       file_format, "value", file_format)) == "array_record"
 
 
+def _readable(builder: tfds.core.DatasetBuilder) -> bool:
+  """Whether ``builder.as_data_source`` serves its splits here.
+
+  A dataset prepared as array_record is; beyond that, whatever
+  ``as_data_source`` does serve counts (``tfds.testing.mock_data`` serves
+  splits of datasets it never prepared). TFRecord or nothing is refused.
+  """
+  if _prepared_as_array_record(builder):
+    return True
+  # An unprepared builder knows no splits (the mock serves any): ask for
+  # "train", which an unprepared dataset cannot serve either.
+  split = next(iter(builder.info.splits.keys()), "train")
+  try:
+    builder.as_data_source(split=split)
+  except Exception:  # pylint: disable=broad-except
+    return False     # NotImplementedError (TFRecord), missing files, ...
+  return True
+
+
 def check_prepared(name: str, data_dir: str | None = None) -> None:
   """Fails, saying how to prepare it, unless ``name`` can be read here.
 
@@ -193,7 +212,7 @@ def check_prepared(name: str, data_dir: str | None = None) -> None:
   absl_logger.setLevel(logging.ERROR)
   try:
     builder = tfds.builder(name, data_dir=data_dir)
-    prepared = _prepared_as_array_record(builder)
+    prepared = _readable(builder)
   finally:
     absl_logger.setLevel(level)
   if not prepared:
@@ -212,7 +231,7 @@ def open_split(name: str, split: str, data_dir: str | None = None):
     DatasetNotPreparedError: a stock dataset is not prepared in ``data_dir``.
   """
   builder = get_builder(name, data_dir)
-  if not _prepared_as_array_record(builder):
+  if not _readable(builder):
     # TFDS's own error here would say that an unprepared dataset "is
     # already prepared ... in the TFRECORD format": not chained.
     raise _not_prepared(name, builder) from None
