@@ -24,7 +24,9 @@ The t quantile is exact for the integer degrees of freedom used here: the
 two-sided t probability has a finite closed form in :math:`\theta =
 \arctan(t/\sqrt{\nu})` (Abramowitz & Stegun 26.7.3–4), inverted by bisection.
 The growth laws of the reproductions (P2's iterations to fit against the
-noise rate) are fitted by :func:`power_law_fit`. NumPy only (scipy is a
+noise rate) are fitted by :func:`power_law_fit` (the exponent free, a fit at
+the end of its wide range flagged) and compared as linear, power-law and
+saturating laws by AIC/AICc (:func:`growth_models`). NumPy only (scipy is a
 test-only dependency).
 """
 
@@ -278,38 +280,69 @@ def describe(interval, spec: str = ".3g") -> str:
 
 
 class PowerLaw(NamedTuple):
-  """``y ≈ a + b x^k`` fitted by :func:`power_law_fit`; ``rms``: its residual."""
+  """``y ≈ a + b x^k`` fitted by :func:`power_law_fit`.
+
+  ``rms``: the root-mean-square residual; ``at_bound``: the best ``k`` is an
+  end of the searched range, so the least-squares ``k`` may lie beyond it
+  (report the fraction of fits at the bound beside any interval of ``k``).
+  """
   a: float
   b: float
   k: float
   rms: float
+  at_bound: bool = False
 
 
-def power_law_fit(x, y, *, exponents=None) -> PowerLaw:
-  r"""Least-squares ``y ≈ a + b x^k`` over a grid of exponents ``k``.
+# The free fit searches k in [1e-3, 1e3], log-spaced: wide enough that a
+# fit at an end means "a step at x = 0" (k -> 0: the curve saturates at
+# once) or "nothing until x = max" (k -> inf), which at_bound reports.
+K_RANGE = (1e-3, 1e3)
 
-  For each ``k`` of ``exponents`` the intercept ``a`` and slope ``b`` are the
-  linear least-squares fit of ``y`` on ``[1, x^k]``; the ``k`` with the
-  smallest root-mean-square residual wins (P2's growth of the iterations to
-  fit with the label-noise rate: ``k > 1`` is superlinear).
 
-  Args:
-    x: [n] non-negative numbers (``x^k`` must be finite), ``n >= 3``.
-    y: [n] numbers.
-    exponents: the grid of ``k`` (default 0.25 to 6 in steps of 0.025).
+def _affine_fit(u: np.ndarray, ys: np.ndarray) -> tuple[float, float, float]:
+  """``(a, b, rss)`` of the least-squares ``y ≈ a + b u``."""
+  design = np.stack([np.ones_like(u), u], axis=1)
+  coef, *_ = np.linalg.lstsq(design, ys, rcond=None)
+  rss = float(np.sum((design @ coef - ys) ** 2))
+  return float(coef[0]), float(coef[1]), rss
 
-  Returns:
-    ``PowerLaw(a, b, k, rms)``.
 
-  Raises:
-    ValueError: fewer than 3 points, shapes that differ, negative or
-      non-finite values.
+def _golden(f, lo: float, hi: float, tol: float = 1e-10) -> float:
+  """The minimiser of a unimodal ``f`` on ``[lo, hi]`` (golden section)."""
+  g = (math.sqrt(5) - 1) / 2
+  c, d = hi - g * (hi - lo), lo + g * (hi - lo)
+  fc, fd = f(c), f(d)
+  while hi - lo > tol:
+    if fc <= fd:
+      hi, d, fd = d, c, fc
+      c = hi - g * (hi - lo)
+      fc = f(c)
+    else:
+      lo, c, fc = c, d, fd
+      d = lo + g * (hi - lo)
+      fd = f(d)
+  return (lo + hi) / 2
 
-  >>> fit = power_law_fit([0.0, 0.2, 0.5, 1.0], [3.0, 3.0 + 2 * 0.2 ** 1.5,
-  ...                                            3.0 + 2 * 0.5 ** 1.5, 5.0])
-  >>> round(fit.a, 6), round(fit.b, 6), round(fit.k, 6)
-  (3.0, 2.0, 1.5)
+
+def _profile_fit(ys, basis, log_range, points: int = 601):
+  """Minimise the affine fit's RSS over a log-spaced scale parameter.
+
+  ``basis(t)`` gives the regressor for the parameter ``t = exp(log t)``; a
+  grid over ``log_range`` finds the best cell, golden section refines it
+  between the neighbouring grid points. Returns ``(t, a, b, rss, at_bound)``.
   """
+  logs = np.linspace(log_range[0], log_range[1], points)
+  rss = np.array([_affine_fit(basis(math.exp(t)), ys)[2] for t in logs])
+  i = int(np.argmin(rss))
+  lo, hi = logs[max(i - 1, 0)], logs[min(i + 1, points - 1)]
+  t = _golden(lambda v: _affine_fit(basis(math.exp(v)), ys)[2], lo, hi)
+  a, b, r = _affine_fit(basis(math.exp(t)), ys)
+  if r > rss[i]:  # Refinement never makes the grid's best worse.
+    t, (a, b, r) = logs[i], _affine_fit(basis(math.exp(logs[i])), ys)
+  return math.exp(t), a, b, r, i in (0, points - 1)
+
+
+def _xy(x, y):
   xs, ys = _values(x, "x"), _values(y, "y")
   if xs.shape != ys.shape or xs.size < 3:
     raise ValueError(f"x and y must hold the same n >= 3 points; got shapes "
@@ -317,13 +350,129 @@ def power_law_fit(x, y, *, exponents=None) -> PowerLaw:
   if (xs < 0).any():
     raise ValueError(f"x must be >= 0 (x^k of a negative x is not real); "
                      f"got min {xs.min()}.")
-  grid = (np.linspace(0.25, 6.0, 231) if exponents is None
-          else np.asarray(exponents, np.float64))
-  best = None
-  for k in grid:
-    design = np.stack([np.ones_like(xs), xs ** k], axis=1)
-    coef, *_ = np.linalg.lstsq(design, ys, rcond=None)
-    rms = float(np.sqrt(np.mean((design @ coef - ys) ** 2)))
-    if best is None or rms < best.rms:
-      best = PowerLaw(float(coef[0]), float(coef[1]), float(k), rms)
-  return best
+  return xs, ys
+
+
+def power_law_fit(x, y, *, exponents=None) -> PowerLaw:
+  r"""Least-squares ``y ≈ a + b x^k`` with the exponent ``k`` fitted freely.
+
+  For each ``k`` the intercept ``a`` and slope ``b`` are the linear
+  least-squares fit of ``y`` on ``[1, x^k]`` (the residual profiled over
+  ``k``). By default ``k`` is searched over ``K_RANGE`` = [1e-3, 1e3] on a
+  log-spaced grid of 601 points, then refined by golden section between the
+  best point's neighbours: no floor near the values of interest truncates
+  it (P2's growth of the iterations to fit with the label-noise rate: ``k >
+  1`` is superlinear, ``k -> 0`` a curve that saturates at once). A best
+  ``k`` at an end of the range is flagged ``at_bound``.
+
+  Args:
+    x: [n] non-negative numbers (``x^k`` must be finite), ``n >= 3``.
+    y: [n] numbers.
+    exponents: a grid of ``k`` to pick from instead (no refinement;
+      ``at_bound`` when the best is the grid's smallest or largest).
+
+  Returns:
+    ``PowerLaw(a, b, k, rms, at_bound)``.
+
+  Raises:
+    ValueError: fewer than 3 points, shapes that differ, negative or
+      non-finite values.
+
+  >>> fit = power_law_fit([0.0, 0.2, 0.5, 1.0], [3.0, 3.0 + 2 * 0.2 ** 1.5,
+  ...                                            3.0 + 2 * 0.5 ** 1.5, 5.0])
+  >>> round(fit.a, 6), round(fit.b, 6), round(fit.k, 6), fit.at_bound
+  (3.0, 2.0, 1.5, False)
+  """
+  xs, ys = _xy(x, y)
+  if exponents is not None:
+    grid = np.asarray(exponents, np.float64)
+    best, best_i = None, 0
+    for i, k in enumerate(grid):
+      a, b, rss = _affine_fit(xs ** k, ys)
+      rms = math.sqrt(rss / xs.size)
+      if best is None or rms < best.rms:
+        best, best_i = PowerLaw(a, b, float(k), rms), i
+    ends = {int(np.argmin(grid)), int(np.argmax(grid))}
+    return best._replace(at_bound=best_i in ends)
+  # x / max(x) keeps x^k in [0, 1] for every k of the range (3^1000
+  # overflows); the slope of x^k is then b / max(x)^k.
+  top = float(xs.max()) or 1.0
+  k, a, b, rss, at_bound = _profile_fit(
+      ys, lambda t: (xs / top) ** t,
+      (math.log(K_RANGE[0]), math.log(K_RANGE[1])))
+  return PowerLaw(a, b / top ** k, k, math.sqrt(rss / xs.size), at_bound)
+
+
+GROWTH_MODELS = ("linear", "power", "saturating")
+
+
+def _aic(rss: float, n: int, p: int, floor: float) -> tuple[float, float]:
+  """``(AIC, AICc)`` of a Gaussian least-squares fit with ``p`` parameters."""
+  aic = n * math.log(max(rss, floor) / n) + 2 * p
+  aicc = aic + 2 * p * (p + 1) / (n - p - 1) if n - p - 1 > 0 else math.nan
+  return aic, aicc
+
+
+def growth_models(x, y) -> dict:
+  r"""Linear, power-law and saturating growth of ``y`` in ``x``, by AIC.
+
+  Three least-squares fits:
+
+  * ``linear``: ``a + b x`` (2 parameters);
+  * ``power``: ``a + b x^k`` (3; :func:`power_law_fit`, ``k`` free);
+  * ``saturating``: ``a + b (1 - exp(-x / s))`` (3; the scale ``s``
+    profiled over ``[1e-3, 1e3] * max(x)`` like ``k``).
+
+  Each is scored by Akaike's criterion for Gaussian errors,
+  :math:`\mathrm{AIC} = n \log(\mathrm{RSS}/n) + 2p` (the error variance,
+  common to all three, is left out of ``p``), and its small-sample form
+  :math:`\mathrm{AICc} = \mathrm{AIC} + 2p(p+1)/(n-p-1)` (NaN for ``n <=
+  p + 1``). The RSS is floored at ``1e-12`` times the total sum of squares,
+  so exact fits tie and the fewer parameters win. ``best`` is the smallest
+  AICc when every AICc is defined, else the smallest AIC (``criterion``
+  says which); a difference below 2 is weak evidence (Burnham & Anderson).
+
+  Args:
+    x: [n] non-negative numbers, ``n >= 3``.
+    y: [n] numbers.
+
+  Returns:
+    ``{"n", "criterion", "best", "models": {name: {"params": {...}, "rss",
+    "aic", "aicc", "num_params"}}, "delta": {name: score - best score}}``,
+    JSON-ready.
+
+  Raises:
+    ValueError: as :func:`power_law_fit`.
+
+  >>> out = growth_models([0.0, 0.5, 1.0, 1.5, 2.0], [1.0, 2.0, 3.0, 4.0, 5.0])
+  >>> out["best"], round(out["models"]["linear"]["params"]["b"], 6)
+  ('linear', 2.0)
+  """
+  xs, ys = _xy(x, y)
+  n = xs.size
+  floor = 1e-12 * float(np.sum((ys - ys.mean()) ** 2)) + 1e-300
+  a, b, rss = _affine_fit(xs, ys)
+  fits = {"linear": ({"a": a, "b": b}, rss, 2)}
+  power = power_law_fit(xs, ys)
+  fits["power"] = ({"a": power.a, "b": power.b, "k": power.k,
+                    "at_bound": power.at_bound}, power.rms ** 2 * n, 3)
+  top = float(xs.max()) or 1.0
+  s, a, b, rss, at_bound = _profile_fit(
+      ys, lambda t: 1.0 - np.exp(-xs / t),
+      (math.log(1e-3 * top), math.log(1e3 * top)))
+  fits["saturating"] = ({"a": a, "b": b, "s": s, "at_bound": at_bound},
+                        rss, 3)
+  models = {}
+  for name, (params, rss, p) in fits.items():
+    aic, aicc = _aic(rss, n, p, floor)
+    models[name] = {"params": params, "rss": float(rss), "aic": aic,
+                    "aicc": aicc, "num_params": p}
+  criterion = ("aicc" if all(math.isfinite(m["aicc"]) for m in
+                             models.values()) else "aic")
+  # Ties (exact fits) go to the fewer parameters, then to GROWTH_MODELS order.
+  best = min(GROWTH_MODELS, key=lambda m: (
+      round(models[m][criterion], 9), models[m]["num_params"]))
+  return {"n": int(n), "criterion": criterion, "best": best,
+          "models": models,
+          "delta": {m: models[m][criterion] - models[best][criterion]
+                    for m in GROWTH_MODELS}}

@@ -101,6 +101,7 @@ def test_supcon_and_ce_runs_share_encoder_init_and_batches():
 def test_ce_run_fits_stops_and_loads(tmp_path):
   config = graf_noisy_labels.get_config("tiny")
   config.loss.name = "cross_entropy"
+  config.evals.fit.classifier = "head"   # P2's configs use "linear"
   config.evals.fit.threshold = 0.7
   config.data.label_noise = 0.2
   summary = train.train_and_evaluate(config, str(tmp_path), verbose=False)
@@ -132,6 +133,7 @@ def test_ce_run_fits_stops_and_loads(tmp_path):
 
 def test_supcon_fit_uses_the_class_mean_classifier(tmp_path):
   config = graf_supcon_vs_ce.get_config("tiny")
+  config.evals.fit.classifier = "mean"   # P2's configs use "linear"
   summary = train.train_and_evaluate(config, str(tmp_path), verbose=False)
   rows = _rows(tmp_path)
   assert "train/supcon_out" in rows[-1] and "train/dcl" not in rows[-1]
@@ -202,6 +204,29 @@ def test_bad_graf_config_fails_at_start(tmp_path, override, match):
     train.train_and_evaluate(config, str(tmp_path), verbose=False)
 
 
+def test_ce_is_fit_by_the_same_retrained_linear_rule_as_supcon(tmp_path):
+  """P2's configs judge CE's fit by a linear layer retrained on its frozen
+  features (as SupCon's), not by CE's own head."""
+  config = graf_supcon_vs_ce.get_config("tiny")
+  config.loss.name = "cross_entropy"
+  summary = train.train_and_evaluate(config, str(tmp_path), verbose=False)
+  run = checkpoint.load(str(tmp_path))
+  data = data_lib.build(run.config.data, seed=run.config.seed)
+  x, y, _ = data.train_arrays(normalize=False)
+  h, logits = run.features(x)
+  probe = probes.linear_probe(
+      h, y, num_classes=10, key=jax.random.key(config.seed), steps=1000,
+      learning_rate=0.1, batch_size=256, weight_decay=1e-3, optimizer="sgd",
+      momentum=0.9, decay_power=5.0)
+  acc = np.mean(np.asarray(probes.linear_probe_predict(h, probe.weights))
+                == y)
+  np.testing.assert_allclose(acc, summary["fit/train_acc"], atol=1e-6)
+  # At 20 steps the head has not fit the training set: had the head decided
+  # "fit", the logged accuracy would have been its own.
+  assert logits.shape == (x.shape[0], 10)
+  assert np.mean(np.argmax(logits, -1) == y) != pytest.approx(acc, abs=1e-6)
+
+
 @pytest.mark.parametrize("module", [graf_supcon_vs_ce, graf_noisy_labels])
 def test_presets(module):
   paper = module.get_config()
@@ -212,8 +237,23 @@ def test_presets(module):
           paper.optim.weight_decay, paper.optim.schedule,
           paper.optim.power) == ("sgd", 0.1, 0.9, 1e-4, "poly", 5.0)
   assert module.get_config("cpu").data.name.startswith("cljax_")
+  # One fit rule for both losses at every scale (P2's retrained_linear).
+  for preset in ("", "cpu", "tiny"):
+    assert module.get_config(preset).evals.fit.classifier == "linear"
   with pytest.raises(ValueError, match="preset"):
     module.get_config("huge")
+
+
+def test_regime_presets():
+  mnist = graf_supcon_vs_ce.get_config("mnist")
+  assert (mnist.data.name, mnist.model.encoder) == ("cljax_mnist", "convnet")
+  assert mnist.data.augment.flip_prob == 0.0
+  slow, cpu = (graf_noisy_labels.get_config(p) for p in ("cpu_slow", "cpu"))
+  assert slow.optim.learning_rate == cpu.optim.learning_rate / 10
+  assert slow.data.name == cpu.data.name and slow.steps > cpu.steps
+  # The cpu presets' features are signed: the MLP's last layer is affine.
+  assert not graf_supcon_vs_ce.get_config("cpu").model.encoder_kwargs[
+      "activate_final"]
 
 
 # --- CPU-scale reproduction (minutes; pytest -m slow) -----------------------

@@ -252,11 +252,11 @@ def _committed(paper):
 
 
 def _claim_rows(text):
-  """The markdown's claims table: [paper, claim, measured, holds] rows."""
+  """The markdown's claims table: [paper, claim, measured, null, holds]."""
   rows = []
   for line in text.splitlines():
     cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
-    if line.startswith("| P") and len(cells) == 4:
+    if line.startswith("| P") and len(cells) == 5:
       rows.append(cells)
   return rows
 
@@ -275,11 +275,11 @@ def test_tiny_scale_judges_no_claim(paper):
                        figures="figures")
   rows = _claim_rows(text)
   assert len(rows) == len(judged)
-  assert all(row[3] == "not judged at tiny scale" for row in rows)
+  assert all(row[-1] == "not judged at tiny scale" for row in rows)
   assert "At `tiny` scale every claim reads" in text
   cpu_rows = _claim_rows(module.render(summary, scale="cpu", commands=["c"],
                                        figures="figures"))
-  assert [row[3] for row in cpu_rows] == [c.holds for c in judged]
+  assert [row[-1] for row in cpu_rows] == [c.holds for c in judged]
 
 
 @pytest.mark.parametrize("paper", ALL_PAPERS)
@@ -360,3 +360,98 @@ def test_run_sweeps_keeps_the_runs_output_off_the_console(tmp_path, capsys):
     log = f.read()
   # The free-feature run prints its summary as JSON: into the log.
   assert '"final_loss"' in log
+
+
+# ---------------------------------------------------------------------------
+# P3 (jiang, unconstrained): the regimes of issue 24.
+# ---------------------------------------------------------------------------
+
+
+def _grid_values(sweep, field):
+  """The values a sweep's grid gives ``field`` (None if not swept)."""
+  for spec in sweep.grid:
+    name, _, values = spec.partition("=")
+    if name == field:
+      return json.loads(values)
+  return None
+
+
+def test_p3_cpu_sweeps_run_mnist_and_the_sampled_estimator():
+  sweeps = {s.name: s for s in jiang.sweeps("cpu")}
+  mnist = sweeps["mnist"]
+  assert mnist.config.endswith(":cpu_mnist") and mnist.seeds >= 3
+  assert _grid_values(mnist, "loss.kwargs.beta")[0] == 0   # the null beta
+  assert "none" in _grid_values(mnist, "loss.kwargs.normalize")
+  sampled = sweeps["sampled"]
+  assert "loss.kwargs.estimator=sampled" in sampled.overrides
+  assert "loss.kwargs.num_negatives=256" in sampled.overrides
+  # Beside the exact estimator: the same preset and betas as the digits.
+  assert sampled.config == sweeps["beta"].config
+  assert _grid_values(sampled, "loss.kwargs.beta") == [0, 5, 30]
+  env = jiang.colab_env({n: f"/d/{n}" for n in sweeps}, summary="s",
+                        figures="f")
+  assert env["CLJAX_MNIST_SWEEP_DIR"] == "/d/mnist"
+  assert env["CLJAX_SAMPLED_SWEEP_DIR"] == "/d/sampled"
+
+
+def test_p3_tiny_sweeps_need_no_mnist_download():
+  sweeps = {s.name: s for s in jiang.sweeps("tiny")}
+  assert {"beta", "digits", "mnist", "sampled"} <= set(sweeps)
+  assert all("cpu_mnist" not in s.config for s in sweeps.values())
+  assert sweeps["mnist"].config.endswith(":tiny_mnist")
+
+
+def test_p3_free_features_sweep_all_four_losses_and_normalisations():
+  sweep = {s.name: s for s in unconstrained.sweeps("cpu")}["jiang_beta"]
+  assert _grid_values(sweep, "loss.kwargs.negatives") == [
+      "different_class", "all"]
+  assert _grid_values(sweep, "loss.kwargs.normalize") == [
+      "sphere", "ball", "none"]
+  betas = _grid_values(sweep, "loss.kwargs.beta")
+  assert betas[0] == 0.0 and len(betas) >= 3   # SCL/UCL and HSCL/HUCL
+  assert sweep.seeds >= 3
+
+
+# --- P2 (graf): geometry nulls, regimes, MNIST (issue 24) -------------------
+
+def test_graf_geometry_groups_carry_their_nulls(done):
+  with open(os.path.join(done["graf"], "graf.json")) as f:
+    summary = json.load(f)
+  groups = {g["name"]: g for g in summary["geometry"]}
+  # The tiny noisy runs (affine last layer) are signed; the nonneg sweep's
+  # post-ReLU features are not.
+  assert groups["supcon_vs_ce"]["features"] == "signed"
+  assert groups["nonneg"]["features"] == "non-negative"
+  for g in groups.values():
+    assert (g["classes"], g["dim"]) == (10, 32)
+    null = g["null"]
+    assert null["random_means"]["n"] == 50
+    # Closed forms of the exact frames (C = 10): the orthonormal frame is
+    # sqrt(2 (1 - 3/sqrt(10))) from the simplex, the simplex 0 from it.
+    assert null["orthonormal_frame"]["etf_distance"] == pytest.approx(
+        np.sqrt(2 * (1 - 3 / np.sqrt(10))), abs=1e-5)
+    assert null["simplex"]["etf_distance"] == pytest.approx(0.0, abs=1e-5)
+    assert null["orthonormal_frame"][
+        "orthogonal_frame_distance"] == pytest.approx(0.0, abs=1e-5)
+    for model in ("supcon", "CE"):
+      assert g["models"][model]["etf_distance"]["n"] == 2
+  claims = graf.claims(summary, scale="cpu")
+  assert any("orthogonal frame" in c.claim and "random" in c.null
+             for c in claims)
+  assert summary["fit_rule"] == "linear"
+
+
+def test_graf_cpu_sweeps_add_signed_nonneg_mnist_and_slow_regimes():
+  cpu = {s.name: s for s in graf.sweeps("cpu")}
+  assert cpu["nonneg"].config == cpu["supcon_vs_ce"].config
+  assert "model.encoder_kwargs.activate_final=True" in cpu["nonneg"].overrides
+  assert cpu["mnist"].config.endswith(":mnist") and cpu["mnist"].seeds >= 3
+  assert cpu["noisy_slow"].config.endswith(":cpu_slow")
+  assert cpu["noisy_slow"].grid == cpu["noisy"].grid
+  # Tiny never reads MNIST (no download in tests).
+  assert all("mnist" not in s.config for s in graf.sweeps("tiny"))
+  env = graf.colab_env({n: f"/d/{n}" for n in cpu}, summary="s",
+                       figures="f")
+  assert (env["CLJAX_GRAF_NONNEG"], env["CLJAX_GRAF_MNIST"],
+          env["CLJAX_GRAF_SLOW"]) == ("/d/nonneg", "/d/mnist",
+                                      "/d/noisy_slow")

@@ -96,9 +96,9 @@ def test_power_law_fit_matches_a_loop_over_exponents():
     rms = (sum((a + b * ui - yi) ** 2 for ui, yi in zip(u, y)) / n) ** 0.5
     if best is None or rms < best[3]:
       best = (a, b, k, rms)
-  fit = stats.power_law_fit(x, y)
-  np.testing.assert_allclose(fit, best, rtol=1e-9)
-  assert abs(fit.k - 2.0) < 0.3
+  fit = stats.power_law_fit(x, y, exponents=grid)
+  np.testing.assert_allclose(fit[:4], best, rtol=1e-9)
+  assert abs(fit.k - 2.0) < 0.3 and not fit.at_bound
 
 
 def test_power_law_fit_recovers_an_exact_law_and_refuses_bad_input():
@@ -168,3 +168,96 @@ def test_clipped_ends_are_said_and_bad_bounds_refused():
     stats.mean_interval([0.5, 0.6], bounds=(1, 0))
   with pytest.raises(ValueError, match=r"give \(low, high\)"):
     stats.clip(one_seed, 0.0)
+
+
+# --- free exponent and growth-model comparison (issue 24) -------------------
+
+def _brute_rss(x, y, basis, params):
+  # Plain normal equations of y on [1, basis(t)] for every t, smallest RSS.
+  best = None
+  for t in params:
+    u = basis(t)
+    n, su, suu = len(x), u.sum(), (u * u).sum()
+    sy, suy = y.sum(), (u * y).sum()
+    b = (n * suy - su * sy) / (n * suu - su * su)
+    a = (sy - b * su) / n
+    rss = float(((a + b * u - y) ** 2).sum())
+    if best is None or rss < best[0]:
+      best = (rss, t)
+  return best
+
+
+def test_power_law_fit_has_no_floor_below_the_old_grid():
+  """An exponent of 0.1 (a curve that saturates early) is found, not 0.25."""
+  x = np.array([0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
+  fit = stats.power_law_fit(x, 75.0 + 300.0 * x ** 0.1)
+  np.testing.assert_allclose((fit.a, fit.b, fit.k), (75.0, 300.0, 0.1),
+                             rtol=1e-6)
+  assert not fit.at_bound
+
+
+def test_power_law_fit_is_the_least_squares_exponent_of_a_dense_search():
+  rng = np.random.default_rng(1)
+  x = np.array([0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
+  y = 75.0 + 310.0 * x ** 0.3 + rng.normal(0.0, 15.0, x.size)
+  rss, k = _brute_rss(x, y, lambda t: x ** t, np.geomspace(0.01, 10, 20001))
+  fit = stats.power_law_fit(x, y)
+  assert fit.rms ** 2 * x.size <= rss * (1 + 1e-9)
+  assert fit.k == pytest.approx(k, rel=1e-3)
+
+
+def test_power_law_fit_flags_a_step_at_the_bound():
+  # y jumps at x = 0 and is flat after: the RSS falls as k -> 0, so the
+  # best k is the search range's lower end.
+  fit = stats.power_law_fit([0.0, 0.25, 0.5, 1.0], [10.0, 20.0, 20.0, 20.0])
+  assert fit.at_bound and fit.k == pytest.approx(stats.K_RANGE[0])
+
+
+def _aic(rss, n, p):
+  return n * math.log(rss / n) + 2 * p
+
+
+def test_growth_models_match_numpy_and_pick_the_true_law():
+  rng = np.random.default_rng(2)
+  x = np.linspace(0.0, 1.0, 11)
+  noise = rng.normal(0.0, 1.0, x.size)
+  cases = {"linear": 20.0 + 100.0 * x,
+           "power": 20.0 + 100.0 * x ** 3,
+           "saturating": 20.0 + 100.0 * (1.0 - np.exp(-x / 0.1))}
+  for law, clean in cases.items():
+    y = clean + noise
+    out = stats.growth_models(x, y)
+    assert out["best"] == law and out["criterion"] == "aicc", law
+    assert out["delta"][law] == 0.0 and min(out["delta"].values()) == 0.0
+    # The linear fit against numpy's polyfit, its AIC from the formula.
+    coef = np.polyfit(x, y, 1)
+    rss = float(((np.polyval(coef, x) - y) ** 2).sum())
+    lin = out["models"]["linear"]
+    np.testing.assert_allclose((lin["params"]["b"], lin["params"]["a"]),
+                               coef, rtol=1e-9)
+    assert lin["rss"] == pytest.approx(rss, rel=1e-9)
+    assert lin["aic"] == pytest.approx(_aic(rss, x.size, 2), rel=1e-12)
+    assert lin["aicc"] == pytest.approx(
+        _aic(rss, x.size, 2) + 12 / (x.size - 3), rel=1e-12)
+    # The saturating fit against a dense search over its scale.
+    sat = out["models"]["saturating"]
+    rss_s, s = _brute_rss(x, y, lambda t: 1.0 - np.exp(-x / t),
+                          np.geomspace(1e-3, 1e3, 40001))
+    assert sat["rss"] <= rss_s * (1 + 1e-9)
+    if law != "linear":  # A line is the limit s -> inf: s sits at the bound.
+      assert sat["params"]["s"] == pytest.approx(s, rel=1e-3)
+    assert sat["aicc"] == pytest.approx(
+        _aic(sat["rss"], x.size, 3) + 24 / (x.size - 4), rel=1e-12)
+  assert stats.growth_models(x, cases["saturating"] + noise)["models"][
+      "saturating"]["params"]["s"] == pytest.approx(0.1, rel=0.2)
+
+
+def test_growth_models_exact_line_prefers_fewer_parameters_and_aic_when_few():
+  # Four points: AICc needs n > p + 1 for p = 3, so AIC decides; the power
+  # law (k = 1) fits a line exactly too, and the tie goes to 2 parameters.
+  out = stats.growth_models([0.0, 1.0, 2.0, 3.0], [1.0, 3.0, 5.0, 7.0])
+  assert out["criterion"] == "aic" and out["best"] == "linear"
+  assert math.isnan(out["models"]["power"]["aicc"])
+  assert out["models"]["power"]["params"]["k"] == pytest.approx(1.0, abs=1e-6)
+  with pytest.raises(ValueError, match="n >= 3"):
+    stats.growth_models([0.0, 1.0], [1.0, 2.0])
