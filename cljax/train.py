@@ -547,10 +547,19 @@ def _variables(state) -> dict:
 
 
 def _last_good(manager) -> int | None:
+  """The newest checkpoint that is finished on disk, after a write error.
+
+  Orbax's own record may list a step whose asynchronous save was still
+  under way when another write (an event file, metrics.jsonl) failed, and
+  that save may fail in turn on the same full disk: only a finalised step
+  directory counts.
+  """
   try:
-    return manager.latest_step()
+    manager.wait()
   except Exception:  # pylint: disable=broad-except
-    return None
+    pass   # The first error is the one reported.
+  steps = ckpt_lib.saved_steps(manager.workdir)
+  return steps[-1] if steps else None
 
 
 def _print_summary(summary: dict, workdir: str) -> None:
