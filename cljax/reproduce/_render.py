@@ -24,6 +24,7 @@ import dataclasses
 import os
 
 from cljax import stats
+from cljax.reproduce import _base
 
 NONNEGATIVE = (0.0, None)
 UNIT = (0.0, 1.0)
@@ -215,3 +216,68 @@ def within(interval: dict | None, low: float, high: float) -> str:
   if interval["low"] >= high or interval["high"] <= low:
     return "no"
   return "undecided"
+
+
+def all_of(verdicts: list[str]) -> str:
+  """The verdict of a conjunction: 'no' if any part is 'no', 'yes' if all
+  are 'yes', else 'undecided'.
+
+  >>> all_of(["yes", "no"]), all_of(["yes", "undecided"]), all_of(["yes"])
+  ('no', 'undecided', 'yes')
+  """
+  if "no" in verdicts:
+    return "no"
+  return "yes" if verdicts and all(v == "yes" for v in verdicts) else (
+      "undecided")
+
+
+def against_null(verdict: str, null_verdict: str | None) -> str:
+  """A verdict about learning, judged against its null.
+
+  Args:
+    verdict: the measurement's verdict against the claim's threshold.
+    null_verdict: the null's verdict against the same threshold (the same
+      measurement without the effect); None when the JSON lacks the null.
+
+  Returns:
+    ``verdict`` when the null does not pass the threshold; 'undecided: the
+    null passes too' when it does (the threshold cannot tell learning from
+    none); 'undecided: no null' (with the bare verdict after it) when the
+    null was not measured.
+
+  >>> against_null("yes", "no"), against_null("yes", "yes")
+  ('yes', 'undecided: the null passes too')
+  >>> against_null("no", None)
+  'undecided: no null (without it: no)'
+  """
+  if null_verdict is None:
+    return f"{NO_NULL} (without it: {verdict})"
+  if verdict == "yes" and null_verdict != "no":
+    return ("undecided: the null passes too" if null_verdict == "yes" else
+            "undecided: the null's interval straddles the threshold")
+  return verdict
+
+
+def tidy_verdict(claim: _base.Claim) -> _base.Claim:
+  """The verdict column holds 'yes', 'no', 'partly', 'undecided' or
+  'undecided: no null'; a qualifier moves to the column it is about.
+
+  Without a null, what the measurement alone says goes to ``measured``;
+  a null that passes the threshold too (or straddles it) is said in the
+  ``null`` column; other qualifiers go to ``measured``.
+  """
+  prefix = "undecided: no null (without it: "
+  if claim.holds.startswith(prefix):
+    bare = claim.holds[len(prefix):-1]
+    return dataclasses.replace(
+        claim, holds="undecided: no null",
+        measured=f"{claim.measured} (without a null this would read: "
+        f"{bare})")
+  head, _, why = claim.holds.partition(": ")
+  if head != "undecided" or not why or claim.holds == "undecided: no null":
+    return claim
+  if why.startswith("the null"):
+    return dataclasses.replace(claim, holds="undecided",
+                               null=f"{claim.null}; undecided: {why}")
+  return dataclasses.replace(claim, holds="undecided",
+                             measured=f"{claim.measured} ({why})")

@@ -158,46 +158,6 @@ def _paired(rows, loss, normalize):
                p["normalize"] == normalize), None)
 
 
-def all_of(verdicts: list[str]) -> str:
-  """The verdict of a conjunction: 'no' if any part is 'no', 'yes' if all
-  are 'yes', else 'undecided'.
-
-  >>> all_of(["yes", "no"]), all_of(["yes", "undecided"]), all_of(["yes"])
-  ('no', 'undecided', 'yes')
-  """
-  if "no" in verdicts:
-    return "no"
-  return "yes" if verdicts and all(v == "yes" for v in verdicts) else (
-      "undecided")
-
-
-def against_null(verdict: str, null_verdict: str | None) -> str:
-  """A verdict about learning, judged against its null.
-
-  Args:
-    verdict: the measurement's verdict against the claim's threshold.
-    null_verdict: the null's verdict against the same threshold (the same
-      measurement without the effect); None when the JSON lacks the null.
-
-  Returns:
-    ``verdict`` when the null does not pass the threshold; 'undecided: the
-    null passes too' when it does (the threshold cannot tell learning from
-    none); 'undecided: no null' (with the bare verdict after it) when the
-    null was not measured.
-
-  >>> against_null("yes", "no"), against_null("yes", "yes")
-  ('yes', 'undecided: the null passes too')
-  >>> against_null("no", None)
-  'undecided: no null (without it: no)'
-  """
-  if null_verdict is None:
-    return f"{UNDECIDED_NO_NULL} (without it: {verdict})"
-  if verdict == "yes" and null_verdict != "no":
-    return ("undecided: the null passes too" if null_verdict == "yes" else
-            "undecided: the null's interval straddles the threshold")
-  return verdict
-
-
 def _null(summary, prefix, key):
   """The random-features null of ``key`` (an interval), or None."""
   null = summary.get(f"{prefix}null") or {}
@@ -219,7 +179,7 @@ def _dc_claim(summary, prefix, data, groups, c):
     return []
   rank = scl["metrics"]["rank"]
   null = _null(summary, prefix, "rank")
-  verdict = against_null(_render.below(rank, c - 1.5), None if null is None
+  verdict = _render.against_null(_render.below(rank, c - 1.5), None if null is None
                          else _render.below(null, c - 1.5))
   return [_base.Claim(
       "P3", f"{data}: without hard negatives (SCL, β = 0), dimensional "
@@ -287,9 +247,9 @@ def _no_norm_claim(summary, prefix, data, groups, c):
              for v, g in zip(vs_norm, normed)]
   null = _null(summary, prefix, "effective_rank")
   if null is None:
-    verdict = against_null(all_of(vs_norm), None)
+    verdict = _render.against_null(_render.all_of(vs_norm), None)
   else:
-    verdict = all_of(
+    verdict = _render.all_of(
         vs_norm + [_render.below(er, null["low"]) if null.get("n", 0) >= 2
                    else "undecided"])
   refs = "; ".join(f"{g['normalize']}: "
@@ -320,7 +280,7 @@ def _ball_claim(summary, prefix, data, groups):
   verdicts = [_render.below(g["metrics"]["unit_norm"], UNIT_NORM_CLOSE)
               for g in ball]
   null = _null(summary, prefix, "unit_norm")
-  verdict = against_null(_render.combine(verdicts), None if null is None
+  verdict = _render.against_null(_render.combine(verdicts), None if null is None
                          else _render.below(null, UNIT_NORM_CLOSE))
   worst = max(ball, key=lambda g: g["metrics"]["unit_norm"]["high"])
   return [_base.Claim(
@@ -386,31 +346,6 @@ def _claims_of(summary: dict, prefix: str, data: str) -> list[_base.Claim]:
           _monitor_claims(summary, prefix, data))
 
 
-def _bare_to_measured(claim: _base.Claim) -> _base.Claim:
-  """The verdict column holds 'yes', 'no', 'partly', 'undecided' or
-  'undecided: no null'; a qualifier moves to the column it is about.
-
-  Without a null, what the measurement alone says goes to ``measured``;
-  a null that passes the threshold too (or straddles it) is said in the
-  ``null`` column; other qualifiers go to ``measured``.
-  """
-  prefix = "undecided: no null (without it: "
-  if claim.holds.startswith(prefix):
-    bare = claim.holds[len(prefix):-1]
-    return dataclasses.replace(
-        claim, holds="undecided: no null",
-        measured=f"{claim.measured} (without a null this would read: "
-        f"{bare})")
-  head, _, why = claim.holds.partition(": ")
-  if head != "undecided" or not why or claim.holds == "undecided: no null":
-    return claim
-  if why.startswith("the null"):
-    return dataclasses.replace(claim, holds="undecided",
-                               null=f"{claim.null}; undecided: {why}")
-  return dataclasses.replace(claim, holds="undecided",
-                             measured=f"{claim.measured} ({why})")
-
-
 def claims(summary: dict, *, scale: str | None = None) -> list[_base.Claim]:
   """P3's claims on every dataset the summary holds.
 
@@ -425,7 +360,7 @@ def claims(summary: dict, *, scale: str | None = None) -> list[_base.Claim]:
   for prefix, data in DATASETS:
     if summary.get(f"{prefix}groups"):
       out += _claims_of(summary, prefix, data)
-  return _render.judged([_bare_to_measured(c) for c in out], scale)
+  return _render.judged([_render.tidy_verdict(c) for c in out], scale)
 
 
 def _metrics_table(groups: list[dict]) -> str:

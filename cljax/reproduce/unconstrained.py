@@ -138,29 +138,6 @@ def _jiang(summary: dict, *, negatives=None, normalize=None, hard=None):
   return out
 
 
-def all_of(verdicts: list[str]) -> str:
-  """The verdict of a conjunction: 'no' if any part is 'no', 'yes' if all
-  are 'yes', else 'undecided'.
-
-  >>> all_of(["yes", "no"]), all_of(["yes", "undecided"]), all_of(["yes"])
-  ('no', 'undecided', 'yes')
-  """
-  if "no" in verdicts:
-    return "no"
-  return "yes" if verdicts and all(v == "yes" for v in verdicts) else (
-      "undecided")
-
-
-def _against_null(verdict: str, null_verdict: str | None) -> str:
-  """``verdict`` unless the null also passes (or was not measured)."""
-  if null_verdict is None:
-    return f"undecided: no null (without it: {verdict})"
-  if verdict == "yes" and null_verdict != "no":
-    return ("undecided: the null passes too" if null_verdict == "yes" else
-            "undecided: the null's interval straddles the threshold")
-  return verdict
-
-
 def _init_cell(rows, key, spec=".3g"):
   nulls = [r[key] for r in rows if key in r]
   if len(nulls) < len(rows) or not rows:
@@ -203,7 +180,7 @@ def _p3_claims(summary: dict) -> list[_base.Claim]:
         f"have the whole ETF-distance interval below {NC_ETF:g} "
         f"({rows[0]['etf_distance']['n']} seeds); largest: "
         f"{_label(worst['overrides'])} {_render.cell(worst['etf_distance'])}",
-        _against_null(_render.combine(verdicts), null),
+        _render.against_null(_render.combine(verdicts), null),
         _init_cell(rows, "etf_distance_init")))
   hucl = [r for r in _jiang(summary, negatives="all", normalize=normed,
                             hard=True) if "etf_distance" in r]
@@ -233,7 +210,7 @@ def _p3_claims(summary: dict) -> list[_base.Claim]:
         f"{verdicts.count('yes')} of {len(ball)} ball points have the "
         f"whole mean-norm interval above {ON_SPHERE:g}; lowest: "
         f"{_label(low['overrides'])} {_render.cell(low['feature_norm'])}",
-        _against_null(_render.combine(verdicts), null),
+        _render.against_null(_render.combine(verdicts), null),
         _init_cell(ball, "feature_norm_init")))
   none = [r for r in _jiang(summary, normalize=("none",))
           if "effective_rank" in r]
@@ -255,7 +232,7 @@ def _p3_claims(summary: dict) -> list[_base.Claim]:
                            t["effective_rank"]["high"]) == "yes"
              for t in twins):
         v.append("no")
-      verdicts.append(all_of(v))
+      verdicts.append(_render.all_of(v))
       refs.append(r)
     has_null = all("effective_rank_init" in r for r in none)
     verdict = _render.combine(verdicts)
@@ -268,34 +245,9 @@ def _p3_claims(summary: dict) -> list[_base.Claim]:
         + "; ".join(f"{_label(r['overrides'])} "
                     f"{_render.cell(r['effective_rank'])}"
                     for r in none[:3]),
-        verdict if has_null else _against_null(verdict, None),
+        verdict if has_null else _render.against_null(verdict, None),
         _init_cell(none, "effective_rank_init")))
   return out
-
-
-def _bare_to_measured(claim: _base.Claim) -> _base.Claim:
-  """The verdict column holds 'yes', 'no', 'partly', 'undecided' or
-  'undecided: no null'; a qualifier moves to the column it is about.
-
-  Without a null, what the measurement alone says goes to ``measured``;
-  a null that passes the threshold too (or straddles it) is said in the
-  ``null`` column; other qualifiers go to ``measured``.
-  """
-  prefix = "undecided: no null (without it: "
-  if claim.holds.startswith(prefix):
-    bare = claim.holds[len(prefix):-1]
-    return dataclasses.replace(
-        claim, holds="undecided: no null",
-        measured=f"{claim.measured} (without a null this would read: "
-        f"{bare})")
-  head, _, why = claim.holds.partition(": ")
-  if head != "undecided" or not why or claim.holds == "undecided: no null":
-    return claim
-  if why.startswith("the null"):
-    return dataclasses.replace(claim, holds="undecided",
-                               null=f"{claim.null}; undecided: {why}")
-  return dataclasses.replace(claim, holds="undecided",
-                             measured=f"{claim.measured} ({why})")
 
 
 def claims(summary: dict, *, scale: str | None = None) -> list[_base.Claim]:
@@ -317,7 +269,7 @@ def claims(summary: dict, *, scale: str | None = None) -> list[_base.Claim]:
         f"{verdicts.count('yes')} of {len(thm2)} settings have the whole "
         f"excess interval below {close:g} nats ({n} seeds); largest: "
         f"{_label(worst['overrides'])} {_render.cell(worst['excess'])}",
-        _against_null(_render.combine(verdicts), _null_verdicts(
+        _render.against_null(_render.combine(verdicts), _null_verdicts(
             thm2, "excess_init", lambda v: _render.below(v, close))),
         _init_cell(thm2, "excess_init", ".3g")))
   for row in summary["graf_multisets"][:1]:
@@ -326,7 +278,7 @@ def claims(summary: dict, *, scale: str | None = None) -> list[_base.Claim]:
         "P2", "SupCon summed over all multisets is minimised at a regular "
         "simplex (the multiset bound)",
         f"summed loss / bound − 1 = {_render.cell(gap, '.2e')} "
-        f"({gap['n']} seeds)", _against_null(
+        f"({gap['n']} seeds)", _render.against_null(
             _render.below(gap, close), _null_verdicts(
                 [row], "relative_gap_init",
                 lambda v: _render.below(v, close))),
@@ -336,7 +288,7 @@ def claims(summary: dict, *, scale: str | None = None) -> list[_base.Claim]:
     out.append(_base.Claim(
         "P2", "CE with a free classifier is minimised at the simplex",
         f"loss − loss at the simplex = {_render.cell(over, '.2e')} "
-        f"({over['n']} seeds)", _against_null(
+        f"({over['n']} seeds)", _render.against_null(
             _render.below(over, close), _null_verdicts(
                 [row], "over_simplex_init",
                 lambda v: _render.below(v, close))),
@@ -351,11 +303,11 @@ def claims(summary: dict, *, scale: str | None = None) -> list[_base.Claim]:
         f"{verdicts.count('yes')} of {len(skewed)} skewed batches end "
         f"below the simplex with the whole interval below 0 "
         f"({skewed[0]['over_etf']['n']} seeds)",
-        _against_null(_render.combine(verdicts), _null_verdicts(
+        _render.against_null(_render.combine(verdicts), _null_verdicts(
             skewed, "over_etf_init", lambda v: _render.below(v, 0.0))),
         _init_cell(skewed, "over_etf_init")))
   out += _p3_claims(summary)
-  return _render.judged([_bare_to_measured(c) for c in out], scale)
+  return _render.judged([_render.tidy_verdict(c) for c in out], scale)
 
 
 def render(summary: dict, *, scale: str, commands: list[str],
