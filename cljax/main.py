@@ -125,10 +125,11 @@ def _config_path(argv) -> str:
 
 def _presets(path: str) -> str:
   """The presets the config file ``path`` accepts, in its own words."""
-  import importlib.machinery  # pylint: disable=import-outside-toplevel
+  import importlib.util  # pylint: disable=import-outside-toplevel
   try:
-    module = importlib.machinery.SourceFileLoader(
-        "_cljax_help_config", path).load_module()
+    spec = importlib.util.spec_from_file_location("_cljax_help_config", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
   except Exception as e:  # pylint: disable=broad-except
     return f"(it does not load: {' '.join(str(e).split())})"
   presets = getattr(module, "PRESETS", None)
