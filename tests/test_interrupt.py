@@ -1,17 +1,16 @@
 """Repeated SIGTERMs: one stop, however many signals and whenever they come.
-
 A scheduler or a user may send SIGTERM again and again while a run saves its
 last step and exits; each further signal repeats the request under way, so the
 run still ends with exit status 3, its "saved ... rerun" line and a complete
 checkpoint (never with status 143, SIGTERM's default action).
 """
-
 import os
 import signal
 import subprocess
 import sys
 import time
 
+import test_train
 from cljax import checkpoint
 from cljax import errors
 
@@ -48,17 +47,7 @@ def test_sigterm_after_the_stop_and_restore_changes_nothing():
   assert "own handler" not in proc.stdout   # Only restored, never called.
 
 
-def _wait_for_first_row(workdir, proc, timeout=1800):
-  """Waits until the run has logged a row, i.e. training is under way.
-
-  The bound only stops a broken run from hanging the suite.
-  """
-  path = os.path.join(workdir, "metrics.jsonl")
-  t_end = time.time() + timeout
-  while not os.path.exists(path) or os.path.getsize(path) == 0:
-    assert proc.poll() is None, proc.stdout.read()
-    assert time.time() < t_end, "no row logged"
-    time.sleep(0.05)   # Polling interval, not a wait for the event.
+_wait_for_first_row = test_train._wait_for_first_row
 
 
 def test_a_burst_of_sigterm_during_the_save_still_exits_3(tmp_path):

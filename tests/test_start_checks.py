@@ -12,6 +12,7 @@ import ml_collections
 import numpy as np
 import pytest
 
+import test_train
 from cljax import data as data_lib
 from cljax import errors
 from cljax import losses
@@ -23,16 +24,7 @@ from experiments import default
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _config(**overrides):
-  config = default.get_config("smoke")
-  config.evals.linear_probe.every = 0
-  for path, value in overrides.items():
-    node = config
-    *parents, leaf = path.split(".")
-    for p in parents:
-      node = node[p]
-    node[leaf] = value
-  return config
+_config = test_train._config   # the smoke config with dotted overrides
 
 
 def _listing(path):
