@@ -19,6 +19,7 @@ a config mistake, 3 for an interrupted run, ...); ``--debug`` or
 ``CLJAX_DEBUG=1`` shows the traceback instead.
 """
 
+import importlib.util
 import os
 import re
 import sys
@@ -125,7 +126,6 @@ def _config_path(argv) -> str:
 
 def _presets(path: str) -> str:
   """The presets the config file ``path`` accepts, in its own words."""
-  import importlib.util  # pylint: disable=import-outside-toplevel
   try:
     spec = importlib.util.spec_from_file_location("_cljax_help_config", path)
     module = importlib.util.module_from_spec(spec)

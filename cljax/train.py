@@ -72,6 +72,7 @@ from cljax import losses
 from cljax import metric_writer
 from cljax import models
 from cljax import plots
+from cljax import provenance
 from cljax import run_identity
 from cljax.errors import NonFiniteError
 from cljax.evaluators import with_classifier
@@ -271,7 +272,6 @@ def _write_config(workdir, config) -> None:
   try:
     with open(path, "w") as f:
       f.write(run_identity.config_json(config))
-    from cljax import provenance  # pylint: disable=import-outside-toplevel
     path = os.path.join(workdir, provenance.FILE)
     provenance.record(workdir)  # The code of this session, for reproduce.
   except OSError as e:
