@@ -23,6 +23,7 @@ import importlib.util
 import os
 import re
 import sys
+import traceback
 
 from absl import app
 from absl import flags
@@ -83,8 +84,32 @@ def debugging(argv=None) -> bool:
 
 def fail(message: str, code: int) -> None:
   """Ends the program with a short message and ``code`` (no traceback)."""
-  print(f"cljax: error: {message}", file=sys.stderr, flush=True)
+  # One write: a line written in pieces can be cut by another thread's text.
+  sys.stderr.write(f"cljax: error: {message}\n")
+  sys.stderr.flush()
   sys.exit(code)
+
+
+def _report_unraisable(unraisable) -> None:
+  """``sys.unraisablehook`` that writes each report in one piece.
+
+  Python's default hook writes a report in several pieces, so a report from
+  a writer thread can split the ``cljax: error:`` line that ends the run.
+  When a checkpoint save fails, tensorstore's callbacks for orbax's other
+  writes still arrive after orbax closed their event loop; the resulting
+  "Event loop is closed" reports say nothing the error line does not, and
+  are dropped.
+  """
+  error = unraisable.exc_value
+  if isinstance(error, RuntimeError) and str(error) == "Event loop is closed":
+    return
+  lines = ([f"{unraisable.err_msg or 'Exception ignored in'}: "
+            f"{unraisable.object!r}\n"] if unraisable.object is not None
+           else [])
+  lines += traceback.format_exception(unraisable.exc_type, error,
+                                      unraisable.exc_traceback)
+  sys.stderr.write("".join(lines))
+  sys.stderr.flush()
 
 
 def _config_mistake(error: BaseException, argv) -> str:
@@ -234,6 +259,7 @@ def main(argv):
 
 
 def run():
+  sys.unraisablehook = _report_unraisable
   app.run(main, flags_parser=parse_flags)
 
 

@@ -253,6 +253,7 @@ def test_a_full_disk_ends_the_run_and_keeps_earlier_checkpoints(tmp_path):
     # the one line of cljax.main.
     [last] = [line for line in proc.stderr.splitlines()
               if line.startswith("cljax: error: ")]
+    assert "Event loop is closed" not in proc.stderr
     assert f"file system mounted at {disk}" in last
     assert "No space left on device" in last
     kept = checkpoint.saved_steps(workdir)

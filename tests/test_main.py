@@ -72,3 +72,59 @@ def test_print_only_writes_nothing(tmp_path):
   commands = [l for l in proc.stdout.splitlines() if l.startswith("python")]
   assert len(commands) == 2 and "--config.seed=1" in commands[1]
   assert not sweep_dir.exists()
+
+
+class _Pieces:
+  """A stream that records each write call separately."""
+
+  def __init__(self):
+    self.writes = []
+
+  def write(self, text):
+    self.writes.append(text)
+
+  def flush(self):
+    pass
+
+
+def _unraisable(error, obj=None):
+  import types
+  try:
+    raise error
+  except type(error) as e:
+    return types.SimpleNamespace(exc_type=type(e), exc_value=e,
+                                 exc_traceback=e.__traceback__, err_msg=None,
+                                 object=obj)
+
+
+def test_the_error_line_is_written_in_one_piece(monkeypatch):
+  # A writer thread's text can land between two writes; one write cannot be
+  # split (the CI run that lost its "cljax: error:" line to such a report).
+  from cljax import main
+  stream = _Pieces()
+  monkeypatch.setattr(sys, "stderr", stream)
+  with pytest.raises(SystemExit) as stop:
+    main.fail("the disk is full", errors.EXIT_WRITE)
+  assert stop.value.code == errors.EXIT_WRITE
+  assert stream.writes == ["cljax: error: the disk is full\n"]
+
+
+def test_unraisable_reports_are_written_in_one_piece(monkeypatch):
+  from cljax import main
+  stream = _Pieces()
+  monkeypatch.setattr(sys, "stderr", stream)
+  main._report_unraisable(_unraisable(ValueError("bad callback"), "cb"))
+  [report] = stream.writes
+  assert report.startswith("Exception ignored in: 'cb'\nTraceback")
+  assert report.endswith("ValueError: bad callback\n")
+
+
+def test_event_loop_closed_reports_after_a_failed_save_are_dropped(
+    monkeypatch):
+  from cljax import main
+  stream = _Pieces()
+  monkeypatch.setattr(sys, "stderr", stream)
+  main._report_unraisable(_unraisable(RuntimeError("Event loop is closed")))
+  assert stream.writes == []
+  main._report_unraisable(_unraisable(RuntimeError("Event loop is open")))
+  assert len(stream.writes) == 1
