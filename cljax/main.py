@@ -30,6 +30,7 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from cljax import compile_cache
 from cljax import errors
 from cljax import train
 from cljax import unconstrained
@@ -69,6 +70,11 @@ _PRINT_CONFIG = flags.DEFINE_bool(
     "overrides) and exit; needs no --workdir.")
 
 # absl's own help flags exit with status 1; these exit with 0.
+_COMPILATION_CACHE = flags.DEFINE_string(
+    "compilation_cache", None,
+    "Directory of JAX's persistent compilation cache, or 'off' (default: "
+    f"${compile_cache.ENV}, else ~/.cache/cljax/jax). Reruns, sweep points "
+    "and seeds read their compiled programs from it.")
 HELP_FLAGS = ("--help", "-?", "-h", "--helpshort", "--helpfull")
 
 MODES = {"train": train.train_and_evaluate,
@@ -228,6 +234,7 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   # Orbax logs every save step at INFO; the progress bar is the run's output.
   logging.set_verbosity(logging.WARNING)
+  compile_cache.enable(_COMPILATION_CACHE.value)
   if _DISTRIBUTED.value:
     import jax
     jax.distributed.initialize(coordinator_address=_COORDINATOR.value,

@@ -74,6 +74,7 @@ from absl import logging
 
 # The --config flag (and the drivers) are cljax.main's.
 from cljax import _lock
+from cljax import compile_cache
 from cljax import errors
 from cljax import main as main_lib
 # Reading a sweep back lives in its own module; re-exported here.
@@ -527,6 +528,7 @@ def main(argv):
     main_lib.fail("--config and --sweep_dir are required.",
                   errors.EXIT_CONFIG)
   logging.set_verbosity(logging.WARNING)
+  compile_cache.enable(flags.FLAGS.compilation_cache)
   config_arg = next((a.split("=", 1)[1] for a in sys.argv
                      if a.startswith("--config=")), "")
   base_flags = [a for a in sys.argv[1:] if a.startswith("--config.")]

@@ -10,3 +10,23 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 import jax  # noqa: E402
 
 jax.config.update("jax_num_cpu_devices", int(os.environ["JAX_NUM_CPU_DEVICES"]))
+
+
+def pytest_configure(config):
+  # One compilation cache per pytest run, shared by its xdist workers (they
+  # start after this hook and inherit the environment) and by the commands the
+  # tests run as subprocesses: a program compiled by one test is read by the
+  # next. It is fresh per run, so no test depends on an earlier run.
+  import tempfile
+  if not hasattr(config, "workerinput"):
+    os.environ["CLJAX_COMPILATION_CACHE"] = tempfile.mkdtemp(
+        prefix="cljax-test-jax-cache-")
+    config._cljax_cache = os.environ["CLJAX_COMPILATION_CACHE"]
+  from cljax import compile_cache
+  compile_cache.enable(os.environ["CLJAX_COMPILATION_CACHE"])
+
+
+def pytest_unconfigure(config):
+  import shutil
+  if getattr(config, "_cljax_cache", None):
+    shutil.rmtree(config._cljax_cache, ignore_errors=True)

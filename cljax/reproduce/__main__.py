@@ -7,6 +7,7 @@ naming the valid values, as ``cljax.main`` does.
 import argparse
 import sys
 
+from cljax import compile_cache
 from cljax import errors
 from cljax import main as main_lib
 from cljax.reproduce import _base
@@ -37,7 +38,12 @@ def main(argv=None) -> None:
   parser.add_argument("--out", default=None,
                       help="results dir (default: experiments/results at "
                       "cpu scale, else <runs_dir>/<paper>/<scale>)")
+  parser.add_argument("--compilation_cache", default=None,
+                      help="directory of JAX's persistent compilation cache, "
+                      f"or 'off' (default: ${compile_cache.ENV}, else "
+                      "~/.cache/cljax/jax)")
   args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+  compile_cache.enable(args.compilation_cache)
   try:
     _run.reproduce(args.paper, scale=args.scale, runs_dir=args.runs_dir,
                    out=args.out, print_only=args.print_only,
