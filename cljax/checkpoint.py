@@ -82,7 +82,8 @@ def _read_only_manager(directory: str) -> ocp.CheckpointManager:
         item_names=_ITEMS)
 
 
-def _restore_newest(steps: list[int], restore) -> tuple[int, Any, dict]:
+def _restore_newest(steps: list[int], restore, directory: str
+                    ) -> tuple[int, Any, dict]:
   """Restores the newest of ``steps`` that ``restore(step)`` can read.
 
   Returns:
@@ -90,8 +91,10 @@ def _restore_newest(steps: list[int], restore) -> tuple[int, Any, dict]:
     failed to its error.
 
   Raises:
-    The newest step's error when no step restores: then nothing is known to
-    be corrupt (a mismatched target fails on every step alike).
+    errors.CheckpointsUnreadableError: no step restores. Nothing is then
+      known to be corrupt (a target that does not match the saved tree fails
+      on every step alike), so nothing is moved; the message names each
+      step's error and both fixes.
   """
   corrupt = {}
   for step in sorted(steps, reverse=True):
@@ -101,8 +104,15 @@ def _restore_newest(steps: list[int], restore) -> tuple[int, Any, dict]:
       # Orbax and tensorstore raise many types for damaged files
       # (ValueError, FileNotFoundError, OCDBT status errors, ...).
       corrupt[step] = e
-  first = max(corrupt)
-  raise corrupt[first]
+  raise errors.CheckpointsUnreadableError(
+      f"No checkpoint of {directory} restores: " + "; ".join(
+          f"{os.path.join(directory, str(step))}: {_describe(error)}"
+          for step, error in sorted(corrupt.items())) +
+      f". If the model config differs from the run's, use the run's config "
+      f"(it is in {os.path.join(os.path.dirname(directory), 'config.json')})"
+      f"; if the files are damaged, move them aside (mv {directory} "
+      f"{directory}.damaged) to start the run over, or use a new --workdir."
+      ) from corrupt[max(corrupt)]
 
 
 def _describe(error: BaseException) -> str:
@@ -200,14 +210,16 @@ class Manager:
       ``(step, restored)``, or ``(None, None)`` without checkpoints.
 
     Raises:
-      The newest checkpoint's restore error when none restores (a target
-      that does not match the saved tree fails on every step alike).
+      errors.CheckpointsUnreadableError: none restores (damaged files, or a
+        target that does not match the saved tree: that fails on every step
+        alike, so nothing is moved).
     """
     steps = self.all_steps()
     if not steps:
       return None, None
     step, restored, corrupt = _restore_newest(
-        steps, lambda s: self.restore(s, model=model, opt=opt))
+        steps, lambda s: self.restore(s, model=model, opt=opt),
+        self.directory)
     if corrupt:
       aside = os.path.join(self.workdir, CORRUPT_DIR)
       os.makedirs(aside, exist_ok=True)
@@ -392,7 +404,9 @@ def restore_model(workdir: str, target, step: int | None = None
     ``(step, model, meta)``.
 
   Raises:
-    FileNotFoundError: no complete checkpoint in ``workdir``.
+    FileNotFoundError: no complete checkpoint in ``workdir``, or no ``step``
+      (the message lists the saved steps).
+    errors.CheckpointsUnreadableError: no checkpoint restores.
   """
   directory = os.path.join(os.path.abspath(workdir), "checkpoints")
   manager = _read_only_manager(directory)
@@ -407,12 +421,19 @@ def restore_model(workdir: str, target, step: int | None = None
 
   try:
     if step is not None:
+      saved = sorted(manager.all_steps())
+      if step not in saved:
+        raise FileNotFoundError(
+            f"Checkpoint at {os.path.join(directory, str(step))} not found; "
+            f"the saved steps are {saved} (checkpoint.keep deletes older "
+            f"ones).")
       model, meta = restore(step)
     else:
       steps = list(manager.all_steps())
       if not steps:
         raise FileNotFoundError(f"No complete checkpoint under {directory}.")
-      step, (model, meta), corrupt = _restore_newest(steps, restore)
+      step, (model, meta), corrupt = _restore_newest(steps, restore,
+                                                     directory)
       for bad, error in sorted(corrupt.items()):
         print(f"Checkpoint step {bad} in {directory} is corrupt "
               f"({_describe(error)}); loaded step {step} instead. Delete it "
@@ -435,7 +456,9 @@ def load(workdir: str, step: int | None = None) -> Run:
     ``features`` method.
 
   Raises:
-    FileNotFoundError: no config or no complete checkpoint in ``workdir``.
+    FileNotFoundError: no config or no complete checkpoint in ``workdir``, or
+      no checkpoint ``step``.
+    errors.CheckpointsUnreadableError: no checkpoint restores.
   """
   from cljax import models  # Only the analysis path needs the model zoo.
 

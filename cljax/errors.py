@@ -46,6 +46,11 @@ class NoValidAnchorsError(ConfigError):
   """A logged step's loss had no valid anchor: its batches cannot train it."""
 
 
+class CheckpointsUnreadableError(ConfigError):
+  """No checkpoint of a work dir restores; names each step's error and the
+  fix (damaged files, or a config whose model differs from the run's)."""
+
+
 class WorkdirLockedError(RuntimeError):
   """Another live process trains in this work dir (names its pid and host)."""
 
