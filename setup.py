@@ -32,10 +32,12 @@ _INSTALL_REQUIRES = [
 ]
 
 _EXTRAS = {
-    # nbclient + ipykernel execute the colabs in the tests.
+    # nbclient + ipykernel execute the colabs in the tests; mkdocs and
+    # mkdocstrings build the docs site (tests/test_docs.py).
     "test": ["pytest>=8", "pytest-xdist>=3.6", "pytest-timeout>=2.3",
              "scipy>=1.13",
-             "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29"],
+             "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29",
+             "mkdocs>=1.6", "mkdocstrings>=1.0", "mkdocstrings-python>=2.0"],
     # Peer benchmarks. torch must be the CPU build: install it as
     # `pip install "torch==2.13.0+cpu"` first (see benchmarks/README.md);
     # constraints.txt pins that build.

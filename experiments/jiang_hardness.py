@@ -14,8 +14,8 @@ Paper scale (preset '' or 'gpu'; CIFAR-100 from TFDS, prepared beforehand
 with ``tfds build cifar100 --file_format=array_record``): ResNet-50 with the
 CIFAR stem, head Linear(2048->512, no bias) -> BN -> ReLU -> Linear(512->99),
 unit-ball projection, Adam 1e-3 (no decay, no schedule), batch 512, 400
-epochs. The grid of the paper (papers.md section 4.4) plus the sphere and
-no-normalisation ablations:
+epochs. The grid of the paper (docs/conventions.md#jiang-recipe) plus the sphere
+and no-normalisation ablations:
 
   python -m cljax.sweep --config=experiments/jiang_hardness.py \
       --sweep_dir=runs/jiang_cifar100 \

@@ -75,7 +75,7 @@ PRESETS = ("", "cifar10", "mini_imagenet", "cpu", "cpu_mnist", "cpu_collapsed",
 
 
 def _paper(config, *, dataset: str, batch_size: int, projection_dim: int):
-  """P1's GPU recipe (papers.md 2.7) on a stock TFDS dataset."""
+  """P1's GPU recipe (docs/conventions.md#luthra-recipe) on a TFDS dataset."""
   config.data.name = dataset
   config.data.batch_size = batch_size
   config.data.augment.mode = "simclr"

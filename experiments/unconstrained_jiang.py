@@ -5,8 +5,8 @@ of other classes) and UCL (all batch members as negatives) are minimised by
 neural collapse (unit-norm class means on a simplex ETF); in their ResNet
 runs, without hard negatives (beta = 0) or without normalisation, Adam ends
 in dimensional collapse (class means span few directions). Whether DC appears
-without a network is open (papers.md section 6): this is exploratory. The
-loss is ``cljax.losses.hard_contrastive`` with the exact tilted expectation
+without a network is open (docs/conventions.md#cpu-scale): this is exploratory.
+The loss is ``cljax.losses.hard_contrastive`` with the exact tilted expectation
 (the K_neg -> infinity limit of their sampler), one view per sample,
 positives by label (the anchor included), tau = 1, dim = C - 1 as in P3, and
 Adam from a small random start.

@@ -2,7 +2,8 @@
 
 These are the ground truth that the fast JAX losses in ``cljax/losses.py`` are
 tested against. They are written straight from the formulas in
-``/work/shared/spec/papers.md`` (sections 1, 2.1-2.2, 3.1, 4.1) with explicit
+``docs/conventions.md`` (#notation, #dcl-nscl-paper, #code-variants, #supcon,
+#hard-negatives) with explicit
 Python loops over anchors and positives, deliberately slow and obvious: no
 masking tricks, no vectorised log-sum-exp across anchors. Nothing here is
 imported from ``cljax``.
@@ -537,7 +538,7 @@ def cross_entropy(logits, labels) -> tuple[float, int]:
 
 
 # ---------------------------------------------------------------------------
-# 7. H-SCL 2022 (rjiang03/H-SCL, papers.md 4.1 "Related estimators")
+# 7. H-SCL 2022 (rjiang03/H-SCL, docs/conventions.md#hscl-2022)
 # ---------------------------------------------------------------------------
 
 

@@ -385,7 +385,7 @@ def test_p1_losses_at_etf_equal_closed_forms(c, n, k, tau):
 
 
 def test_paper_nscl_is_negative_at_its_optimum():
-  # papers.md 2.1: -3.37 for C=4, n=3, K=3, tau=0.2.
+  # docs/conventions.md#dcl-nscl-paper: -3.37 for C=4, n=3, K=3, tau=0.2.
   z, labels = _collapsed_etf(4, 3, 3, d=3)
   value = float(losses.nscl(z, labels, temperature=0.2))
   assert value == pytest.approx(np.log(3 * 9) - 4 / (3 * 0.2), rel=1e-5)

@@ -146,7 +146,7 @@ def test_paper_presets_follow_the_papers_recipe():
 
 
 def test_mini_imagenet_preset_follows_the_papers_recipe():
-  """papers.md 2.7: ImageNet stem otherwise than CIFAR/SVHN, batch 896, 0.1."""
+  """docs/conventions.md#luthra-recipe: ImageNet stem, batch 896, tau 0.1."""
   config = luthra_cl_vs_nscl.get_config("mini_imagenet")
   assert (config.data.name, config.data.batch_size) == ("mini_imagenet", 896)
   assert config.loss.kwargs.temperature == 0.1 and config.epochs == 2501

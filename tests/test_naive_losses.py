@@ -2,7 +2,8 @@
 
 Sources of truth: optax's independent NT-Xent, scipy's log-softmax, hand
 arithmetic on tiny configurations, closed forms at the collapsed simplex
-(papers.md sections 2.4, 3.2, 4.2), and inequalities proved in the papers
+(docs/conventions.md#nscl-minimisers, #supcon-multiset-bound and
+#hard-negatives-theory), and inequalities proved in the papers
 (Theorem-1 gap bound, Jensen for SupCon, Harris/Chebyshev for hard negatives).
 """
 
@@ -277,7 +278,8 @@ def test_cross_entropy():
 
 
 # ---------------------------------------------------------------------------
-# Paper triple-sum forms (papers.md 2.1), written directly with numpy
+# Paper triple-sum forms (docs/conventions.md#dcl-nscl-paper), written directly
+# with numpy
 # ---------------------------------------------------------------------------
 
 
@@ -324,7 +326,8 @@ def test_simplex_nscl_and_dcl():
   big_n = C4 * N4
   gamma = C4 / ((C4 - 1) * TAU4)
   nscl_min = math.log(K4 * (big_n - N4)) - gamma
-  assert abs(nscl_min - (-3.37)) < 0.01  # papers.md 2.1
+  # docs/conventions.md#dcl-nscl-paper
+  assert abs(nscl_min - (-3.37)) < 0.01
   dcl_val = math.log(K4 * (N4 - 1) + K4 * (big_n - N4) * math.exp(-gamma))
   for self_pairs in (False, True):
     loss, valid = nl.nscl(z, labels, TAU4, include_self_pairs=self_pairs)
@@ -340,8 +343,8 @@ def test_simplex_supcon_out_equals_in():
   big_n = C4 * N4
   gamma = C4 / ((C4 - 1) * TAU4)
   # Each anchor: K n - 1 positives at 1/tau, K(N - n) negatives at
-  # -1/((C-1) tau):  l = log(Kn - 1 + K(N - n) e^{-gamma})  (papers.md 3.2
-  # with l = Kn, b = NK, rho = 1).
+  # -1/((C-1) tau):  l = log(Kn - 1 + K(N - n) e^{-gamma}) (the bound of
+  # docs/conventions.md#supcon-multiset-bound with l = Kn, b = NK, rho = 1).
   want = math.log(K4 * N4 - 1 + K4 * (big_n - N4) * math.exp(-gamma))
   out = nl.supcon(z, labels, TAU4, variant="out")
   inn = nl.supcon(z, labels, TAU4, variant="in")
@@ -360,7 +363,8 @@ def test_simplex_scl_hscl_pair_loss(c, n, k, tau):
     assert valid == c * n * k
     np.testing.assert_allclose(loss, want, rtol=1e-12)
   if (c, tau) == (10, 1.0):
-    np.testing.assert_allclose(want, 0.28457, atol=1e-5)  # papers.md 4.2
+    # docs/conventions.md#hard-negatives-theory
+    np.testing.assert_allclose(want, 0.28457, atol=1e-5)
   # The sampled estimator gives the same value for any draws from the pool.
   rng = np.random.default_rng(0)
   m = c * n * k
@@ -375,13 +379,15 @@ def test_simplex_scl_hscl_pair_loss(c, n, k, tau):
 
 def test_simplex_c100_value():
   z, labels = collapsed(100, 1, 1)
+  # docs/conventions.md#hard-negatives-theory
   np.testing.assert_allclose(nl.hard_contrastive(z, labels, beta=5.0)[0],
-                             0.31056, atol=1e-5)  # papers.md 4.2
+                             0.31056, atol=1e-5)
 
 
 def test_simplex_ucl_exact():
   # UCL, beta = 0, "all" pool: E = (K n e^1 + K(N - n) e^{-1/(C-1)}) / (N K);
-  # pair loss log(1 + n/N + (1 - n/N) e^{-C/(C-1)}) (papers.md 4.2, tau = 1).
+  # pair loss log(1 + n/N + (1 - n/N) e^{-C/(C-1)}) (tau = 1;
+  # docs/conventions.md#hard-negatives-theory).
   c, n, k = 5, 2, 2
   z, labels = collapsed(c, n, k)
   frac = n / (c * n)
@@ -444,14 +450,16 @@ def test_theorem1_gap_bound(case):
     assert d_valid == s_valid == big_n * k
     assert 0.0 <= d_loss - s_loss <= bound
   if k == 2:
-    # Code pair (papers.md 2.2): NT-Xent vs NSCL with the positive.
+    # Code pair (docs/conventions.md#code-variants): NT-Xent vs NSCL with the
+    # positive.
     gap = (nl.ntxent(z, tau)[0]
            - nl.nscl(z, labels, tau, positive_in_denominator=True)[0])
     assert 0.0 <= gap <= bound
 
 
 def test_theorem1_bound_value():
-  # papers.md 9.1: C = 10, n = 4: log(1 + e^2 * 3/36) = 0.4798; balanced
+  # docs/conventions.md#reference-values: C = 10, n = 4:
+  # log(1 + e^2 * 3/36) = 0.4798; balanced
   # table value at tau = 1, C = 10.
   assert abs(math.log(1 + E**2 * 3 / 36) - 0.4798) < 1e-4
   assert abs(math.log(1 + E**2 / 9) - 0.599389) < 1e-6

@@ -168,7 +168,7 @@ def test_simplex_etf_bad_input(kwargs, match):
 # Theorem 1 bounds.
 # ----------------------------------------------------------------------------
 
-# papers.md section 9.1.
+# docs/conventions.md#reference-values.
 _TABLE_9_1 = [(2, 2.126928, 4.018150), (5, 1.046359, 2.684409),
               (10, 0.599389, 1.955360), (20, 0.328510, 1.354181),
               (50, 0.140455, 0.748699), (100, 0.071983, 0.439220),
@@ -376,7 +376,7 @@ def test_p1_losses_at_etf_match_loops(c, n, k, tau):
   z, labels = _collapsed_views(c, n, k, c + 2, rng)
   big_n = c * n
   e = math.exp(-c / ((c - 1) * tau))
-  # The formulas as written in papers.md / the docstrings.
+  # The formulas as written in docs/conventions.md / the docstrings.
   nscl_paper = math.log(k * (big_n - n)) - c / ((c - 1) * tau)
   nscl_code = math.log(1 + k * (big_n - n) * e)
   dcl = math.log(k * (n - 1) + k * (big_n - n) * e)
@@ -415,7 +415,7 @@ def test_p1_losses_at_etf_match_loops(c, n, k, tau):
 
 
 def test_nscl_at_etf_spec_value_and_is_minimum():
-  # papers.md section 2.1: -3.37 for C=4, n=3, K=3, tau=0.2.
+  # docs/conventions.md#dcl-nscl-paper: -3.37 for C=4, n=3, K=3, tau=0.2.
   assert round(theory.nscl_at_etf(4, 3, 3, temperature=0.2), 2) == -3.37
   # The ETF value is below NSCL on random and perturbed features.
   rng = np.random.default_rng(3)
@@ -600,7 +600,7 @@ def test_supcon_multiset_bound_brute_force(c, n, b, tau, rho, n_batches):
   count, total = _brute_force_supcon_sum(points, labels, b, tau)
   assert count == n_batches
   np.testing.assert_allclose(total, bound, rtol=1e-12)
-  # The formula as printed in papers.md section 3.2.
+  # The formula as printed in docs/conventions.md#supcon-multiset-bound.
   e = math.exp(-c * rho**2 / ((c - 1) * tau))
   m_l = theory.supcon_multiset_counts(c, n, b)
   printed = sum(l * m_l[l] * math.log(l - 1 + (b - l) * e)
@@ -639,7 +639,7 @@ def test_supcon_multiset_bound_large():
 
 
 def _fewshot_e(a, alpha, v, m, variant):
-  """E(a) exactly as printed in papers.md section 2.6 (vectorised in a)."""
+  """E(a) as printed in docs/conventions.md#fewshot-bound (vectorised in a)."""
   bracket = (0.5 - 2.0 / a - 2.0**1.5 / (a * m))**-2 * alpha
   if variant == "published":
     return bracket + a / 4 * (2 / np.sqrt(m) * (np.sqrt(v) + v) + v / m)
@@ -696,7 +696,8 @@ def test_fewshot_bound_boundary_case_hits_a_equals_5():
 
 
 def test_fewshot_bound_section_2_7_regression():
-  # papers.md 2.7: alpha=0.0729, V=1.672, 2-way -> ~29.1 (m=1), ~1.46
+  # docs/conventions.md#fewshot-bound-example: alpha=0.0729, V=1.672, 2-way
+  # -> ~29.1 (m=1), ~1.46
   # (m=500). The published form with the correct root reproduces both; the
   # arXiv-v1 form gives 64.37 and 0.644, so the quoted values are published.
   assert theory.fewshot_bound(0.0729, 1.672, 1) == pytest.approx(29.1150,

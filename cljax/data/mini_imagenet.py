@@ -1,11 +1,11 @@
 r"""`mini_imagenet`: mini-ImageNet (Vinyals et al. 2016), local files -> TFDS.
 
-P1's third dataset (papers.md 2.7). mini-ImageNet is 100 ImageNet classes with
-600 images each; the split of Ravi & Larochelle (2017) puts 64 classes in
-``train.csv``, 16 in ``val.csv`` and 20 in ``test.csv``. It is not in TFDS and
-is never downloaded here: this builder reads the usual files from the TFDS
-*manual download directory* (``<data_dir>/downloads/manual/`` unless
-``manual_dir`` is given).
+P1's third dataset (docs/conventions.md#mini-imagenet). mini-ImageNet is 100
+ImageNet classes with 600 images each; the split of Ravi & Larochelle (2017)
+puts 64 classes in ``train.csv``, 16 in ``val.csv`` and 20 in ``test.csv``.
+It is not in TFDS and is never downloaded here: this builder reads the usual
+files from the TFDS *manual download directory*
+(``<data_dir>/downloads/manual/`` unless ``manual_dir`` is given).
 
 Expected layout (the Ravi & Larochelle CSV + images layout, the one this
 builder supports; the ``mini-imagenet-cache-*.pkl`` pickles are not read)::
@@ -27,9 +27,9 @@ Builder configs:
 * ``all`` (default): the 100 classes pooled, every class split by a fixed
   seed into ``train`` (5/6 of its images: 500 of 600) and ``test`` (1/6:
   100). P1 trains and evaluates on 100 classes with the same classes in
-  train and test (papers.md 2.7: Hugging Face ``timm/mini-imagenet``'s
-  train/test splits); this split has that structure but is not timm's file
-  list.
+  train and test (docs/conventions.md#mini-imagenet: Hugging Face
+  ``timm/mini-imagenet``'s train/test splits); this split has that
+  structure but is not timm's file list.
 * ``ravi``: the few-shot split as in the CSVs: ``train`` / ``validation`` /
   ``test`` with disjoint classes.
 

@@ -56,10 +56,10 @@ References:
   learning", ICLR 2022 (CDNV).
   Luthra, Yang & Galanti, "Self-supervised contrastive learning is
   approximately supervised contrastive learning", NeurIPS 2025 (directional
-  CDNV); spec ``papers.md`` section 2.5.
+  CDNV); ``docs/conventions.md#p1-geometry``.
   Jiang, Nguyen, Aeron & Ishwar, "Hard-negative sampling for contrastive
   learning", TMLR (zero-sum, unit-norm, equal inner product, dimensional
-  collapse); spec ``papers.md`` section 4.3.
+  collapse); ``docs/conventions.md#jiang-metrics``.
   Kini, Vakilian, Behnia, Gill & Thrampoulidis, "Symmetric neural-collapse
   representations with supervised contrastive loss: the impact of ReLU and
   batching", ICLR 2024 (orthogonal frame of ReLU features).

@@ -152,7 +152,7 @@ def nc1(features: ArrayLike, labels: ArrayLike, *,
     ValueError: on malformed ``features``/``labels`` or ``rcond < 0``.
 
   References:
-    Papyan, Han & Donoho, PNAS 2020, NC1; spec ``papers.md`` section 5.
+    Papyan, Han & Donoho, PNAS 2020, NC1; ``docs/conventions.md#nc1``.
 
   Examples:
     >>> z = jnp.array([[-1., 0.], [1., 0.], [4., 1.], [4., -1.]])
@@ -266,7 +266,8 @@ def equinorm() -> jax.Array:
     {center_raises}
 
   References:
-    Papyan, Han & Donoho, PNAS 2020, NC2 (equinorm); spec ``papers.md`` s. 5.
+    Papyan, Han & Donoho, PNAS 2020, NC2 (equinorm);
+    ``docs/conventions.md#equinorm``.
 
   Examples:
     >>> z = jnp.array([[1., 0.], [-1., 0.], [0., 3.], [0., -3.]])
@@ -320,7 +321,8 @@ def max_angle() -> jax.Array:
     {center_raises}
 
   References:
-    Papyan, Han & Donoho, PNAS 2020, NC2 (max-angle); spec ``papers.md`` s. 5.
+    Papyan, Han & Donoho, PNAS 2020, NC2 (max-angle);
+    ``docs/conventions.md#max-angle``.
 
   Examples:
     >>> z = jnp.array([[1., 0.], [0., 1.]])  # cos 0 vs the target -1
@@ -349,7 +351,7 @@ def etf_distance() -> jax.Array:
     {center_raises}
 
   References:
-    Spec ``papers.md`` section 5 (ETF deviation); Papyan et al. 2020, NC2.
+    ``docs/conventions.md#etf-deviation``; Papyan et al. 2020, NC2.
 
   Examples:
     >>> z = jnp.array([[1., 0.], [-1., 0.]])  # two antipodal means: an ETF
@@ -389,7 +391,7 @@ def orthogonal_frame_distance() -> jax.Array:
     Kini, Vakilian, Behnia, Gill & Thrampoulidis, "Symmetric neural-collapse
     representations with supervised contrastive loss: the impact of ReLU and
     batching", ICLR 2024 (arXiv 2306.07960), orthogonal frame; the distance
-    as spec ``papers.md`` section 5's ETF deviation.
+    as the ETF deviation of ``docs/conventions.md#etf-deviation``.
 
   Examples:
     >>> z = jnp.array([[2., 0.], [0., 1.]])  # orthogonal means

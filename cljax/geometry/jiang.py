@@ -1,7 +1,7 @@
 """Jiang, Nguyen, Aeron & Ishwar's (P3) simplex metrics of the raw means.
 
 Zero-sum, unit-norm, equal-inner-product deviations of the uncentred class
-means and the within-class distance; spec ``papers.md`` section 4.3.
+means and the within-class distance; see ``docs/conventions.md#jiang-metrics``.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def zero_sum() -> jax.Array:
   {malformed_raises}
 
   References:
-    Jiang et al., TMLR (P3); spec ``papers.md`` section 4.3 item 1.
+    Jiang et al., TMLR (P3); ``docs/conventions.md#zero-sum``.
 
   Examples:
     >>> z = jnp.array([[1., 0.], [-1., 2.]])
@@ -72,7 +72,7 @@ def unit_norm() -> jax.Array:
   {malformed_raises}
 
   References:
-    Jiang et al., TMLR (P3); spec ``papers.md`` section 4.3 item 2.
+    Jiang et al., TMLR (P3); ``docs/conventions.md#unit-norm``.
 
   Examples:
     >>> z = jnp.array([[1., 0.], [0., 3.]])
@@ -99,7 +99,7 @@ def equal_inner_product() -> EqualInnerProduct:
   {malformed_raises}
 
   References:
-    Jiang et al., TMLR (P3); spec ``papers.md`` section 4.3 item 3.
+    Jiang et al., TMLR (P3); ``docs/conventions.md#equal-inner-product``.
 
   Examples:
     >>> z = jnp.array([[1., 0.], [-1., 0.]])
@@ -136,7 +136,7 @@ def within_class_distance(features: ArrayLike, labels: ArrayLike, *,
   {malformed_raises}
 
   References:
-    Jiang et al., TMLR (P3); spec ``papers.md`` section 4.3 item 4.
+    Jiang et al., TMLR (P3); ``docs/conventions.md#within-class-distance``.
 
   Examples:
     >>> z = jnp.array([[-1., 0.], [1., 0.], [5., 5.]])

@@ -128,8 +128,8 @@ def class_mean_spectrum() -> jax.Array:
   {malformed_raises}
 
   References:
-    Jiang et al., TMLR (P3), dimensional collapse; spec ``papers.md`` s. 4.3
-    item 5.
+    Jiang et al., TMLR (P3), dimensional collapse;
+    ``docs/conventions.md#dimensional-collapse``.
 
   Examples:
     >>> z = jnp.array([[1., 0.], [-1., 0.]])

@@ -64,7 +64,7 @@ def cdnv(features: ArrayLike, labels: ArrayLike, *,
 
   References:
     Galanti, Gyorgy & Hutter, ICLR 2022, Def. 1; Luthra, Yang & Galanti,
-    NeurIPS 2025; spec ``papers.md`` section 2.5 item 2.
+    NeurIPS 2025; ``docs/conventions.md#cdnv``.
 
   Examples:
     >>> z = jnp.array([[-1., 0.], [1., 0.], [4., 1.], [4., -1.]])
@@ -115,7 +115,8 @@ def directional_cdnv(features: ArrayLike, labels: ArrayLike, *,
   {malformed_raises}
 
   References:
-    Luthra, Yang & Galanti, NeurIPS 2025; spec ``papers.md`` s. 2.5 item 3.
+    Luthra, Yang & Galanti, NeurIPS 2025;
+    ``docs/conventions.md#directional-cdnv``.
 
   Examples:
     >>> z = jnp.array([[-1., 0.], [1., 0.], [4., 1.], [4., -1.]])
@@ -177,7 +178,8 @@ def augmentation_collapse(z: ArrayLike, labels: ArrayLike | None = None, *,
     ValueError: on a wrong rank, fewer than 2 views, or malformed labels.
 
   References:
-    Spec ``papers.md`` section 2.5 item 8 (proposed metric; P1 has none).
+    ``docs/conventions.md#augmentation-collapse`` (proposed metric; P1 has
+    none).
 
   Examples:
     >>> z = jnp.array([[[0., 0.], [2., 0.]], [[5., 1.], [5., -1.]]])

@@ -42,7 +42,8 @@ def _luthra_entries(views, s_own, lse_all, lse_other, lse_diff, *,
   both = valid_other & valid_diff
   out["gap"] = mean(dcl_anchor - nscl_anchor, both)
   # Per-anchor Theorem-1 bound: log(1 + e^{2/tau} (b_y - 1) / (B - b_y)) with
-  # b_y the anchor's class count in the batch (papers.md 2.3, batch version).
+  # b_y the anchor's class count in the batch
+  # (docs/conventions.md#gap-bound-batch).
   b_y = sim.row_count(views, "same_label") / views.num_views
   b_total = float(views.num_samples)
   bound = jnp.log1p(jnp.exp(2.0 / temperature) * (b_y - 1.0) /
@@ -126,7 +127,8 @@ def all_losses(z: ArrayLike, labels: ArrayLike, *, temperature: float,
     number of anchors with a negative).
 
   References:
-    Luthra et al. 2025, Theorem 1 (gap and bound; papers.md 2.3).
+    Luthra et al. 2025, Theorem 1 (gap and bound;
+    docs/conventions.md#gap-bound).
 
   Examples:
     >>> z = jax.random.normal(jax.random.key(0), (8, 2, 16))

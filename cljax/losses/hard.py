@@ -52,7 +52,7 @@ def hard_contrastive(z: ArrayLike, labels: ArrayLike | None = None, *,
     "expectation": the exact tilted expectation sum_b q_a(b) exp(s_ab) (the
       num_negatives -> infinity limit; deterministic).
     "expectation_outside": the paper's k = 1 objective, the expectation
-      outside the log (papers.md 4.1, step 6):
+      outside the log (docs/conventions.md#hard-negatives, step 6):
 
         l_ap = sum_{b in Q(a)} q_a(b) log(1 + exp(s_ab - s_ap)),
 
@@ -95,7 +95,8 @@ def hard_contrastive(z: ArrayLike, labels: ArrayLike | None = None, *,
 
   References:
     Jiang, Nguyen, Aeron, Ishwar 2024, the HSCL/HUCL objectives and their code
-    (papers.md 4.1); Robinson et al. 2021, Eq. 3 and its code (debiased).
+    (docs/conventions.md#hard-negatives); Robinson et al. 2021, Eq. 3 and its
+    code (debiased).
 
   Examples:
     >>> z = jax.random.normal(jax.random.key(0), (8, 2, 16))
@@ -342,7 +343,8 @@ def debiased_contrastive(z: ArrayLike, *, beta: float = 0.0,
     ValueError: bad shapes, K < 2, beta < 0, tau_plus outside [0, 1).
 
   References:
-    Robinson, Chuang, Sra, Jegelka 2021, Eq. 3 and its code (papers.md 4).
+    Robinson, Chuang, Sra, Jegelka 2021, Eq. 3 and its code
+    (docs/conventions.md#debiased).
 
   Examples:
     >>> z = jax.random.normal(jax.random.key(0), (8, 2, 16))

@@ -3,8 +3,8 @@
 The predecessor of Jiang et al.'s HSCL (``hard.hard_contrastive``), kept
 distinct because its estimator differs: the positive's own term stays in the
 denominator and the tilted mean of the negatives is scaled by the fixed
-``N K - 2`` whatever the number of negatives. Spec ``papers.md`` section 4.1
-("Related estimators to keep distinct").
+``N K - 2`` whatever the number of negatives. See
+``docs/conventions.md#hscl-2022``.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def hscl_2022(z: ArrayLike, labels: ArrayLike, *, beta: float = 1.0,
 
   References:
     Jiang, Nguyen, Aeron, Ishwar 2022, H-SCL (``rjiang03/H-SCL``,
-    ``nce_supervised_hard``); papers.md section 4.1.
+    ``nce_supervised_hard``); docs/conventions.md#hscl-2022.
 
   Examples:
     >>> z = jax.random.normal(jax.random.key(0), (8, 2, 16))

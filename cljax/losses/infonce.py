@@ -29,8 +29,8 @@ def ntxent(z: ArrayLike, *, temperature: float, normalize: str = "sphere",
 
   With ``double_count_positive`` the positive enters the denominator twice,
   log(exp(s_ap) + sum_{b != a} exp(s_ab)): the "ContrastiveLoss" that Luthra
-  et al.'s code logs as ``cl_loss`` (papers.md 2.2; its gap to NSCL obeys
-  ``theory.double_counted_gap_bound``, not Theorem 1).
+  et al.'s code logs as ``cl_loss`` (docs/conventions.md#code-variants; its gap
+  to NSCL obeys ``theory.double_counted_gap_bound``, not Theorem 1).
 
   Args:
     z: float[N, K, D] embeddings, K >= 2.
@@ -49,7 +49,8 @@ def ntxent(z: ArrayLike, *, temperature: float, normalize: str = "sphere",
 
   References:
     Chen et al. 2020 (SimCLR), Eq. 1; generalised to K views by averaging over
-    positives. Luthra et al. 2025's code calls this loss "DCL" (papers.md 2.2).
+    positives. Luthra et al. 2025's code calls this loss "DCL"
+    (docs/conventions.md#code-variants).
 
   Examples:
     >>> z = jax.random.normal(jax.random.key(0), (8, 2, 16))
@@ -103,7 +104,8 @@ def dcl(z: ArrayLike, *, temperature: float = 1.0,
 
   References:
     Luthra, Yang, Galanti 2025, the definition of L^DCL before Theorem 1
-    (papers.md 2.1); Yeh et al. 2022 (decoupled contrastive learning).
+    (docs/conventions.md#dcl-nscl-paper); Yeh et al. 2022 (decoupled contrastive
+    learning).
 
   Examples:
     >>> z = jax.random.normal(jax.random.key(0), (8, 2, 16))

@@ -101,7 +101,8 @@ LOSSES = {
                     key_when=_SAMPLED),
     "hucl": LossSpec(_hard_preset("hucl", "all", True), True, 1,
                      key_when=_SAMPLED, required=("beta",)),
-    # The 2022 predecessor's estimator (papers.md 4.1); beta defaults to 1.
+    # The 2022 predecessor's estimator (docs/conventions.md#hscl-2022); beta
+    # defaults to 1.
     "hscl_2022": LossSpec(hscl_2022, True, 2),
 }
 

@@ -53,7 +53,8 @@ def nscl(z: ArrayLike, labels: ArrayLike, *, temperature: float = 1.0,
       pairs, tau <= 0.
 
   References:
-    Luthra, Yang, Galanti 2025, definition of L^NSCL (papers.md 2.1, 2.2).
+    Luthra, Yang, Galanti 2025, definition of L^NSCL
+    (docs/conventions.md#dcl-nscl-paper, docs/conventions.md#code-variants).
 
   Examples:
     >>> z = jax.random.normal(jax.random.key(0), (8, 2, 16))
@@ -121,7 +122,7 @@ def supcon(z: ArrayLike, labels: ArrayLike, *, temperature: float = 0.1,
 
   References:
     Khosla et al. 2020, Eq. 2 (L_out) and Eq. 3 (L_in); Graf et al. 2021,
-    the batch loss of Section 3 (papers.md 3.1).
+    the batch loss of Section 3 (docs/conventions.md#supcon).
 
   Examples:
     >>> z = jax.random.normal(jax.random.key(0), (8, 2, 16))

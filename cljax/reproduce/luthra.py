@@ -9,8 +9,9 @@ colab ``colabs/luthra.ipynb`` that turns them into mean and Student-t
 intervals over seeds, the claims judged from those intervals, and the
 markdown of ``experiments/results/luthra.md``.
 
-Verdicts (papers.md, P1): Theorem 1, ``0 <= DCL - NSCL <= log(1 + e^{2/tau}
-/ (C - 1))``, is a theorem check: it must hold at every logged batch and
+Verdicts (P1; docs/conventions.md#gap-bound): Theorem 1,
+``0 <= DCL - NSCL <= log(1 + e^{2/tau} / (C - 1))``, is a theorem check: it
+must hold at every logged batch and
 for every exact whole-split value (a deterministic inequality: no interval,
 no null). Every claim about learning is judged against its null, the same
 measurement without the effect computed by the same code on the same runs

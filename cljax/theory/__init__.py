@@ -5,13 +5,13 @@ floats, NumPy float64 arrays, exact Python integers for combinatorics). Nothing
 is traced or trained: use these values as targets for tests and plots of the
 losses in :mod:`cljax.losses` and the metrics in :mod:`cljax.geometry`.
 
-Notation (the cljax specification ``papers.md``, section 1): ``C`` classes,
+Notation (``docs/conventions.md#notation``): ``C`` classes,
 ``n`` samples per class, ``N = C * n`` samples, ``K`` views per sample,
 ``tau`` the temperature (logits are ``similarity / tau``). Throughout,
 ``e = exp(-C / ((C - 1) * tau))`` is the exponentiated logit of a negative
-relative to a positive at a unit-norm simplex ETF. "Section x.y" in the
-References of each function means that section of ``papers.md``, which states
-the formula (with its provenance: paper, authors' code, or derived).
+relative to a positive at a unit-norm simplex ETF. The References of each
+function name the anchor of ``docs/conventions.md`` that states the formula
+(with its provenance: paper, authors' code, or derived).
 
 Papers:
   * P1: Luthra, Yang, Galanti, "Self-Supervised Contrastive Learning is

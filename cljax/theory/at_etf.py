@@ -51,8 +51,8 @@ def nscl_at_etf(num_classes: int, samples_per_class: int,
     ValueError: on out-of-range arguments.
 
   References:
-    P1 Theorem 2 and papers.md section 2.4 (minimum value [derived]);
-    section 2.2 for the code form.
+    P1 Theorem 2 and docs/conventions.md#nscl-minimisers (minimum value,
+    derived); docs/conventions.md#code-variants for the code form.
 
   Examples:
     >>> from cljax import theory
@@ -126,7 +126,8 @@ def ntxent_at_etf(num_classes: int, samples_per_class: int,
   {range_raises}
 
   References:
-    Chen et al. 2020 (SimCLR); P1 code ``NTXentLoss`` (papers.md 2.2).
+    Chen et al. 2020 (SimCLR); P1 code ``NTXentLoss``
+    (docs/conventions.md#code-variants).
 
   Examples:
     >>> round(ntxent_at_etf(2, 1, 2, temperature=1.0), 6)

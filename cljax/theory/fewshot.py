@@ -98,9 +98,10 @@ def fewshot_bound(directional_cdnv: float, cdnv: float, shots: float, *,
 
   References:
     P1 few-shot proposition (NeurIPS version quoted in the
-    ``directional_cdnv_bounds`` README); papers.md section 2.6. The section
-    2.7 example (alpha=0.0729, V=1.672, 2-way) gives 29.115 at m=1 and 1.4595
-    at m=500 with the published form.
+    ``directional_cdnv_bounds`` README); docs/conventions.md#fewshot-bound. The
+    example of docs/conventions.md#fewshot-bound-example (alpha=0.0729,
+    V=1.672, 2-way) gives 29.115 at m=1 and 1.4595 at m=500 with the
+    published form.
 
   Examples:
     >>> from cljax import theory

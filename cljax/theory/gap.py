@@ -52,7 +52,8 @@ def gap_bound(num_classes: int, *, temperature: float = 1.0) -> float:
     ValueError: if ``C < 2`` (NSCL has no negatives) or ``tau <= 0``.
 
   References:
-    P1 Theorem 1 (papers.md section 2.3); values in papers.md section 9.1.
+    P1 Theorem 1 (docs/conventions.md#gap-bound); values in
+    docs/conventions.md#reference-values.
 
   Examples:
     >>> from cljax import theory
@@ -85,7 +86,7 @@ def gap_bound_from_counts(class_counts: Any, *,
       non-negative values with a positive sum, or ``tau <= 0``.
 
   References:
-    P1 Theorem 1, per-anchor proof (papers.md section 2.3).
+    P1 Theorem 1, per-anchor proof (docs/conventions.md#gap-bound).
 
   Examples:
     >>> from cljax import theory
@@ -120,7 +121,7 @@ def batch_gap_bound(class_counts: Any, *, temperature: float = 1.0) -> float:
     ValueError: as :func:`gap_bound_from_counts`.
 
   References:
-    P1 Theorem 1, batch version (papers.md section 2.3, [derived]).
+    P1 Theorem 1, batch version (docs/conventions.md#gap-bound-batch, derived).
 
   Examples:
     >>> from cljax import theory
@@ -153,7 +154,7 @@ def batch_gap_bound_from_labels(labels: Any, *, temperature: float = 1.0,
       range, or ``tau <= 0``.
 
   References:
-    P1 Theorem 1, batch version (papers.md section 2.3).
+    P1 Theorem 1, batch version (docs/conventions.md#gap-bound-batch).
 
   Examples:
     >>> import numpy as np
@@ -198,8 +199,8 @@ def double_counted_gap_bound(num_classes: int, samples_per_class: int,
   {range_raises}
 
   References:
-    P1 code ``utils/losses.py`` ``ContrastiveLoss``; papers.md section 2.3
-    ([derived]).
+    P1 code ``utils/losses.py`` ``ContrastiveLoss``;
+    docs/conventions.md#gap-bound-double-counted (derived).
 
   Examples:
     >>> from cljax import theory
@@ -237,7 +238,7 @@ def check_gap(dcl_value: Any, nscl_value: Any, bound: float, *,
     ValueError: if an input is not a finite real scalar.
 
   References:
-    P1 Theorem 1 (papers.md section 2.3).
+    P1 Theorem 1 (docs/conventions.md#gap-bound).
 
   Examples:
     >>> from cljax import theory

@@ -91,8 +91,8 @@ def supcon_multiset_bound(num_classes: int, samples_per_class: int,
     OverflowError: if ``reduction="sum"`` exceeds the float64 range.
 
   References:
-    P2 Theorem (SupCon lower bound), papers.md section 3.2; brute-force check
-    in papers.md section 9.2.
+    P2 Theorem (SupCon lower bound), docs/conventions.md#supcon-multiset-bound;
+    brute-force check in docs/conventions.md#derived-checks.
 
   Examples:
     >>> from cljax import theory
