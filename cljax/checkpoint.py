@@ -406,7 +406,8 @@ def restore_model(workdir: str, target, step: int | None = None
   Raises:
     FileNotFoundError: no complete checkpoint in ``workdir``, or no ``step``
       (the message lists the saved steps).
-    errors.CheckpointsUnreadableError: no checkpoint restores.
+    errors.CheckpointsUnreadableError: ``step`` does not restore, or (without
+      a step) no checkpoint does.
   """
   directory = os.path.join(os.path.abspath(workdir), "checkpoints")
   manager = _read_only_manager(directory)
@@ -427,7 +428,15 @@ def restore_model(workdir: str, target, step: int | None = None
             f"Checkpoint at {os.path.join(directory, str(step))} not found; "
             f"the saved steps are {saved} (checkpoint.keep deletes older "
             f"ones).")
-      model, meta = restore(step)
+      try:
+        model, meta = restore(step)
+      except Exception as e:  # pylint: disable=broad-except
+        # Orbax and tensorstore raise many types for damaged files.
+        others = [s for s in saved if s != step]
+        raise errors.CheckpointsUnreadableError(
+            f"Checkpoint {os.path.join(directory, str(step))} does not "
+            f"restore ({_describe(e)}); load another step ({others}) or the "
+            f"newest intact one (no step).") from e
     else:
       steps = list(manager.all_steps())
       if not steps:
@@ -458,7 +467,8 @@ def load(workdir: str, step: int | None = None) -> Run:
   Raises:
     FileNotFoundError: no config or no complete checkpoint in ``workdir``, or
       no checkpoint ``step``.
-    errors.CheckpointsUnreadableError: no checkpoint restores.
+    errors.CheckpointsUnreadableError: ``step`` does not restore, or (without
+      a step) no checkpoint does.
   """
   from cljax import models  # Only the analysis path needs the model zoo.
 

@@ -47,8 +47,9 @@ class NoValidAnchorsError(ConfigError):
 
 
 class CheckpointsUnreadableError(ConfigError):
-  """No checkpoint of a work dir restores; names each step's error and the
-  fix (damaged files, or a config whose model differs from the run's)."""
+  """The checkpoint asked for, or (without a step) every checkpoint of a work
+  dir, does not restore; names each step's error and the fix (damaged files,
+  or a config whose model differs from the run's)."""
 
 
 class WorkdirLockedError(RuntimeError):

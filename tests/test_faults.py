@@ -8,6 +8,7 @@ run, and steps that never wait for the device.
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -131,8 +132,14 @@ def test_load_falls_back_from_a_corrupt_latest_checkpoint(
   assert "Checkpoint step 4" in err and "corrupt" in err
   assert f"rm -r {os.path.join(workdir, 'checkpoints', '4')}" in err
   assert _snapshot(workdir) == before   # load never changes the work dir
-  with pytest.raises(Exception):        # An explicit step is not replaced.
+  # An explicit step is not replaced: loading it fails with cljax's error,
+  # which names the step's directory and the steps to load instead.
+  step_dir = os.path.join(workdir, "checkpoints", "4")
+  with pytest.raises(errors.CheckpointsUnreadableError,
+                     match=re.escape(step_dir) + r" does not restore .*"
+                     r"load another step \(\[2\]\)"):
     checkpoint.load(workdir, step=4)
+  assert _snapshot(workdir) == before
 
 
 def test_load_reads_the_model_past_a_corrupt_optimizer(finished_run, tmp_path):
@@ -259,6 +266,66 @@ def test_a_full_disk_ends_the_run_and_keeps_earlier_checkpoints(tmp_path):
     kept = checkpoint.saved_steps(workdir)
     assert kept and f"last good checkpoint: step {kept[-1]}" in last
     assert checkpoint.load(workdir).step == kept[-1]
+
+
+def _mount_point_of(path):
+  """The mount point holding ``path``, from the kernel's mount table.
+
+  The longest mount point that is ``path`` or one of its parents (an
+  independent reference for the one ``cljax.errors`` finds with
+  ``os.path.ismount``).
+  """
+  path = os.path.realpath(path)
+  with open("/proc/self/mounts") as f:
+    # Fields are space-separated, spaces inside them written as \040.
+    points = [line.split()[1].replace("\\040", " ") for line in f]
+  return max((p for p in points
+              if path == p or path.startswith(p.rstrip("/") + "/")), key=len)
+
+
+# (step whose save fails, step the run stops at): the error of an
+# asynchronous save surfaces at the next save, or at the final wait.
+@pytest.mark.parametrize("fail_at,stop_at", [(4, 6), (8, 8)],
+                         ids=["at_the_next_save", "at_the_final_wait"])
+def test_a_checkpoint_write_error_ends_the_run_and_keeps_earlier_ones(
+    tmp_path, monkeypatch, fail_at, stop_at):
+  # The full-disk test above needs mount; here the disk "fills" inside
+  # orbax's own writer: the JSON item "meta" of step ``fail_at`` is written
+  # by orbax's background commit thread, so the error takes the
+  # asynchronous path a real ENOSPC takes.
+  import orbax.checkpoint as ocp
+  original = ocp.JsonCheckpointHandler._save_fn
+  failed = []
+
+  async def full_at_one_step(handler, item, directory):
+    # Orbax writes into "<step>.orbax-checkpoint-tmp/meta.orbax-..." and
+    # renames once every item is written.
+    if (directory.name.split(".")[0] == "meta" and
+        item.get("step") == fail_at):
+      failed.append(str(directory))
+      raise OSError(28, "No space left on device")
+    return await original(handler, item, directory)
+
+  monkeypatch.setattr(ocp.JsonCheckpointHandler, "_save_fn", full_at_one_step)
+  workdir = str(tmp_path / "run")
+  config = _config(steps=8, log_every=2)
+  config.checkpoint.every = 2
+  config.checkpoint.keep = 100
+  with pytest.raises(errors.WriteError) as info:
+    train.train_and_evaluate(config, workdir, verbose=False)
+  assert len(failed) == 1, failed     # The injected error, once.
+  message = str(info.value)
+  assert info.value.errno == 28, message
+  assert (f"file system mounted at {_mount_point_of(workdir)} " in message and
+          "No space left on device" in message), message
+  # The failed step never became a checkpoint; the ones before it stay.
+  kept = list(range(2, fail_at, 2))
+  assert checkpoint.saved_steps(workdir) == kept
+  assert (f"The run stopped at step {stop_at}; last good checkpoint: step "
+          f"{kept[-1]} in " in message), message
+  for step in kept:
+    assert checkpoint.load(workdir, step=step).step == step
+  assert checkpoint.load(workdir).step == kept[-1]
 
 
 def test_a_failing_metric_write_names_the_file_system(tmp_path, monkeypatch):
