@@ -96,6 +96,10 @@ def fail(message: str, code: int) -> None:
   sys.exit(code)
 
 
+_AFTER_FAILED_SAVE = ("Event loop is closed",
+                      "cannot schedule new futures after shutdown")
+
+
 def _report_unraisable(unraisable) -> None:
   """``sys.unraisablehook`` that writes each report in one piece.
 
@@ -104,10 +108,11 @@ def _report_unraisable(unraisable) -> None:
   When a checkpoint save fails, tensorstore's callbacks for orbax's other
   writes still arrive after orbax closed their event loop; the resulting
   "Event loop is closed" reports say nothing the error line does not, and
-  are dropped.
+  are dropped (so are "cannot schedule new futures after shutdown", their
+  twin at interpreter exit).
   """
   error = unraisable.exc_value
-  if isinstance(error, RuntimeError) and str(error) == "Event loop is closed":
+  if isinstance(error, RuntimeError) and str(error) in _AFTER_FAILED_SAVE:
     return
   lines = ([f"{unraisable.err_msg or 'Exception ignored in'}: "
             f"{unraisable.object!r}\n"] if unraisable.object is not None

@@ -125,6 +125,8 @@ def test_event_loop_closed_reports_after_a_failed_save_are_dropped(
   stream = _Pieces()
   monkeypatch.setattr(sys, "stderr", stream)
   main._report_unraisable(_unraisable(RuntimeError("Event loop is closed")))
+  main._report_unraisable(_unraisable(
+      RuntimeError("cannot schedule new futures after shutdown")))
   assert stream.writes == []
   main._report_unraisable(_unraisable(RuntimeError("Event loop is open")))
   assert len(stream.writes) == 1
