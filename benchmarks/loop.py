@@ -5,6 +5,7 @@ ResNet-18 step, compile times of the paper presets, and the README main job.
     python benchmarks/loop.py                          # every section
     python benchmarks/loop.py --sections loop input    # some of them
     python benchmarks/loop.py --sections torch --flags default onednn
+    python benchmarks/loop.py --sections cache         # compilation cache
     python benchmarks/loop.py --quick                  # fewer rounds/steps
     python benchmarks/loop.py --render                 # LOOP.md from loop.json
 
@@ -33,7 +34,16 @@ read at backend start and the peak RSS is the case's own):
 * ``main``: the README main job (``cljax.main`` on
   ``experiments/default.py``) in one process, its wall time split into
   compiling (jax's compile events), evaluating, checkpointing, plotting and
-  the rest (stepping, set-up).
+  the rest (stepping, set-up). The persistent compilation cache is off
+  (``CLJAX_COMPILATION_CACHE=off``): cold-compile numbers.
+* ``cache``: JAX's persistent compilation cache, which ``cljax.main`` and
+  ``cljax.sweep`` turn on by default, against the cache off, per round in
+  fresh cache directories: the main job with the cache off, cold (empty
+  cache) and warm (the cache the cold run filled); a 6-point sweep
+  (``experiments/default.py:smoke``, 3 temperatures x 2 seeds, one process)
+  with the cache off and with an empty cache. Compile time from jax's
+  compile events, cache hits and misses from its ``/jax/compilation_cache``
+  events, and the names of the programs that were compiled instead of read.
 
 Results go to ``benchmarks/loop.json`` (all records) and ``benchmarks/LOOP.md``
 (tables; the hand-written "Findings" section of an existing LOOP.md is kept).
@@ -576,6 +586,7 @@ class _Clock:
 
   def __init__(self):
     self.totals = {}
+    self.parts = {}
     self.stack = []
 
   def wrap(self, owner, attr: str, category: str) -> bool:
@@ -604,21 +615,123 @@ class _Clock:
 
   def on_event(self, event: str, seconds: float, **kwargs) -> None:
     del kwargs
-    if event in ("/jax/core/compile/backend_compile_duration",
-                 "/jax/core/compile/jaxpr_to_mlir_module_duration",
-                 "/jax/core/compile/jaxpr_trace_duration"):
+    if event in _COMPILE_EVENTS:
       self.add("compile", seconds)
+      # The parts apart: a persistent-cache hit saves only the backend part
+      # (its retrieval is timed inside it); tracing and lowering remain.
+      key = _COMPILE_EVENTS[event]
+      self.parts[key] = self.parts.get(key, 0.0) + seconds
       if self.stack:
         self.stack[-1][2] += seconds
 
 
+# jax's compile events (jax._src.dispatch) -> the part of compiling they time.
+_COMPILE_EVENTS = {"/jax/core/compile/jaxpr_trace_duration": "trace",
+                   "/jax/core/compile/jaxpr_to_mlir_module_duration": "lower",
+                   "/jax/core/compile/backend_compile_duration": "backend"}
+
+
+class _CacheProbe:
+  """Counts and names the persistent compilation cache's hits and misses.
+
+  jax (``_src/compiler.py``) records ``/jax/compilation_cache/
+  compile_requests_use_cache`` for every backend compile that consults the
+  cache, ``.../cache_hits`` (with ``cache_retrieval_time_sec`` and
+  ``compile_time_saved_sec``) for each program read from it, and
+  ``.../cache_misses`` only when a compiled program is *written*; so
+  requests - hits counts every miss, and that minus the written ones the
+  programs compiled but not stored. (With no cache directory jax still
+  computes each key and counts a request; it reads and writes nothing.)
+  The program names come from jax's own
+  log lines for hits, misses and skipped writes (logged at DEBUG unless
+  ``jax_log_compiles`` / ``jax_explain_cache_misses``): a filter on those
+  loggers takes them down and lets through only what would have been
+  printed anyway.
+  """
+
+  _LOGGERS = ("jax._src.compiler", "jax._src.compilation_cache")
+
+  def __init__(self):
+    import logging
+    import jax
+    self.counts = {}
+    self.seconds = {}
+    self.names = {"hit": [], "miss": [], "not_written": []}
+    jax.monitoring.register_event_listener(self._on_event)
+    jax.monitoring.register_event_duration_secs_listener(self._on_duration)
+    for name in self._LOGGERS:
+      logger = logging.getLogger(name)
+      # What the logger would have printed without us.
+      threshold = logger.getEffectiveLevel()
+      logger.addFilter(functools.partial(self._on_record, threshold))
+      logger.setLevel(logging.DEBUG)
+
+  def _on_event(self, event: str, **kwargs) -> None:
+    del kwargs
+    if event.startswith("/jax/compilation_cache/"):
+      key = event.rsplit("/", 1)[1]
+      self.counts[key] = self.counts.get(key, 0) + 1
+
+  def _on_duration(self, event: str, seconds: float, **kwargs) -> None:
+    del kwargs
+    if event.startswith("/jax/compilation_cache/"):
+      key = event.rsplit("/", 1)[1]
+      self.seconds[key] = self.seconds.get(key, 0.0) + seconds
+
+  def _on_record(self, threshold: int, record) -> bool:
+    message = record.msg if isinstance(record.msg, str) else ""
+    args = record.args if isinstance(record.args, tuple) else ()
+    if args:
+      if message.startswith("Persistent compilation cache hit for"):
+        self.names["hit"].append(str(args[0]))
+      elif message.startswith("PERSISTENT COMPILATION CACHE MISS for"):
+        self.names["miss"].append(str(args[0]))
+      elif message.startswith("Not writing persistent cache entry for"):
+        # The reason is the rest of jax's message (host callbacks, time).
+        self.names["not_written"].append(
+            record.getMessage().split(" for ", 1)[-1])
+    return record.levelno >= threshold
+
+  def snapshot(self) -> dict:
+    requests = self.counts.get("compile_requests_use_cache", 0)
+    hits = self.counts.get("cache_hits", 0)
+    written = self.counts.get("cache_misses", 0)
+    return {"requests": requests, "hits": hits, "misses": requests - hits,
+            "written": written,
+            "retrieval_s": self.seconds.get("cache_retrieval_time_sec", 0.0),
+            "saved_s": self.seconds.get("compile_time_saved_sec", 0.0),
+            "names": {k: list(v) for k, v in self.names.items()}}
+
+  @staticmethod
+  def compact(snap: dict) -> dict:
+    """For the record: counts per program name; hits' names left out."""
+    import collections
+    out = {k: v for k, v in snap.items() if k != "names"}
+    for kind in ("miss", "not_written"):
+      out[kind + "_names"] = dict(collections.Counter(snap["names"][kind]))
+    return out
+
+  @staticmethod
+  def delta(after: dict, before: dict) -> dict:
+    out = {k: after[k] - before[k] for k in after if k != "names"}
+    out["names"] = {k: v[len(before["names"][k]):]
+                    for k, v in after["names"].items()}
+    return out
+
+
 def child_main(spec: dict) -> dict:
-  """The README main job in this process, its time split by region."""
+  """The README main job in this process, its time split by region.
+
+  ``cljax.main.main`` turns the persistent compilation cache on from
+  ``CLJAX_COMPILATION_CACHE`` (the parent sets it: ``off`` for cold-compile
+  numbers, a directory for the cache section).
+  """
   t_start = time.perf_counter()
   import jax
   from absl import flags
   clock = _Clock()
   jax.monitoring.register_event_duration_secs_listener(clock.on_event)
+  probe = _CacheProbe()
   from cljax import checkpoint as ckpt_lib
   from cljax import main as cljax_main
   from cljax import evaluators
@@ -635,7 +748,8 @@ def child_main(spec: dict) -> dict:
       (ckpt_lib.Manager, "restore", "checkpoint")):
     if clock.wrap(owner, attr, cat):
       wrapped.append(f"{getattr(owner, '__name__', owner)}.{attr}")
-  argv = ["cljax.main", f"--config={REPO / 'experiments' / 'default.py'}",
+  argv = ["cljax.main", "--config=" + str(
+      REPO / "experiments" / spec.get("config", "default.py")),
           f"--workdir={spec['workdir']}"]
   flags.FLAGS(argv)
   config = cljax_main.CONFIG.value
@@ -652,12 +766,73 @@ def child_main(spec: dict) -> dict:
   split["other"] = t_job - sum(split.values())
   rows = ckpt_lib.read_metrics(spec["workdir"])
   return {"job_s": t_job, "import_s": t_import, "split_s": split,
+          "compile_parts_s": dict(clock.parts),
+          "cache": _CacheProbe.compact(probe.snapshot()),
+          "cache_setting": os.environ.get("CLJAX_COMPILATION_CACHE"),
+          "cache_dir": jax.config.jax_compilation_cache_dir,
           "wrapped": wrapped, "steps": rows[-1]["step"] if rows else None,
           **_memory()}
 
 
+def child_sweep(spec: dict) -> dict:
+  """``python -m cljax.sweep`` in this process, compile time per point.
+
+  Every point runs in this one process, as the command runs them: a point
+  after the first finds most of its programs in jax's in-memory caches
+  (with or without the persistent cache) and asks the backend only for the
+  programs those do not hold (per point: compile requests, hits, misses,
+  and the names of the programs it compiled).
+  """
+  t_start = time.perf_counter()
+  import jax
+  from absl import flags
+  clock = _Clock()
+  jax.monitoring.register_event_duration_secs_listener(clock.on_event)
+  probe = _CacheProbe()
+  from cljax import main as cljax_main
+  from cljax import sweep
+  t_import = time.perf_counter() - t_start
+  argv = ["cljax.sweep", f"--config={REPO / 'experiments' / spec['config']}",
+          f"--sweep_dir={spec['sweep_dir']}",
+          *[f"--grid={g}" for g in spec["grid"]]]
+  if spec.get("seeds"):
+    argv.append(f"--seeds={spec['seeds']}")
+  sys.argv = argv   # cljax.sweep.main reads --config from sys.argv.
+  flags.FLAGS(argv)
+  points = []
+  driver = cljax_main.MODES["train"]
+
+  def timed_driver(config, workdir, **kwargs):
+    compile0, cache0 = clock.totals.get("compile", 0.0), probe.snapshot()
+    parts0 = dict(clock.parts)
+    t0 = time.perf_counter()
+    try:
+      return driver(config, workdir, **kwargs)
+    finally:
+      points.append({
+          "workdir": os.path.basename(workdir),
+          "wall_s": time.perf_counter() - t0,
+          "compile_s": clock.totals.get("compile", 0.0) - compile0,
+          "compile_parts_s": {k: v - parts0.get(k, 0.0)
+                              for k, v in clock.parts.items()},
+          "cache": _CacheProbe.compact(
+              _CacheProbe.delta(probe.snapshot(), cache0))})
+
+  cljax_main.MODES["train"] = timed_driver   # The sweep looks it up per point.
+  t0 = time.perf_counter()
+  sweep.main([argv[0]])
+  t_sweep = time.perf_counter() - t0
+  return {"sweep_s": t_sweep, "import_s": t_import,
+          "compile_s": clock.totals.get("compile", 0.0),
+          "compile_parts_s": dict(clock.parts), "points": points,
+          "cache": _CacheProbe.compact(probe.snapshot()),
+          "cache_setting": os.environ.get("CLJAX_COMPILATION_CACHE"),
+          "cache_dir": jax.config.jax_compilation_cache_dir, **_memory()}
+
+
 CHILDREN = {"loop": child_loop, "input": child_input, "torch": child_torch,
-            "compile": child_compile, "main": child_main}
+            "compile": child_compile, "main": child_main,
+            "sweep": child_sweep}
 
 
 def run_child(argv: list[str]) -> None:
@@ -793,25 +968,93 @@ def section_compile(args) -> list[dict]:
   return out
 
 
+CACHE_ENV = "CLJAX_COMPILATION_CACHE"   # cljax.compile_cache.ENV
+
+
 def section_main(args) -> list[dict]:
   out = []
   for _ in range(args.main_rounds):
     with tempfile.TemporaryDirectory() as workdir:
-      out.append(_spawn("main", {"workdir": workdir}))
+      # Cold-compile numbers: cljax.main would otherwise read (and fill) the
+      # user's persistent cache, and a second run would time cache reads.
+      out.append(_spawn("main", {"workdir": workdir},
+                        env_extra={CACHE_ENV: "off"}))
     _progress("main", out[-1])
+  return out
+
+
+def _cache_files(directory: str) -> dict:
+  """Entries (files) and bytes under a persistent cache directory."""
+  files = [p for p in Path(directory).rglob("*") if p.is_file()]
+  return {"files": len(files), "mb": sum(p.stat().st_size for p in files)
+          / 2 ** 20}
+
+
+def section_cache(args) -> list[dict]:
+  """The persistent compilation cache against the cache off, per round.
+
+  Each round has its own fresh cache directories (deleted after it), so
+  every round measures the same thing: the main job with the cache off,
+  with an empty cache (the cold run fills it) and again with the filled
+  cache (warm); then the sweep with the cache off and with an empty cache
+  (its first point fills it, the other points read what they share).
+  """
+  out = []
+  for r in range(args.cache_rounds):
+    rec = {"round": r, "loadavg_start": list(os.getloadavg())}
+    with tempfile.TemporaryDirectory(prefix="cljax_loop_cache_") as root:
+      main_cache = os.path.join(root, "main")
+      sweep_cache = os.path.join(root, "sweep")
+      for label, setting in (("off", "off"), ("cold", main_cache),
+                             ("warm", main_cache)):
+        with tempfile.TemporaryDirectory() as workdir:
+          res = _spawn("main", {"workdir": workdir,
+                                "config": args.cache_main_config},
+                       env_extra={CACHE_ENV: setting})
+        if setting != "off":
+          res["cache_files"] = _cache_files(setting)
+        res["loadavg_end"] = os.getloadavg()[0]
+        rec[f"main_{label}"] = res
+        _progress(f"cache main {label}", res)
+      for label, setting in (("off", "off"), ("cache", sweep_cache)):
+        with tempfile.TemporaryDirectory() as sweep_dir:
+          res = _spawn("sweep", {"sweep_dir": sweep_dir,
+                                 "config": args.cache_sweep_config,
+                                 "grid": args.cache_sweep_grid,
+                                 "seeds": args.cache_sweep_seeds},
+                       env_extra={CACHE_ENV: setting})
+        if setting != "off":
+          res["cache_files"] = _cache_files(setting)
+        res["loadavg_end"] = os.getloadavg()[0]
+        rec[f"sweep_{label}"] = res
+        _progress(f"cache sweep {label}", res)
+    ok = lambda *keys: all("failed" not in rec[k] for k in keys)  # noqa: E731
+    if ok("main_off", "main_cold", "main_warm"):
+      off = rec["main_off"]
+      for label in ("cold", "warm"):
+        run = rec[f"main_{label}"]
+        rec[f"main_{label}_over_off"] = run["job_s"] / off["job_s"]
+        rec[f"main_{label}_compile_over_off"] = (
+            run["split_s"].get("compile", 0.0) /
+            max(off["split_s"].get("compile", 0.0), 1e-9))
+    if ok("sweep_off", "sweep_cache"):
+      off, on = rec["sweep_off"], rec["sweep_cache"]
+      rec["sweep_over_off"] = on["sweep_s"] / off["sweep_s"]
+      rec["sweep_compile_over_off"] = on["compile_s"] / off["compile_s"]
+    out.append(rec)
   return out
 
 
 SECTIONS = {"loop": section_loop, "input": section_input,
             "torch": section_torch, "compile": section_compile,
-            "main": section_main}
+            "main": section_main, "cache": section_cache}
 
 
 # What identifies a record of each section: a rerun of some cases replaces
 # those and keeps the rest.
 _RECORD_KEY = {"loop": ("model",), "input": ("model", "prefetch"),
                "torch": ("variant",), "compile": ("experiment", "preset"),
-               "main": ()}
+               "main": (), "cache": ()}
 
 
 def _merge(section: str, old: dict | None, new: list[dict]) -> list[dict]:
@@ -850,7 +1093,8 @@ def _environment() -> dict:
                         if l.startswith("model name"))
   except (OSError, StopIteration):
     pass
-  for var in ("XLA_FLAGS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+  for var in ("XLA_FLAGS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+              "JAX_COMPILATION_CACHE_DIR"):
     env[var] = os.environ.get(var)
   return env
 
@@ -885,6 +1129,16 @@ def main() -> None:
                       "(default: every file's default and "
                       "EXTRA_COMPILE_PRESETS); the others' rows are kept")
   parser.add_argument("--main_rounds", type=int, default=1)
+  parser.add_argument("--cache_rounds", type=int, default=2)
+  parser.add_argument("--cache_main_config", default="default.py",
+                      help="experiments/ file[:preset] of the cache "
+                      "section's main job")
+  parser.add_argument("--cache_sweep_config", default="default.py:smoke")
+  parser.add_argument("--cache_sweep_grid", nargs="+",
+                      default=["loss.kwargs.temperature=[0.1,0.2,0.5]"],
+                      help="--grid values of the cache section's sweep")
+  parser.add_argument("--cache_sweep_seeds", default="2",
+                      help="--seeds of the cache section's sweep")
   parser.add_argument("--json", default=str(HERE / "loop.json"))
   parser.add_argument("--out", default=str(HERE / "LOOP.md"))
   parser.add_argument("--render", action="store_true",
@@ -896,6 +1150,7 @@ def main() -> None:
     args.torch_rounds = 2
     args.torch_batch = 8
     args.flags = ["default", "onednn"]
+    args.cache_rounds = 1
   results = {}
   if os.path.exists(args.json):
     with open(args.json) as f:
@@ -942,13 +1197,19 @@ def render(results: dict, path: str) -> None:
   marker = "<!-- findings: hand-written, kept by --render -->"
   findings = old.split(marker, 1)[1] if marker in old else (
       "\n## Findings\n\n(none yet)\n")
-  lines = ["# Loop benchmark (`benchmarks/loop.py`)", "",
+  # A hand-written note (a "> " quote, e.g. which tables are stale) between
+  # the title and the generated text is kept too.
+  head = old.split(marker, 1)[0].split("\nGenerated by ", 1)[0]
+  note = [line for line in head.splitlines() if line.startswith(">")]
+  lines = ["# Loop benchmark (`benchmarks/loop.py`)", ""] + (
+      note + [""] if note else []) + [
            "Generated by `python benchmarks/loop.py` from "
            "`benchmarks/loop.json`; the cells are median [min, max] over "
            "rounds, ratios formed per round in one process. No GPU was "
            "available to this session: images/s and MFU of ResNet-18 CIFAR "
            "SimCLR at global batch 512, and the GPU tile size of the tiled "
-           "losses, are **not measured**.", ""]
+           "losses, are **not measured** here (`benchmarks/gpu.py` measures "
+           "them on a GPU: [`GPU.md`](GPU.md)).", ""]
   sec = results.get("loop")
   if sec:
     lines += ["## Loop vs bare jitted step", "", _env_line(sec["environment"]),
@@ -1072,7 +1333,11 @@ def render(results: dict, path: str) -> None:
     lines += ["## README main job end to end", "",
               _env_line(sec["environment"]), "",
               "`python -m cljax.main --config=experiments/default.py "
-              "--workdir=...` run in one process (`cljax.main.main`); "
+              "--workdir=...` run in one process (`cljax.main.main`) with "
+              "the persistent compilation cache off "
+              "(`CLJAX_COMPILATION_CACHE=off`): cold-compile numbers, as a "
+              "first run on a machine has (the cache's effect is the next "
+              "section); "
               "wall = the process incl. interpreter start; compile = jax's "
               "trace + lower + backend-compile events; evaluate / "
               "checkpoint / plot = self time of the wrapped functions; "
@@ -1096,7 +1361,115 @@ def render(results: dict, path: str) -> None:
       lines += ["", "Printed summary of the last run:", "", "```"] + [
           l for l in last["stdout_tail"] if l.strip()] + ["```"]
     lines += [""]
+  sec = results.get("cache")
+  if sec:
+    lines += _render_cache(sec)
   Path(path).write_text("\n".join(lines) + "\n" + marker + findings)
+
+
+def _names(counts: dict) -> str:
+  return ", ".join(f"`{k}`" + (f" x{v}" if v > 1 else "")
+                   for k, v in sorted(counts.items())) or "none"
+
+
+def _render_cache(sec: dict) -> list[str]:
+  a = sec["args"]
+  grid = " ".join(f"--grid={g}" for g in a.get("cache_sweep_grid", []))
+  seeds = a.get("cache_sweep_seeds")
+  lines = ["## Persistent compilation cache", "",
+           _env_line(sec["environment"]), "",
+           "Per round, in fresh cache directories: the main job "
+           f"(`python -m cljax.main --config=experiments/"
+           f"{a.get('cache_main_config')}`) with "
+           "`CLJAX_COMPILATION_CACHE=off`, then with an empty cache (cold: "
+           "it fills the cache), then again with that cache (warm); then "
+           f"the sweep `python -m cljax.sweep --config=experiments/"
+           f"{a.get('cache_sweep_config')} {grid}"
+           + (f" --seeds={seeds}" if seeds else "") +
+           "` (every point in one process) with the cache off and with an "
+           "empty cache (its first point fills it). job = "
+           "`cljax.main.main`'s time; compile = jax's trace + lower + "
+           "backend-compile events (a cache hit's read is timed inside "
+           "backend; tracing and lowering happen with or without the "
+           "cache); hits / misses from jax's `/jax/compilation_cache/*` "
+           "events, misses = compile requests - hits, written = entries "
+           "stored. Each ratio is formed within its round (the runs of a "
+           "round follow each other on the same host); load = the 1-minute "
+           "load average before the round's first run.", "",
+           "| round | load | job s: off | cold | warm | warm / off | "
+           "cold / off | compile s: off | cold | warm (trace + lower + "
+           "backend) | warm / off | cold: misses (written) | warm: hits / "
+           "misses | cache files, MB |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+  for r in sec["records"]:
+    runs = [r.get(f"main_{k}", {}) for k in ("off", "cold", "warm")]
+    if any("failed" in x for x in runs):
+      lines.append(f"| {r['round']} | failed: " + "; ".join(
+          x["failed"] for x in runs if "failed" in x) + " |||||||||||||")
+      continue
+    off, cold, warm = runs
+    c = lambda x: x["split_s"].get("compile", 0.0)  # noqa: E731
+    parts = warm["compile_parts_s"]
+    lines.append(
+        f"| {r['round']} | {r['loadavg_start'][0]:.1f} | {off['job_s']:.1f} "
+        f"| {cold['job_s']:.1f} | {warm['job_s']:.1f} | "
+        f"{r['main_warm_over_off']:.2f} | {r['main_cold_over_off']:.2f} | "
+        f"{c(off):.1f} | {c(cold):.1f} | {c(warm):.1f} "
+        f"({parts.get('trace', 0):.1f} + {parts.get('lower', 0):.1f} + "
+        f"{parts.get('backend', 0):.1f}) | "
+        f"{r['main_warm_compile_over_off']:.2f} | "
+        f"{cold['cache']['misses']} ({cold['cache']['written']}) | "
+        f"{warm['cache']['hits']} / {warm['cache']['misses']} | "
+        f"{warm['cache_files']['files']}, {warm['cache_files']['mb']:.1f} |")
+  lines += ["", "| round | load | sweep s: off | cache | cache / off | "
+            "compile s: off | cache | cache / off | hits / misses | cache "
+            "files, MB |", "|---|---|---|---|---|---|---|---|---|---|"]
+  for r in sec["records"]:
+    off, on = r.get("sweep_off", {}), r.get("sweep_cache", {})
+    if "failed" in off or "failed" in on:
+      lines.append(f"| {r['round']} | failed: " + "; ".join(
+          x["failed"] for x in (off, on) if "failed" in x) + " |||||||||")
+      continue
+    load = off.get("loadavg_end", float("nan"))
+    lines.append(
+        f"| {r['round']} | {r['main_warm'].get('loadavg_end', load):.1f} | "
+        f"{off['sweep_s']:.1f} | {on['sweep_s']:.1f} | "
+        f"{r['sweep_over_off']:.2f} | {off['compile_s']:.1f} | "
+        f"{on['compile_s']:.1f} | {r['sweep_compile_over_off']:.2f} | "
+        f"{on['cache']['hits']} / {on['cache']['misses']} | "
+        f"{on['cache_files']['files']}, {on['cache_files']['mb']:.1f} |")
+  last = next((r for r in reversed(sec["records"])
+               if "points" in r.get("sweep_cache", {})
+               and "points" in r.get("sweep_off", {})), None)
+  if last:
+    lines += ["", f"Per point of round {last['round']}'s sweep (in sweep "
+              "order; compile s with the cache off / with the cache):", "",
+              "| point | compile s: off | cache | hits | misses | programs "
+              "missed (compiled) |", "|---|---|---|---|---|---|"]
+    for p_off, p_on in zip(last["sweep_off"]["points"],
+                           last["sweep_cache"]["points"]):
+      lines.append(
+          f"| {p_on['workdir']} | {p_off['compile_s']:.1f} | "
+          f"{p_on['compile_s']:.1f} | {p_on['cache']['hits']} | "
+          f"{p_on['cache']['misses']} | "
+          f"{_names(p_on['cache']['miss_names'])} |")
+  warm_missed, unwritten = {}, {}
+  for r in sec["records"]:
+    for k in ("main_warm", "main_cold", "sweep_cache"):
+      cache = r.get(k, {}).get("cache")
+      if not cache:
+        continue
+      if k == "main_warm":
+        for name, n in cache["miss_names"].items():
+          warm_missed[name] = max(warm_missed.get(name, 0), n)
+      for name, n in cache["not_written_names"].items():
+        unwritten[name] = max(unwritten.get(name, 0), n)
+  lines += ["", "Programs the warm main job compiled instead of reading: "
+            + (_names(warm_missed) if warm_missed else
+               "none (every compile request was served by the cache)")
+            + ". Programs compiled but not written to the cache: "
+            + (_names(unwritten) if unwritten else "none") + ".", ""]
+  return lines
 
 
 if __name__ == "__main__":
