@@ -1,6 +1,7 @@
 """Graf et al. (P2) in the train loop: CE variants, shared randomness, fit."""
 
 import json
+import math
 
 import jax
 import jax.numpy as jnp
@@ -131,6 +132,39 @@ def test_ce_run_fits_stops_and_loads(tmp_path):
   assert again["fit/step"] == first
 
 
+def _naive_mean_classifier_hits(h, y, num_classes):
+  """Correct predictions of P2's class-mean rule, one sample at a time.
+
+  The fit evaluator's "mean" classifier on SupCon's objective features
+  (``h`` on the unit sphere; no projection head): the centres are the plain
+  means of the normalised training features, not renormalised, and a
+  sample goes to ``argmax_c <u, mu_c>``, the lowest id on a tie. Computed
+  in float64.
+
+  Returns:
+    (hits, near_ties): the number of correct predictions and of samples
+    whose best two scores differ by less than 1e-5 (float32 round-off of
+    scores of order 1), which a float32 classifier may break either way.
+  """
+  u = np.asarray(h, np.float64)
+  u = np.stack([v / math.sqrt(float(v @ v)) for v in u])
+  # Every class occurs: an empty class would be a zero centre (score 0),
+  # which the evaluator does not mask.
+  assert sorted(set(y.tolist())) == list(range(num_classes))
+  centres = [np.mean(u[y == c], axis=0) for c in range(num_classes)]
+  hits = near_ties = 0
+  for v, label in zip(u, y):
+    scores = [float(v @ m) for m in centres]
+    best = 0
+    for c in range(1, num_classes):
+      if scores[c] > scores[best]:   # strict: ties keep the lower id
+        best = c
+    hits += int(best == label)
+    runner_up = max(scores[c] for c in range(num_classes) if c != best)
+    near_ties += int(scores[best] - runner_up < 1e-5)
+  return hits, near_ties
+
+
 def test_supcon_fit_uses_the_class_mean_classifier(tmp_path):
   config = graf_supcon_vs_ce.get_config("tiny")
   config.evals.fit.classifier = "mean"   # P2's configs use "linear"
@@ -143,10 +177,10 @@ def test_supcon_fit_uses_the_class_mean_classifier(tmp_path):
   data = data_lib.build(run.config.data, seed=run.config.seed)
   x, y, _ = data.train_arrays(normalize=False)
   h, _ = run.features(x)
-  u = h / np.linalg.norm(h, axis=-1, keepdims=True)
-  centers = probes.class_centers(u, y, num_classes=10)
-  acc = np.mean(np.asarray(probes.mean_classifier_predict(u, centers)) == y)
-  np.testing.assert_allclose(acc, summary["fit/train_acc"], atol=1e-6)
+  hits, near_ties = _naive_mean_classifier_hits(h, y, num_classes=10)
+  # The run predicts in float32: only a sample whose two best scores lie
+  # within float32 round-off of each other may go the other way.
+  assert abs(hits - round(summary["fit/train_acc"] * len(y))) <= near_ties
   for name in ("distance", "angular_mean", "angular_std"):
     assert np.isfinite(summary[f"eval/simplex/{name}"])
 
