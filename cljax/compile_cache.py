@@ -77,9 +77,13 @@ def enable(setting: str | None = None) -> str | None:
   compilation_cache.reset_cache()
   os.environ[ENV] = setting   # Child processes (notebooks) use it too.
   if setting.strip().lower() in OFF:
+    # Off entirely: with the cache merely unset, JAX still hashes every
+    # program for its key.
+    jax.config.update("jax_enable_compilation_cache", False)
     jax.config.update("jax_compilation_cache_dir", None)
     return None
   directory = _versioned(setting)
+  jax.config.update("jax_enable_compilation_cache", True)
   jax.config.update("jax_compilation_cache_dir", directory)
   # cljax's programs are many and small (a step, evaluators, probes): with
   # JAX's defaults (1 s of compile time, any size) most would not be kept.

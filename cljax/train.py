@@ -184,6 +184,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
 
 
 
+def _key_data(seed: int, index: int) -> np.ndarray:
+  """Host key data of ``split(key(seed))[index]`` (0: init, 1: steps).
+
+  Given to jitted constructors as an argument: a key closed over would be a
+  constant of the program, and every seed would compile its own.
+  """
+  return np.asarray(jax.random.key_data(
+      jax.random.split(jax.random.key(seed))[index]))
+
+
 def _say(verbose, message):
   if verbose and jax.process_index() == 0:
     print(message, flush=True)
@@ -301,13 +311,13 @@ class _Loop:
     self.step_fn = jax.jit(functools.partial(
         checked_step, model=run.model, tx=run.tx, schedule=run.schedule,
         config=run.config, data=run.data), donate_argnums=(0, 2))
-    seed = run.config.seed
     # Made on the mesh once, not moved every step. A jitted constructor, not
     # device_put: with several processes the replicated sharding spans
-    # devices this process cannot address.
+    # devices this process cannot address. The key comes in as (host) key
+    # data, not a constant, so runs of other seeds reuse the program.
     self.base_key, self.first_bad = jax.jit(
-        lambda: (jax.random.split(jax.random.key(seed))[1], jnp.int32(-1)),
-        out_shardings=self.replicated)()
+        lambda data: (jax.random.wrap_key_data(data), jnp.int32(-1)),
+        out_shardings=self.replicated)(_key_data(run.config.seed, 1))
     self.writer = metric_writer.MetricWriter(workdir, self.start)
     # Evaluators keep what they track across steps (the fit step) from the
     # rows a resumed run replays.
@@ -326,19 +336,19 @@ class _Loop:
 
   def _init_or_restore(self, workdir):
     run = self.run
-    init_key = jax.random.split(jax.random.key(run.config.seed))[0]
 
     @functools.partial(jax.jit, out_shardings=self.replicated)
-    def init_state():
+    def init_state(key_data):
       dummy = jnp.zeros((2,) + tuple(run.data.input_shape), jnp.float32)
-      variables = run.model.init(init_key, dummy, train=False)
+      variables = run.model.init(jax.random.wrap_key_data(key_data), dummy,
+                                 train=False)
       params = variables["params"]
       return {"params": params,
               "batch_stats": variables.get("batch_stats", {}),
               "opt_state": run.tx.init(params),
               "step": jnp.zeros((), jnp.int32)}
 
-    state = init_state()
+    state = init_state(_key_data(run.config.seed, 0))
     if self.manager.partial:
       _say(self.verbose, f"Ignoring partial (unfinished) checkpoints: "
            f"{self.manager.partial}")

@@ -76,18 +76,20 @@ def test_enable_exports_the_setting_for_child_processes(monkeypatch, tmp_path):
   try:
     assert compile_cache.enable(str(tmp_path)) == str(tmp_path / VERSIONS)
     assert os.environ[compile_cache.ENV] == str(tmp_path)
+    assert jax.config.jax_enable_compilation_cache
     assert compile_cache.enable("off") is None
     assert jax.config.jax_compilation_cache_dir is None
+    assert not jax.config.jax_enable_compilation_cache
   finally:
     compile_cache.enable(before)
 
 
-def _smoke_run(workdir, cache):
+def _smoke_run(workdir, cache, *flags):
   proc = subprocess.run(
       [sys.executable, "-m", "cljax.main", "--config=experiments/default.py:"
        "smoke", f"--workdir={workdir}", "--config.steps=2",
-       f"--compilation_cache={cache}", "--no_progress"], cwd=ROOT, text=True,
-      capture_output=True, timeout=600, env=_env())
+       f"--compilation_cache={cache}", "--no_progress", *flags], cwd=ROOT,
+      text=True, capture_output=True, timeout=600, env=_env())
   assert proc.returncode == 0, proc.stderr[-3000:]
 
 
@@ -99,4 +101,14 @@ def test_a_second_run_of_the_main_job_compiles_nothing_new(tmp_path):
   written = _entries(os.path.join(cache, VERSIONS))
   assert len(written) > 5, written
   _smoke_run(tmp_path / "second", cache)
+  assert _entries(os.path.join(cache, VERSIONS)) == written
+
+
+def test_runs_of_another_seed_reuse_every_program(tmp_path):
+  # The seed reaches the programs as an argument (key data), never as a
+  # constant: a second seed of a sweep compiles nothing new either.
+  cache = str(tmp_path / "cache")
+  _smoke_run(tmp_path / "seed0", cache)
+  written = _entries(os.path.join(cache, VERSIONS))
+  _smoke_run(tmp_path / "seed1", cache, "--config.seed=1")
   assert _entries(os.path.join(cache, VERSIONS)) == written
