@@ -380,3 +380,24 @@ def test_geometry_evaluator_equals_the_geometry_functions():
       np.testing.assert_allclose(
           float(got[f"eval/{name}/{metric}"]),
           float(fn(feats, labels, num_classes=4)), rtol=1e-6)
+
+
+def test_the_mean_fit_never_predicts_a_class_absent_from_the_train_split():
+  # Class 2 has no train example, hence a zero centre; the test point scores
+  # below zero against both present centres, where an unmasked zero centre
+  # (score 0) would win.
+  from cljax.evaluators import fit
+  config = ml_collections.ConfigDict(
+      {"loss": {"name": "supcon", "kwargs": {"normalize": "none"}}})
+  h_tr = np.array([[1.0, 0.0], [0.0, 1.0]])
+  train_split = types.SimpleNamespace(h=h_tr, z_raw=h_tr,
+                                      labels=np.array([0, 1]),
+                                      clean_labels=np.array([0, 1]))
+  h_te = np.array([[-1.0, -1.0]])
+  test_split = types.SimpleNamespace(h=h_te, z_raw=h_te,
+                                     labels=np.array([0]))
+  out = fit.measure_fit(train_split, test_split, kind="mean", config=config,
+                        num_classes=3)
+  assert out["fit/train_acc"] == 1.0
+  # Scores: class 0 -1, class 1 -1 (a tie, to the lower id), class 2 masked.
+  assert out["fit/test_acc"] == 1.0

@@ -83,8 +83,14 @@ def measure_fit(train, test, *, kind: str, config, num_classes: int,
     f_te = objective.objective_features(test.h, test.z_raw, config)
     if kind == "mean":
       centers = probes.class_centers(f_tr, train.labels, num_classes=num_classes)
-      pred_tr = np.asarray(probes.mean_classifier_predict(f_tr, centers))
-      pred_te = np.asarray(probes.mean_classifier_predict(f_te, centers))
+      # A class absent from the train split has a zero centre, which would
+      # win wherever every present class scores below zero.
+      present = np.bincount(np.asarray(train.labels),
+                            minlength=num_classes) > 0
+      pred_tr = np.asarray(probes.mean_classifier_predict(
+          f_tr, centers, class_mask=present))
+      pred_te = np.asarray(probes.mean_classifier_predict(
+          f_te, centers, class_mask=present))
     else:
       probe = probes.linear_probe(
           f_tr, train.labels, num_classes=num_classes,
