@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from cljax import _similarity
+from cljax import _engine
 from cljax import geometry
 from cljax.unconstrained_problem import _normalize_mode
 
@@ -35,7 +35,7 @@ RANK_TOLERANCE = 1e-3
 
 def features_of(config, z: Any) -> np.ndarray:
   """float[N, dim] features the loss sees: normalised, mean over views."""
-  zn = _similarity.normalize(jnp.asarray(z), _normalize_mode(config))
+  zn = _engine.normalize(jnp.asarray(z), _normalize_mode(config))
   return np.asarray(jnp.mean(zn, axis=1))
 
 
@@ -83,7 +83,7 @@ def _geometry_arrays(z, labels, w, *, num_classes, normalize):
   dominate the compile time of a seconds-long run.
   """
   c = num_classes
-  zn = _similarity.normalize(z, normalize)
+  zn = _engine.normalize(z, normalize)
   feats = jnp.mean(zn, axis=1)
   eip = geometry.equal_inner_product(feats, labels, num_classes=c)
   out = {

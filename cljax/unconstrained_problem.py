@@ -23,7 +23,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from cljax import _similarity
+from cljax import _engine
 from cljax import losses
 from cljax import optim
 from cljax import theory
@@ -109,7 +109,7 @@ def make_objective(config: ml_collections.ConfigDict, labels: np.ndarray
                        "objective='full_batch'.")
     normalize = kwargs.pop("normalize", "sphere")
     def ce(params):
-      h = _similarity.normalize(params["z"][:, 0], normalize)
+      h = _engine.normalize(params["z"][:, 0], normalize)
       # NumPy labels stay concrete under jit, so their range is checked.
       return losses.cross_entropy(h @ params["w"].T, labels, **kwargs)
     return ce
@@ -140,7 +140,7 @@ def _project(params, config):
   if not config.project:
     return params
   out = dict(params)
-  out["z"] = _similarity.normalize(params["z"], "sphere")
+  out["z"] = _engine.normalize(params["z"], "sphere")
   if "w" in params:
     w = params["w"]
     norm = jnp.linalg.norm(w, axis=-1, keepdims=True)

@@ -450,13 +450,13 @@ def reductions(spec, q, k, aux, ids, block_size: int):
   """The terms of ``spec`` over the logits q k^T, tile by tile.
 
   Args:
-    spec: a ``_similarity._Spec``; if symmetric, q is the keys themselves
+    spec: a ``_engine._Spec``; if symmetric, q is the keys themselves
       (not divided by the temperature) and only the upper triangle of tiles
       is computed.
     q: [A, D] anchors (divided by the temperature unless symmetric).
     k: [V, D] keys.
     aux: pytree of float[A] (the ``combine`` function's extra inputs).
-    ids: ``_similarity.MaskIds`` of the anchors and keys.
+    ids: ``_engine.MaskIds`` of the anchors and keys.
     block_size: R = B, the tile's rows and columns.
 
   Returns:

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from cljax import _checks
-from cljax import _engine as sim
+from cljax import _engine
 
 
 ArrayLike = jax.typing.ArrayLike
@@ -43,11 +43,11 @@ def check_scalar(value, name, allow_zero=False):
 
 def check_common(temperature, reduction):
   check_scalar(temperature, "temperature")
-  _checks.check_choice(reduction, "reduction", sim.REDUCTIONS)
+  _checks.check_choice(reduction, "reduction", _engine.REDUCTIONS)
 
 
 def finish(per_anchor, valid, views, reduction, return_counts, weight=None):
-  loss, num_valid, num_anchors = sim.reduce_anchors(
+  loss, num_valid, num_anchors = _engine.reduce_anchors(
       per_anchor, valid, reduction, views.axis_name, weight=weight)
   if reduction == "none":
     n, k = views.anchors.shape[:2]
@@ -84,6 +84,6 @@ def finite(x):
 
 def mean_over(axis):
   def mean(per_anchor, valid, weight=None):
-    return sim.reduce_anchors(per_anchor, valid, "mean", axis,
-                              weight=weight)[0]
+    return _engine.reduce_anchors(per_anchor, valid, "mean", axis,
+                                  weight=weight)[0]
   return mean

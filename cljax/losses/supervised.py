@@ -8,7 +8,7 @@ import jax  # noqa: F401  (the examples)
 import jax.numpy as jnp
 
 from cljax import _checks
-from cljax import _engine as sim
+from cljax import _engine
 from cljax.losses._common import ArrayLike
 from cljax.losses._common import check_common
 from cljax.losses._common import check_scalar
@@ -64,15 +64,15 @@ def nscl(z: ArrayLike, labels: ArrayLike, *, temperature: float = 1.0,
     (16, 16)
   """
   check_common(temperature, reduction)
-  views = sim.prepare(z, labels, normalize_mode=normalize,
-                      axis_name=axis_name,
-                      min_views=1 if include_self_pairs else 2)
-  (lse,) = sim.row_reductions(views, temperature, [
-      sim.Term("lse", "diff_label",
-               bound=sim.logit_bound(normalize, temperature))],
-                              block_size=block_size)
-  valid = sim.nonempty(lse)
-  s_own = sim.own_sample_logits(views, temperature)
+  views = _engine.prepare(z, labels, normalize_mode=normalize,
+                          axis_name=axis_name,
+                          min_views=1 if include_self_pairs else 2)
+  (lse,) = _engine.row_reductions(views, temperature, [
+      _engine.Term("lse", "diff_label",
+                   bound=_engine.logit_bound(normalize, temperature))],
+                                  block_size=block_size)
+  valid = _engine.nonempty(lse)
+  s_own = _engine.own_sample_logits(views, temperature)
   if not positive_in_denominator:
     per_anchor = lse - own_mean(s_own, include_self_pairs)
   else:
@@ -133,20 +133,20 @@ def supcon(z: ArrayLike, labels: ArrayLike, *, temperature: float = 0.1,
   check_common(temperature, reduction)
   _checks.check_choice(variant, "variant", SUPCON_VARIANTS)
   check_scalar(same_class_weight, "same_class_weight", allow_zero=True)
-  views = sim.prepare(z, labels, normalize_mode=normalize,
-                      axis_name=axis_name)
-  bound = sim.logit_bound(normalize, temperature)
-  positive_term = (sim.Term("sum", "positive") if variant == "out" else
-                   sim.Term("lse", "positive", bound=bound))
-  lse_den, pos = sim.row_reductions(views, temperature, [
-      sim.Term("lse", "not_self", bound=bound, weight=same_class_weight),
+  views = _engine.prepare(z, labels, normalize_mode=normalize,
+                          axis_name=axis_name)
+  bound = _engine.logit_bound(normalize, temperature)
+  positive_term = (_engine.Term("sum", "positive") if variant == "out" else
+                   _engine.Term("lse", "positive", bound=bound))
+  lse_den, pos = _engine.row_reductions(views, temperature, [
+      _engine.Term("lse", "not_self", bound=bound, weight=same_class_weight),
       positive_term], block_size=block_size)
-  num_pos = sim.row_count(views, "positive")
+  num_pos = _engine.row_count(views, "positive")
   has_pos = num_pos > 0
   safe_num = jnp.maximum(num_pos, 1).astype(jnp.float32)
   if variant == "out":
     pos_term = pos / safe_num
   else:
     pos_term = jnp.where(has_pos, pos - jnp.log(safe_num), 0.0)
-  valid = has_pos & sim.nonempty(lse_den)
+  valid = has_pos & _engine.nonempty(lse_den)
   return finish(lse_den - pos_term, valid, views, reduction, return_counts)
