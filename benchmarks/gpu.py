@@ -417,7 +417,7 @@ def _render_train(records: list[dict]) -> list[str]:
   if not records:
     return []
   lines = ["## ResNet-18 SimCLR training: images/s and MFU", "",
-           "The library's jitted train step (`cljax.train.train_step`: "
+           "The library's jitted train step (`cljax.train_step.train_step`: "
            "SimCLR views made on device, NT-Xent at tau 0.5, the monitored "
            "losses, optimiser update) of `benchmarks/loop.py`'s ResNet-18 "
            "(CIFAR stem) + MLP head config on 32x32 images, one global "

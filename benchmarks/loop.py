@@ -14,7 +14,7 @@ read at backend start and the peak RSS is the case's own):
 
 * ``loop``: ``cljax.train.train_and_evaluate`` with ``log_every=L`` (50),
   ``2 L`` steps and evaluation off, against the bare jitted
-  ``cljax.train.train_step`` on the same batches (the second log window of
+  ``cljax.train_step.train_step`` on the same batches (the second log window of
   the loop, from its ``train/steps_per_sec``; the bare step dispatched back
   to back on device-resident batches, one block at the end). One round = one
   loop run, its bare step the mean of the bare runs right before and right
@@ -158,6 +158,7 @@ class _Pieces:
     from cljax import data as data_lib
     from cljax import models
     from cljax import train
+    from cljax import train_step as train_step_lib
     from cljax.data import _stream
 
     self.jax = jax
@@ -192,7 +193,7 @@ class _Pieces:
 
     self.init_state = init_state
     self.step_fn = jax.jit(functools.partial(
-        train.train_step, model=model, tx=tx, schedule=schedule,
+        train_step_lib.train_step, model=model, tx=tx, schedule=schedule,
         config=config, data=self.data, base_key=base_key), donate_argnums=0)
 
   def to_device(self, batch):
@@ -1289,7 +1290,7 @@ def render(results: dict, path: str) -> None:
       lines += ["", "Compiled step, per variant: " + "; ".join(kinds) + "."]
     for r in sec["records"]:
       if r.get("train_step_s"):
-        lines += ["", f"The library's own `cljax.train.train_step` for the "
+        lines += ["", f"The library's own `cljax.train_step.train_step` for the "
                   f"ResNet-18 loop config at batch {r['batch']} (SimCLR views "
                   f"made on device, NSCL + every monitored loss; variant "
                   f"{r['variant']}): {_fmt(r['train_step_s'], digits=2)} s, "

@@ -21,8 +21,8 @@ import os
 from typing import Any
 
 from cljax import checkpoint
+from cljax import run_identity
 from cljax import stats
-from cljax import train
 
 
 def point_name(point: dict[str, Any]) -> str:
@@ -132,7 +132,7 @@ def _runs(sweep_dir: str, arm: str | None = None) -> list[dict]:
       raise ValueError(f"{workdir} was interrupted at step "
                        f"{summary.get('step')}; rerun the sweep's command to "
                        f"finish it before aggregating.")
-    flat = train._flatten(config)  # pylint: disable=protected-access
+    flat = run_identity.flatten(config)
     runs.append({**entry, "config": flat, "summary": summary,
                  "seed": flat.get("seed", entry["seed"])})
   swept = {f for run in runs for f in run["overrides"]} | {"seed"}

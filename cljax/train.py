@@ -78,17 +78,6 @@ from cljax.errors import NonFiniteError
 from cljax.evaluators import with_classifier
 from cljax.optim import make_optimizer
 from cljax.train_step import checked_step
-from cljax.train_step import train_step  # noqa: F401
-# Moved to cljax.run_identity, cljax.train_step and cljax.evaluators; kept
-# here so old imports keep working.
-from cljax.evaluators import first_fit_step  # noqa: F401
-from cljax.evaluators import objective_features  # noqa: F401
-from cljax.evaluators import simplex_geometry  # noqa: F401
-from cljax.run_identity import RESUMABLE_FIELDS  # noqa: F401
-from cljax.run_identity import check_config as _check_config  # noqa: F401
-from cljax.run_identity import config_changes  # noqa: F401
-from cljax.run_identity import flatten as _flatten  # noqa: F401
-from cljax.train_step import loss_and_monitors as _loss_and_monitors  # noqa: F401,E501
 
 
 def total_steps(config, data) -> int:

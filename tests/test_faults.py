@@ -24,6 +24,7 @@ from cljax import _interrupt
 from cljax import _lock
 from cljax import checkpoint
 from cljax import errors
+from cljax import run_identity
 from cljax import train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -193,7 +194,7 @@ def test_config_changes_ignores_the_allowed_fields():
   requested = {"steps": 9, "log_every": 3,
                "checkpoint": {"every": 5, "keep": 1},
                "loss": {"name": "dcl"}, "num_devices": 1, "new": 1}
-  assert train.config_changes(saved, requested) == [
+  assert run_identity.config_changes(saved, requested) == [
       "loss.name: 'nscl' -> 'dcl'", "new: '<absent>' -> 1"]
 
 

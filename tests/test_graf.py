@@ -10,6 +10,7 @@ import pytest
 
 from cljax import checkpoint
 from cljax import data as data_lib
+from cljax import evaluators
 from cljax import models
 from cljax import probes
 from cljax import theory
@@ -205,7 +206,7 @@ def test_simplex_geometry_is_zero_at_a_regular_simplex():
   rng = np.random.default_rng(0)
   q, _ = np.linalg.qr(rng.standard_normal((8, 8)))
   labels = np.repeat(np.arange(5), 4)
-  out = train.simplex_geometry(means[labels] @ q, labels, 5)
+  out = evaluators.simplex_geometry(means[labels] @ q, labels, 5)
   assert out["distance"] == pytest.approx(0.0, abs=1e-5)
   assert out["angular_mean"] == pytest.approx(out["angular_target"], abs=1e-6)
   assert out["angular_target"] == pytest.approx(
@@ -213,7 +214,7 @@ def test_simplex_geometry_is_zero_at_a_regular_simplex():
   assert out["angular_std"] == pytest.approx(0.0, abs=1e-6)
   assert out["sample_angular"] == pytest.approx(1.0, abs=1e-6)
   # Orthogonal class means (cos 0) are not a simplex.
-  ortho = train.simplex_geometry(np.eye(5)[labels], labels, 5)
+  ortho = evaluators.simplex_geometry(np.eye(5)[labels], labels, 5)
   assert ortho["distance"] > 0.2 and ortho["angular_mean"] == pytest.approx(
       0.5)
 

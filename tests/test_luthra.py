@@ -21,6 +21,7 @@ import pytest
 from cljax import checkpoint
 from cljax import data as data_lib
 from cljax import models
+from cljax import run_identity
 from cljax import sweep
 from cljax import train
 from experiments import luthra_cl_vs_nscl
@@ -122,7 +123,7 @@ def test_every_preset_builds_a_runnable_config(module):
   for preset in module.PRESETS:
     config = module.get_config(preset)
     # Paper presets shard their batch over 8 devices; CPU ones run on 1.
-    train._check_config(config, num_devices=8 if preset == "" else 1)
+    run_identity.check_config(config, num_devices=8 if preset == "" else 1)
     assert config.data.sampler == "balanced"
     assert config.monitor.temperature > 0
 
@@ -187,6 +188,6 @@ def test_docstring_sweep_commands_name_real_fields(module, preset, tmp_path):
   pts = list(sweep.points(config, grid, str(tmp_path), zipped))
   assert len(pts) >= 2
   for overrides, cfg, _ in pts:
-    train._check_config(cfg, num_devices=8 if preset == "" else 1)
+    run_identity.check_config(cfg, num_devices=8 if preset == "" else 1)
     if "monitor.temperature" in overrides:  # the temperature sweep's pair
       assert cfg.monitor.temperature == cfg.loss.kwargs.temperature

@@ -64,7 +64,7 @@ def _one_line_error(proc):
 def test_bad_temperatures_and_betas_fail_in_the_config_check(field, value,
                                                             match):
   with pytest.raises(ValueError, match=match + r".*> ?=? ?0"):
-    train._check_config(_config(**{field: value}), num_devices=8)
+    run_identity.check_config(_config(**{field: value}), num_devices=8)
 
 
 def test_a_negative_loss_beta_and_kwargs_the_loss_rejects_fail_at_check():
@@ -72,16 +72,16 @@ def test_a_negative_loss_beta_and_kwargs_the_loss_rejects_fail_at_check():
   config.loss.name = "hscl"
   config.loss.kwargs = {"temperature": 0.5, "beta": -1.0}
   with pytest.raises(ValueError, match=r"config\.loss\.kwargs\.beta"):
-    train._check_config(config, num_devices=8)
+    run_identity.check_config(config, num_devices=8)
   # What no named check covers is found by tracing the loss abstractly.
   config.loss.kwargs = {"temperature": 0.5, "beta": 1.0,
                         "estimator": "exact"}
   with pytest.raises(ValueError, match=r"'hscl' rejects.*estimator"):
-    train._check_config(config, num_devices=8)
+    run_identity.check_config(config, num_devices=8)
   config.loss.name = "nscl"
   config.loss.kwargs = {"temperature": 0.5, "tau_plus": 0.1}
   with pytest.raises(ValueError, match=r"'nscl' rejects.*tau_plus"):
-    train._check_config(config, num_devices=8)
+    run_identity.check_config(config, num_devices=8)
 
 
 def test_the_default_configs_pass_the_start_checks_writing_nothing(
@@ -152,7 +152,7 @@ def test_anchor_needs_say_which_batches_have_no_valid_anchor(name, kwargs,
 def test_configs_that_cannot_have_a_valid_anchor_fail_at_check(overrides,
                                                               match):
   with pytest.raises(ValueError, match=match):
-    train._check_config(_config(**overrides), num_devices=1)
+    run_identity.check_config(_config(**overrides), num_devices=1)
 
 
 @pytest.mark.parametrize("overrides", [
@@ -167,7 +167,7 @@ def test_configs_that_cannot_have_a_valid_anchor_fail_at_check(overrides,
 def test_configs_with_valid_anchors_pass(overrides):
   config = _config(**overrides)
   assert run_identity.anchor_mistake(config) is None
-  train._check_config(config, num_devices=1)
+  run_identity.check_config(config, num_devices=1)
 
 
 def test_a_batch_of_one_fails_at_start_and_writes_nothing(tmp_path):
@@ -186,7 +186,7 @@ def test_the_classes_of_the_data_are_checked_before_config_json(tmp_path):
   # of 8 holds 8 distinct classes, so single-view SupCon has no positive.
   config = _config(**{"data.num_views": 1, "loss.name": "supcon"})
   config.data.batch_size = 8
-  train._check_config(config, num_devices=8)  # The config alone passes.
+  run_identity.check_config(config, num_devices=8)  # The config alone passes.
   with pytest.raises(errors.ConfigError, match=r"batch_size=8 .*'supcon'.*"
                      r"8 <= 10 samples of distinct classes.*Fix: set "
                      r"config\.data\.batch_size > 10"):
