@@ -15,7 +15,7 @@ memory is its own, and a case that runs out of memory fails alone):
   process; the ratios to the floor are per round. The cases are
   ``benchmarks/tiled.py``'s own (imported, not copied). The best tile per
   size is reported; making it the engine's GPU default
-  (``cljax/_engine/dispatch.py``, ``DEFAULT_BLOCK_SIZE["other"]``) is a
+  (``cljax/_src/engine/dispatch.py``, ``DEFAULT_BLOCK_SIZE["other"]``) is a
   follow-up for when a GPU has been measured.
 * ``train``: the library's own jitted train step of the ResNet-18 (CIFAR
   stem) SimCLR config (``benchmarks/loop.py``'s ResNet-18 loop config with
@@ -24,7 +24,7 @@ memory is its own, and a case that runs out of memory fails alone):
   images/s, and MFU = the compiled step's FLOPs (XLA's
   ``cost_analysis()``) per second over the device's peak (``PEAK_FLOPS``,
   by device kind; the report names the peak used).
-* ``loop``: ``cljax.train.train_and_evaluate`` against its bare jitted step
+* ``loop``: ``cljax.training.train.train_and_evaluate`` against its bare jitted step
   on the same batches (``benchmarks/loop.py``'s ``child_loop``, imported).
 * Peak device memory of every case: ``device.memory_stats()``'s
   ``peak_bytes_in_use``; where the device has no memory statistics (CPU)
@@ -376,7 +376,7 @@ def _render_losses(records: list[dict]) -> list[str]:
            "Median ms over the rounds; ratio to the floor = median of the "
            "per-round ratios. best = the fastest tile. Making the best tile "
            "the engine's GPU default (`DEFAULT_BLOCK_SIZE[\"other\"]` in "
-           "`cljax/_engine/dispatch.py`) is a follow-up for when a GPU has "
+           "`cljax/_src/engine/dispatch.py`) is a follow-up for when a GPU has "
            "been measured.", "",
            "| views | loss | floor ms | auto ms | "
            + " | ".join(f"B={b} ms" for b in blocks)
@@ -417,7 +417,7 @@ def _render_train(records: list[dict]) -> list[str]:
   if not records:
     return []
   lines = ["## ResNet-18 SimCLR training: images/s and MFU", "",
-           "The library's jitted train step (`cljax.train_step.train_step`: "
+           "The library's jitted train step (`cljax.training.train_step.train_step`: "
            "SimCLR views made on device, NT-Xent at tau 0.5, the monitored "
            "losses, optimiser update) of `benchmarks/loop.py`'s ResNet-18 "
            "(CIFAR stem) + MLP head config on 32x32 images, one global "
@@ -454,7 +454,7 @@ def _render_loop(records: list[dict]) -> list[str]:
   if not records:
     return []
   lines = ["## Train loop vs bare jitted step", "",
-           "`cljax.train.train_and_evaluate` (evaluation off) against the "
+           "`cljax.training.train.train_and_evaluate` (evaluation off) against the "
            "bare jitted `train_step` on the loop's own batches "
            "(`benchmarks/loop.py`'s `child_loop`): the loop's second log "
            "window per step over the mean of the bare step timed right "

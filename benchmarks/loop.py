@@ -12,9 +12,9 @@ ResNet-18 step, compile times of the paper presets, and the README main job.
 Sections (each case runs in a fresh subprocess, ``--child``, so XLA flags are
 read at backend start and the peak RSS is the case's own):
 
-* ``loop``: ``cljax.train.train_and_evaluate`` with ``log_every=L`` (50),
+* ``loop``: ``cljax.training.train.train_and_evaluate`` with ``log_every=L`` (50),
   ``2 L`` steps and evaluation off, against the bare jitted
-  ``cljax.train_step.train_step`` on the same batches (the second log window of
+  ``cljax.training.train_step.train_step`` on the same batches (the second log window of
   the loop, from its ``train/steps_per_sec``; the bare step dispatched back
   to back on device-resident batches, one block at the end). One round = one
   loop run, its bare step the mean of the bare runs right before and right
@@ -146,7 +146,7 @@ def _loop_config(model: str, batch: int, log_every: int, steps: int):
 class _Pieces:
   """The loop's own pieces for a config: data, model, optimiser, jitted step.
 
-  Built from the public parts of ``cljax.train`` the way
+  Built from the public parts of ``cljax.training.train`` the way
   ``train_and_evaluate`` builds them (one device).
   """
 
@@ -157,8 +157,8 @@ class _Pieces:
     from jax.sharding import PartitionSpec as P
     from cljax import data as data_lib
     from cljax import models
-    from cljax import train
-    from cljax import train_step as train_step_lib
+    from cljax.training import train
+    from cljax.training import train_step as train_step_lib
     from cljax.data import _stream
 
     self.jax = jax
@@ -212,8 +212,8 @@ def _block(tree):
 
 def child_loop(spec: dict) -> dict:
   """Loop window vs bare step on the same batches, ``rounds`` times."""
-  from cljax import checkpoint as ckpt_lib
-  from cljax import train
+  from cljax.analysis import checkpoints
+  from cljax.training import train
   log_every, model, batch = spec["log_every"], spec["model"], spec["batch"]
   steps = 2 * log_every
   config = _loop_config(model, batch, log_every, steps)
@@ -244,7 +244,7 @@ def child_loop(spec: dict) -> dict:
       t0 = time.perf_counter()
       train.train_and_evaluate(config, workdir, verbose=False)
       loop_total = time.perf_counter() - t0
-      rows = ckpt_lib.read_metrics(workdir)
+      rows = checkpoints.read_metrics(workdir)
     row = [r_ for r_ in rows if r_["step"] == steps][0]
     first = [r_ for r_ in rows if r_["step"] == log_every][0]
     loop_step = 1.0 / row["train/steps_per_sec"]
@@ -733,10 +733,12 @@ def child_main(spec: dict) -> dict:
   clock = _Clock()
   jax.monitoring.register_event_duration_secs_listener(clock.on_event)
   probe = _CacheProbe()
-  from cljax import checkpoint as ckpt_lib
+  from cljax.analysis import checkpoints
+  from cljax.training import checkpoint as ckpt_lib
   from cljax import main as cljax_main
-  from cljax import evaluators
-  from cljax import plots
+  from cljax.training import cli
+  from cljax.training import evaluators
+  from cljax.analysis import plots
   t_import = time.perf_counter() - t_start
   wrapped = []
   for owner, attr, cat in (
@@ -753,7 +755,7 @@ def child_main(spec: dict) -> dict:
       REPO / "experiments" / spec.get("config", "default.py")),
           f"--workdir={spec['workdir']}"]
   flags.FLAGS(argv)
-  config = cljax_main.CONFIG.value
+  config = cli.CONFIG.value
   for dotted, value in spec.get("overrides", {}).items():  # Quick runs.
     *parents, leaf = dotted.split(".")
     node = config
@@ -765,7 +767,7 @@ def child_main(spec: dict) -> dict:
   t_job = time.perf_counter() - t0
   split = dict(clock.totals)
   split["other"] = t_job - sum(split.values())
-  rows = ckpt_lib.read_metrics(spec["workdir"])
+  rows = checkpoints.read_metrics(spec["workdir"])
   return {"job_s": t_job, "import_s": t_import, "split_s": split,
           "compile_parts_s": dict(clock.parts),
           "cache": _CacheProbe.compact(probe.snapshot()),
@@ -790,7 +792,7 @@ def child_sweep(spec: dict) -> dict:
   clock = _Clock()
   jax.monitoring.register_event_duration_secs_listener(clock.on_event)
   probe = _CacheProbe()
-  from cljax import main as cljax_main
+  from cljax.training import cli
   from cljax import sweep
   t_import = time.perf_counter() - t_start
   argv = ["cljax.sweep", f"--config={REPO / 'experiments' / spec['config']}",
@@ -801,7 +803,7 @@ def child_sweep(spec: dict) -> dict:
   sys.argv = argv   # cljax.sweep.main reads --config from sys.argv.
   flags.FLAGS(argv)
   points = []
-  driver = cljax_main.MODES["train"]
+  driver = cli.MODES["train"]
 
   def timed_driver(config, workdir, **kwargs):
     compile0, cache0 = clock.totals.get("compile", 0.0), probe.snapshot()
@@ -819,7 +821,7 @@ def child_sweep(spec: dict) -> dict:
           "cache": _CacheProbe.compact(
               _CacheProbe.delta(probe.snapshot(), cache0))})
 
-  cljax_main.MODES["train"] = timed_driver   # The sweep looks it up per point.
+  cli.MODES["train"] = timed_driver   # The sweep looks it up per point.
   t0 = time.perf_counter()
   sweep.main([argv[0]])
   t_sweep = time.perf_counter() - t0
@@ -969,7 +971,7 @@ def section_compile(args) -> list[dict]:
   return out
 
 
-CACHE_ENV = "CLJAX_COMPILATION_CACHE"   # cljax.compile_cache.ENV
+CACHE_ENV = "CLJAX_COMPILATION_CACHE"   # cljax.training.compile_cache.ENV
 
 
 def section_main(args) -> list[dict]:
@@ -1290,7 +1292,7 @@ def render(results: dict, path: str) -> None:
       lines += ["", "Compiled step, per variant: " + "; ".join(kinds) + "."]
     for r in sec["records"]:
       if r.get("train_step_s"):
-        lines += ["", f"The library's own `cljax.train_step.train_step` for the "
+        lines += ["", f"The library's own `cljax.training.train_step.train_step` for the "
                   f"ResNet-18 loop config at batch {r['batch']} (SimCLR views "
                   f"made on device, NSCL + every monitored loss; variant "
                   f"{r['variant']}): {_fmt(r['train_step_s'], digits=2)} s, "

@@ -157,7 +157,7 @@ def _timed(fn, args):
 def child(spec):
   if spec["kind"] == "dataset":
     import numpy as np
-    from cljax import evaluate
+    from cljax.analysis import evaluate
     n = spec["views"] // 2
     rng = np.random.default_rng(1)
     z = rng.normal(size=(n, 2, D)).astype(np.float32)
@@ -207,8 +207,8 @@ def child(spec):
 
 def _train_child(spec):
   import tempfile
-  from cljax import checkpoint
-  from cljax import train
+  from cljax.analysis import checkpoints
+  from cljax.training import train
   from experiments import default
   config = default.get_config()
   config.steps = spec["steps"]
@@ -223,7 +223,7 @@ def _train_child(spec):
     target[last] = value
   with tempfile.TemporaryDirectory() as workdir:
     train.train_and_evaluate(config, workdir, verbose=False)
-    rows = [r for r in checkpoint.read_metrics(workdir)
+    rows = [r for r in checkpoints.read_metrics(workdir)
             if "train/examples_per_sec" in r]
   # The first logged window includes compilation.
   rates = [r["train/examples_per_sec"] for r in rows[1:]]
@@ -362,7 +362,7 @@ def write_report(records, args):
   data = [r for r in records if r["spec"]["kind"] == "dataset"]
   for r in data:
     o = r["out"]
-    lines += ["## Whole-dataset exact losses (`cljax.evaluate.dataset_losses`)",
+    lines += ["## Whole-dataset exact losses (`cljax.analysis.evaluate.dataset_losses`)",
               "", f"{r['spec']['views'] // 2} samples x 2 views, D = {D}, 10 "
               "classes, forward only (CL, DCL, NSCL, gap in one sweep): "
               f"{_fmt(o.get('seconds'), 1)} s (first call incl. compile "

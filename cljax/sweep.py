@@ -32,9 +32,9 @@ sweep prints one ``python -m cljax.main`` command per point for a cluster.
 Several workers may share one sweep dir: start the same command more than
 once (on one machine, or on several that share the file system) and each
 runs the points no other process holds. A point whose work dir another
-process holds (its ``.cljax.lock``, see ``cljax._lock``) is skipped, not
+process holds (its ``.cljax.lock``, see ``cljax.training._lock``) is skipped, not
 waited for; a worker that skipped any says so at the end, naming them and
-their holders, and exits with status 6 (``cljax.errors.EXIT_LOCKED``: not
+their holders, and exits with status 6 (``cljax.training.errors.EXIT_LOCKED``: not
 every point was finished by it) instead of 0. Rerun the command once the
 other workers have ended to run what they left unfinished (finished points
 are skipped). Exit 0 means this worker saw every point finished or ran it.
@@ -73,17 +73,13 @@ from absl import flags
 from absl import logging
 
 # The --config flag (and the drivers) are cljax.main's.
-from cljax import _lock
-from cljax import compile_cache
-from cljax import errors
-from cljax import main as main_lib
-# Reading a sweep back lives in its own module; re-exported here.
-from cljax._sweep_read import aggregate  # pylint: disable=unused-import
-from cljax._sweep_read import paired  # pylint: disable=unused-import
-from cljax._sweep_read import INDEX_VERSION
-from cljax._sweep_read import point_name as _point_name
-from cljax._sweep_read import read_index
-from cljax._sweep_read import read_sweep  # pylint: disable=unused-import
+from cljax.training import _lock
+from cljax.training import compile_cache
+from cljax.training import errors
+from cljax.training import cli
+from cljax.analysis.sweeps import INDEX_VERSION
+from cljax.analysis.sweeps import point_name as _point_name
+from cljax.analysis.sweeps import read_index
 
 _SWEEP_DIR = flags.DEFINE_string("sweep_dir", None, "Root of the sweep.")
 _GRID = flags.DEFINE_multi_string(
@@ -361,7 +357,7 @@ def _write_index(sweep_dir, config_arg, grid, zipped, entries,
     fixed: the ``--config.*`` overrides (:func:`fixed_overrides`); None: {}.
 
   Returns:
-    The index as written (``cljax._sweep_read.read_index``'s layout).
+    The index as written (``cljax.analysis.sweeps.read_index``'s layout).
 
   Raises:
     SweepConflictError: another config file or other fixed overrides than
@@ -402,7 +398,7 @@ def _finished(workdir: str, config) -> bool:
   with open(path) as f:
     if f.read() == config.to_json_best_effort(indent=2):
       return True
-  main_lib.fail(f"{workdir} holds a finished run of another config; delete "
+  cli.fail(f"{workdir} holds a finished run of another config; delete "
                 f"it or choose another --sweep_dir.", errors.EXIT_CONFIG)
 
 
@@ -488,14 +484,14 @@ def run_sweep(config, grid, sweep_dir: str, *, zipped=None, seeds=None,
       print(" ".join(["python", "-m", "cljax.main"] +
                      [shlex.quote(f) for f in flags_]))
       continue
-    driver = main_lib.MODES[cfg.get("mode", "train")]
+    driver = cli.MODES[cfg.get("mode", "train")]
     if cfg.get("mode", "train") != "train" and _finished(workdir, cfg):
       continue  # The train loop skips its own finished runs; this one can't.
     holder = _holder(workdir)
     if holder is None:
       if verbose:
         print(f"== {workdir}", flush=True)
-      summary = main_lib.run_reported(_unless_held, driver, cfg, workdir)
+      summary = cli.run_reported(_unless_held, driver, cfg, workdir)
       holder = summary.holder if isinstance(summary, _Held) else None
     if holder is not None:
       # Another worker runs this point: go on with the free ones.
@@ -510,7 +506,7 @@ def run_sweep(config, grid, sweep_dir: str, *, zipped=None, seeds=None,
             f"resume it.", flush=True)
       sys.exit(errors.EXIT_INTERRUPTED)
   if held:
-    main_lib.fail(
+    cli.fail(
         f"{len(held)} of {len(planned)} points of {sweep_dir} were held by "
         f"another process and not run by this worker: "
         f"{', '.join(f'{os.path.basename(w)} ({h})' for w, h in held)}; the "
@@ -523,9 +519,9 @@ def run_sweep(config, grid, sweep_dir: str, *, zipped=None, seeds=None,
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  config = main_lib.get_config()
+  config = cli.get_config()
   if config is None or not _SWEEP_DIR.value:
-    main_lib.fail("--config and --sweep_dir are required.",
+    cli.fail("--config and --sweep_dir are required.",
                   errors.EXIT_CONFIG)
   logging.set_verbosity(logging.WARNING)
   compile_cache.enable(flags.FLAGS.compilation_cache)
@@ -538,18 +534,18 @@ def main(argv):
     # Every point is built before the first runs: a typo fails at once.
     list(points(config, with_seeds(grid, seeds), _SWEEP_DIR.value, zipped))
   except ValueError as e:
-    if main_lib.debugging():
+    if cli.debugging():
       raise
-    main_lib.fail(str(e), errors.EXIT_CONFIG)
+    cli.fail(str(e), errors.EXIT_CONFIG)
   try:
     run_sweep(config, grid, _SWEEP_DIR.value, zipped=zipped, seeds=seeds,
               config_arg=config_arg, base_flags=base_flags,
               print_only=_PRINT_ONLY.value)
   except SweepConflictError as e:  # Raised before any point runs.
-    if main_lib.debugging():
+    if cli.debugging():
       raise
-    main_lib.fail(str(e), errors.EXIT_CONFIG)
+    cli.fail(str(e), errors.EXIT_CONFIG)
 
 
 if __name__ == "__main__":
-  app.run(main, flags_parser=main_lib.parse_flags)
+  app.run(main, flags_parser=cli.parse_flags)

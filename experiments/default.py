@@ -32,7 +32,7 @@ gap stays below its bound.
 import ml_collections
 
 from cljax import data
-from cljax import evaluators
+from cljax.training import evaluators
 
 
 def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
@@ -85,7 +85,7 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
       "clip_norm": 0.0,
   })
 
-  # Evaluators by name (cljax.evaluators): NC geometry, effective rank, NCC,
+  # Evaluators by name (cljax.training.evaluators): NC geometry, effective rank, NCC,
   # few-shot episodes, the simplex geometry and, at the end, a linear probe,
   # all on one embedded subset of num_train training examples.
   config.evals = evaluators.standard(

@@ -42,8 +42,8 @@ step is flat from p = 0.4 on).
 
 Then ``colabs/graf.ipynb`` (``CLJAX_GRAF_SWEEP=runs/graf_noisy``) plots the
 fit step against p with a fitted power law ``a + b p^k`` per loss (k
-free, ``cljax.stats.power_law_fit``), and compares linear, power-law and
-saturating growth by AICc (``cljax.stats.growth_models``).
+free, ``cljax.analysis.stats.power_law_fit``), and compares linear, power-law and
+saturating growth by AICc (``cljax.analysis.stats.growth_models``).
 Expected at CPU scale: both losses fit every p well inside the budget, and
 the fit step grows with p for both. Preset 'tiny' (seconds) is for CI.
 """

@@ -69,7 +69,7 @@ means near 1 - arccos(-1/9)/pi = 0.4645), CE's to spread wider. Preset
 import ml_collections
 
 from cljax import data
-from cljax import evaluators
+from cljax.training import evaluators
 
 # 10 classes of 50 (train) and 20 (test) 32-d Gaussian vectors: CI in seconds.
 TINY_DATA = ("cljax_gaussian_mixture/"

@@ -77,7 +77,7 @@ four losses at tau = 1 with the run's own normalisation and beta.
 import ml_collections
 
 from cljax import data
-from cljax import evaluators
+from cljax.training import evaluators
 from cljax.data import gaussian_mixture
 
 PRESETS = ("", "gpu", "cpu", "cpu_digits", "cpu_mnist", "tiny", "tiny_mnist")
@@ -124,7 +124,7 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
   # because the train loop's per-step monitor (losses.all_losses) needs
   # K >= 2; duplicating every view changes neither the loss (every pool and
   # every (anchor, positive) pair is repeated uniformly) nor its gradient nor
-  # the BatchNorm statistics (tests/test_jiang.py checks the loss), at twice
+  # the BatchNorm statistics (tests/reproduce/test_jiang.py checks the loss), at twice
   # the forward cost.
   config.data.num_views = 2
   config.data.augment.mode = "identity"

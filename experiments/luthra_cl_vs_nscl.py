@@ -7,13 +7,13 @@ highly correlated over training (figure a), and minimising DCL brings NSCL
 close to the value that minimising NSCL directly reaches (figure c). This
 config trains one model per loss from the same initialisation on the same
 batches and views: the loss is the only difference between the runs of a
-sweep over ``loss.name`` (``cljax.train`` derives the initial parameters, the
+sweep over ``loss.name`` (``cljax.training.train`` derives the initial parameters, the
 batch order and the augmentation keys from ``config.seed`` and
-``config.data`` alone; ``tests/test_luthra.py`` checks it). Every step logs
+``config.data`` alone; ``tests/reproduce/test_luthra.py`` checks it). Every step logs
 DCL, NSCL, SupCon, their gap and its per-batch bound at
 ``config.monitor.temperature`` (tau = 1, as the paper evaluates the gap); at
 the end the ``dataset_gap`` evaluator logs the exact gap over the whole
-training split (``eval/dataset_gap/*``, through ``cljax.evaluate``). The
+training split (``eval/dataset_gap/*``, through ``cljax.analysis.evaluate``). The
 same checkpoints feed the few-shot analysis (figures e, f) of
 ``colabs/luthra.ipynb``.
 
@@ -66,7 +66,7 @@ per-batch bound the balanced one, log(1 + e^{2/tau} (B/C - 1) / (B - B/C)).
 import ml_collections
 
 from cljax import data
-from cljax import evaluators
+from cljax.training import evaluators
 
 # CIFAR-100 train split size; the warm-up is 10 epochs of it.
 _CIFAR_TRAIN = 50_000

@@ -1,4 +1,15 @@
-"""Test-wide JAX set-up: 8 simulated CPU devices, before any JAX operation."""
+"""Test-wide JAX set-up: 8 simulated CPU devices, before any JAX operation.
+
+Where a test lives: ``tests/<package>/test_<module>.py`` tests
+``cljax/<package>/<module>.py``; a property that spans a package's modules
+(every loss on 8 devices, labels out of range for every metric) gets a
+``test_<property>.py`` in that package's folder; the paper-specific tests
+(experiments' configs, colabs, claims and reproductions) are in
+``tests/reproduce/``; tests of the whole repository (layout, docs, README,
+doctests, signatures, benchmarks) and of the top-level entry points
+(``cljax/sweep.py``) sit in ``tests/`` itself. The CPU-scale reproductions
+are marked ``slow`` (deselected by default, ``pytest -m slow``).
+"""
 
 import os
 
@@ -22,7 +33,7 @@ def pytest_configure(config):
     os.environ["CLJAX_COMPILATION_CACHE"] = tempfile.mkdtemp(
         prefix="cljax-test-jax-cache-")
     config._cljax_cache = os.environ["CLJAX_COMPILATION_CACHE"]
-  from cljax import compile_cache
+  from cljax.training import compile_cache
   compile_cache.enable(os.environ["CLJAX_COMPILATION_CACHE"])
 
 

@@ -28,12 +28,16 @@ _PUBLIC = {
                "debiased_contrastive", "hscl_2022.hscl_2022", "all_losses",
                "cl_nscl", "cross_entropy", "simplex_classifier", "get",
                "spec", "LossSpec", "LOSSES", "AnchorCounts"),
-    "sweep": ("run_sweep", "read_sweep", "aggregate", "paired",
-              "parse_grid", "parse_seeds"),
-    "compile_cache": ("enable", "default_directory", "ENV"),
+    "sweep": ("run_sweep", "parse_grid", "parse_seeds"),
+    "training.compile_cache": ("enable", "default_directory", "ENV"),
+    "analysis.checkpoints": ("load", "Run", "read_metrics", "read_config",
+                             "saved_steps", "restore_model"),
+    "analysis.sweeps": ("read_sweep", "aggregate", "paired"),
 }
 _PACKAGES = ("losses", "geometry", "probes", "theory", "data", "models",
-             "evaluators", "sweep", "reproduce", "compile_cache")
+             "training.evaluators", "training.compile_cache",
+             "analysis.checkpoints", "analysis.sweeps", "unconstrained",
+             "sweep", "reproduce")
 _CITATION = re.compile(r"docs/conventions\.md#([a-z0-9-]+)")
 
 
@@ -84,13 +88,13 @@ def test_api_page_shows_every_public_name(site, package):
   _, site_dir = site
   module = importlib.import_module(f"cljax.{package}")
   names = _PUBLIC.get(package) or module.__all__
-  ids = _ids(site_dir, os.path.join("api", package))
+  ids = _ids(site_dir, os.path.join("api", package.split(".")[0]))
   missing = [n for n in names if f"cljax.{package}.{n}" not in ids]
   assert not missing, missing
 
 
 def test_geometry_docstrings_are_completed_and_signatures_real(site):
-  # The shared argument descriptions (cljax/_docs.py) are filled at import;
+  # The shared argument descriptions (cljax/_src/docs.py) are filled at import;
   # the decorator-built metrics have their real signature, not the stub's.
   _, site_dir = site
   with open(os.path.join(site_dir, "api", "geometry", "index.html"),

@@ -16,7 +16,7 @@ import optax
 import pytest
 import scipy.special
 
-import naive_losses as nl
+from tests import naive_losses as nl
 
 E = math.e
 

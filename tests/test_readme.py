@@ -18,7 +18,7 @@ import sys
 
 import pytest
 
-from cljax import train
+from cljax.training import train
 from experiments import default
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -92,7 +92,7 @@ def test_readme_and_docs_have_the_documented_blocks():
   assert _blocks("README.md"), "the README shows one example"
   text = "".join(source for page in PAGES for _, source in _blocks(page))
   for needed in ("jax.shard_map", "evaluate.dataset_losses",
-                 "checkpoint.load", "geometry.nc1", "jax.jit"):
+                 "checkpoints.load", "geometry.nc1", "jax.jit"):
     assert needed in text, needed
 
 

@@ -9,9 +9,10 @@ import sys
 import pytest
 from scipy import stats as scipy_stats
 
-from cljax import checkpoint
-from cljax import errors
+from cljax.analysis import checkpoints
+from cljax.training import errors
 from cljax import sweep
+from cljax.analysis import sweeps
 from experiments import default
 
 
@@ -29,7 +30,7 @@ def test_sweep_runs_every_point_into_its_own_workdir(tmp_path):
   assert [e["workdir"] for e in index["points"]] == [
       e["workdir"] for e in entries]
   for entry in entries:
-    run = checkpoint.load(entry["workdir"])
+    run = checkpoints.load(entry["workdir"])
     assert run.config.data.classes == entry["overrides"]["data.classes"]
     assert run.config.loss.name == entry["overrides"]["loss.name"]
     assert run.step == 2
@@ -116,7 +117,7 @@ def test_read_sweep_resolves_work_dirs_of_a_moved_sweep(tmp_path, capsys):
       for point, _, workdir in sweep.points(config, grid, str(old))])
   new = tmp_path / "moved"
   os.rename(old, new)
-  entries = sweep.read_sweep(str(new))
+  entries = sweeps.read_sweep(str(new))
   assert [e["overrides"] for e in entries] == [{"data.classes": 3},
                                                {"data.classes": 5}]
   assert [e["workdir"] for e in entries] == [
@@ -125,7 +126,7 @@ def test_read_sweep_resolves_work_dirs_of_a_moved_sweep(tmp_path, capsys):
 
 def test_read_sweep_names_the_missing_index(tmp_path):
   with pytest.raises(FileNotFoundError, match=r"sweep.json.*--sweep_dir"):
-    sweep.read_sweep(str(tmp_path))
+    sweeps.read_sweep(str(tmp_path))
 
 
 # Seeds and intervals.
@@ -199,12 +200,12 @@ def test_tiny_sweep_over_seeds_aggregates_and_pairs(tmp_path, losses):
                   sweep_dir, seeds=[0, 1], verbose=False)
   index = json.load(open(os.path.join(sweep_dir, "sweep.json")))
   assert index["seeds"] == [0, 1] and index["grid"]["seed"] == [0, 1]
-  entries = sweep.read_sweep(sweep_dir)
+  entries = sweeps.read_sweep(sweep_dir)
   assert [e["seed"] for e in entries] == [0, 1] * len(losses)
   summaries = {(e["overrides"]["loss.name"], e["seed"]): json.load(
       open(os.path.join(e["workdir"], "summary.json"))) for e in entries}
 
-  groups = sweep.aggregate(sweep_dir)
+  groups = sweeps.aggregate(sweep_dir)
   assert [g["overrides"] for g in groups] == [{"loss.name": n}
                                               for n in losses]
   for group in groups:
@@ -220,7 +221,7 @@ def test_tiny_sweep_over_seeds_aggregates_and_pairs(tmp_path, losses):
   if len(losses) < 2:
     return
 
-  diffs = sweep.paired(sweep_dir, field="loss.name", a="nscl", b="dcl",
+  diffs = sweeps.paired(sweep_dir, field="loss.name", a="nscl", b="dcl",
                        metrics=["train/loss"])
   assert len(diffs) == 1 and diffs[0]["seeds"] == [0, 1]
   iv = diffs[0]["metrics"]["train/loss"]
@@ -255,7 +256,7 @@ def test_aggregate_refuses_configs_that_differ_beyond_the_swept_fields(
   with pytest.raises(ValueError, match=(
       r"differ in config beyond the swept fields \(seed\).*"
       r"optimizer.learning_rate \(0.1, 0.2\); steps \(2, 4\)")):
-    sweep.aggregate(str(tmp_path))
+    sweeps.aggregate(str(tmp_path))
 
 
 def test_aggregate_needs_two_seeds_and_finite_metrics(tmp_path):
@@ -263,26 +264,26 @@ def test_aggregate_needs_two_seeds_and_finite_metrics(tmp_path):
       ({"loss.name": "dcl"}, _cfg(0), {"step": 2, "m": 1.0})])
   with pytest.raises(ValueError, match=r"loss.name=dcl, m: .*at least 2 "
                                        r"values.*--seeds"):
-    sweep.aggregate(str(tmp_path / "one"))
+    sweeps.aggregate(str(tmp_path / "one"))
   _fake_sweep(str(tmp_path / "nan"), [
       ({"seed": 0}, _cfg(0), {"step": 2, "m": 1.0, "k": 1.0}),
       ({"seed": 1}, _cfg(1), {"step": 2, "m": float("nan"), "k": 2.0})])
   with pytest.raises(ValueError, match=r"m: .*non-finite.*metrics="):
-    sweep.aggregate(str(tmp_path / "nan"))
-  (got,) = sweep.aggregate(str(tmp_path / "nan"), metrics=["k"])
+    sweeps.aggregate(str(tmp_path / "nan"))
+  (got,) = sweeps.aggregate(str(tmp_path / "nan"), metrics=["k"])
   assert got["metrics"]["k"].mean == 1.5
   with pytest.raises(ValueError, match=r"has no numeric \['x'\]"):
-    sweep.aggregate(str(tmp_path / "nan"), metrics=["x"])
+    sweeps.aggregate(str(tmp_path / "nan"), metrics=["x"])
 
 
 def test_aggregate_refuses_unfinished_runs(tmp_path):
   _fake_sweep(str(tmp_path), [
       ({"seed": 0}, _cfg(0), {"step": 1, "m": 1.0, "interrupted": True})])
   with pytest.raises(ValueError, match=r"interrupted at step 1; rerun"):
-    sweep.aggregate(str(tmp_path))
+    sweeps.aggregate(str(tmp_path))
   os.remove(tmp_path / "seed=0" / "summary.json")
   with pytest.raises(FileNotFoundError, match=r"no summary.json.*rerun"):
-    sweep.aggregate(str(tmp_path))
+    sweeps.aggregate(str(tmp_path))
 
 
 def test_paired_pairs_by_seed_and_names_bad_arguments(tmp_path):
@@ -290,19 +291,19 @@ def test_paired_pairs_by_seed_and_names_bad_arguments(tmp_path):
            {"step": 2, "m": float(s) + (0.5 if n == "nscl" else 0.0)})
           for n in ("dcl", "nscl") for s in (2, 0, 1)]
   _fake_sweep(str(tmp_path / "ok"), runs[::-1])  # order must not matter
-  (got,) = sweep.paired(str(tmp_path / "ok"), field="loss.name",
+  (got,) = sweeps.paired(str(tmp_path / "ok"), field="loss.name",
                         a="nscl", b="dcl")
   iv = got["metrics"]["m"]
   assert iv.mean == pytest.approx(0.5) and iv.high - iv.low == pytest.approx(
       0.0, abs=1e-12)   # same seed, same shift: no paired variance
   with pytest.raises(ValueError, match=r"field='seed' is not swept.*"
                                        r"\['loss.name'\]"):
-    sweep.paired(str(tmp_path / "ok"), field="seed", a=0, b=1)
+    sweeps.paired(str(tmp_path / "ok"), field="seed", a=0, b=1)
   with pytest.raises(ValueError, match=r"b='cl' is not a value"):
-    sweep.paired(str(tmp_path / "ok"), field="loss.name", a="nscl", b="cl")
+    sweeps.paired(str(tmp_path / "ok"), field="loss.name", a="nscl", b="cl")
   _fake_sweep(str(tmp_path / "unpaired"), runs[:-1])
   with pytest.raises(ValueError, match=r"same seeds"):
-    sweep.paired(str(tmp_path / "unpaired"), field="loss.name", a="nscl",
+    sweeps.paired(str(tmp_path / "unpaired"), field="loss.name", a="nscl",
                  b="dcl")
 
 
@@ -316,15 +317,15 @@ def test_paired_arms_may_differ_in_what_the_field_brings(tmp_path):
            {"step": 2, "m": float(s) + (1.0 if n == "ce" else 0.0)})
           for n in ("supcon", "ce") for s in (0, 1)]
   _fake_sweep(str(tmp_path / "ok"), runs)
-  (got,) = sweep.paired(str(tmp_path / "ok"), field="loss.name", a="ce",
+  (got,) = sweeps.paired(str(tmp_path / "ok"), field="loss.name", a="ce",
                         b="supcon")
   assert got["metrics"]["m"].mean == pytest.approx(1.0)
   with pytest.raises(ValueError, match=r"differ in config.*head"):
-    sweep.aggregate(str(tmp_path / "ok"))
+    sweeps.aggregate(str(tmp_path / "ok"))
   runs[1] = (runs[1][0], cfg(1, "supcon", lr=0.2), runs[1][2])
   _fake_sweep(str(tmp_path / "bad"), runs)
   with pytest.raises(ValueError, match=r"optimizer.learning_rate \(0.1, 0.2\)"):
-    sweep.paired(str(tmp_path / "bad"), field="loss.name", a="ce",
+    sweeps.paired(str(tmp_path / "bad"), field="loss.name", a="ce",
                  b="supcon")
 
 
@@ -376,7 +377,7 @@ def _free_features_config(steps=4):
 
 
 def test_two_workers_share_a_sweep_dir_and_the_index_is_the_union(tmp_path):
-  from cljax import _lock
+  from cljax.training import _lock
   from cljax import unconstrained
   from cljax.reproduce import _attempt
   sweep_dir = tmp_path / "sw"
@@ -408,7 +409,7 @@ def test_two_workers_share_a_sweep_dir_and_the_index_is_the_union(tmp_path):
     assert (config["seed"], config["steps"], config["log_every"]) == (
         seed, 4, 2)
     # One run of 4 steps logged every 2: rows 2 and 4, once each.
-    assert [row["step"] for row in checkpoint.read_metrics(
+    assert [row["step"] for row in checkpoints.read_metrics(
         str(sweep_dir / name))] == [2, 4]
 
   def indexed():
@@ -457,7 +458,7 @@ def test_two_workers_share_a_sweep_dir_and_the_index_is_the_union(tmp_path):
   assert not os.path.exists(sweep_dir / "seed=3")
   # The readers take the new index.
   assert [(e["overrides"], e["fixed"], e["workdir"]) for e in
-          sweep.read_sweep(str(sweep_dir))] == [
+          sweeps.read_sweep(str(sweep_dir))] == [
               (o, f, str(sweep_dir / d)) for d, o, f in want]
   assert [o for o, _ in unconstrained.load_sweep(str(sweep_dir))] == [
       {"seed": 0}, {"seed": 1}]
@@ -472,7 +473,7 @@ def test_an_index_of_an_older_version_is_read_and_extended(tmp_path):
                      "workdir": f"/elsewhere/seed={s}"} for s in (0, 1)]}
   json.dump(old, open(tmp_path / "sweep.json", "w"))
   assert [(e["overrides"], e["fixed"], e["workdir"], e["seed"])
-          for e in sweep.read_sweep(str(tmp_path))] == [
+          for e in sweeps.read_sweep(str(tmp_path))] == [
               ({"seed": s}, None, str(tmp_path / f"seed={s}"), s)
               for s in (0, 1)]
   sweep._write_index(str(tmp_path), "x.py:smoke", [("seed", [1, 2])], None,
@@ -487,7 +488,7 @@ def test_an_index_of_an_older_version_is_read_and_extended(tmp_path):
                               "seeds": None},
                              {"grid": {"seed": [1, 2]}, "zip": {},
                               "seeds": None}]
-  assert [e["seed"] for e in sweep.read_sweep(str(tmp_path))] == [0, 1, 2]
+  assert [e["seed"] for e in sweeps.read_sweep(str(tmp_path))] == [0, 1, 2]
 
 
 def _entries(sweep_dir, seeds):
@@ -497,7 +498,7 @@ def _entries(sweep_dir, seeds):
 
 def test_index_writes_wait_for_the_lock_and_keep_every_writer(tmp_path):
   import threading
-  from cljax import _lock
+  from cljax.training import _lock
   sweep_dir = str(tmp_path)
   sweep._write_index(sweep_dir, "", [("seed", [0])], None,
                      _entries(sweep_dir, [0]))

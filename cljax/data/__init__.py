@@ -20,7 +20,7 @@ Typical use in the train loop::
   data = cljax.data.build(config.data, seed=config.seed,
                           process_index=jax.process_index(),
                           process_count=jax.process_count())
-  manager = cljax.checkpoint.Manager(workdir, every=1000)
+  manager = cljax.training.checkpoint.Manager(workdir, every=1000)
   if (step := manager.latest_step()) is not None:  # resume
     restored = manager.restore(step, model=model_state, opt=opt_state)
     data.restore(restored["data"])     # the iterator's position

@@ -43,7 +43,7 @@ Conventions shared by all class-based metrics:
   can raise: the whole result is NaN instead (every value of a dict or
   tuple; integer results such as ``class_counts`` are -1), on every device,
   even when the bad label sits on one shard only. It is never a plausible
-  number computed without the bad samples (``cljax._checks``).
+  number computed without the bad samples (``cljax._src.checks``).
 
 ``init``/``update``/``merge``/``finalize`` accumulate the same statistics
 over batches on device; ``FeatureStatistics`` is their float64 NumPy

@@ -13,7 +13,7 @@ the identity when it is None). ``run`` calls it
   N is gathered (peak memory O(N/devices D + C D + D^2)).
 
 On all three the output passes through ``_guarded``: traced labels outside
-``[0, num_classes)`` make every element NaN (``cljax._checks``).
+``[0, num_classes)`` make every element NaN (``cljax._src.checks``).
 """
 
 import functools
@@ -23,8 +23,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cljax import _checks
-from cljax import _class_stats as cs
+from cljax._src import checks
+from cljax._src import class_stats as cs
 
 F32 = jnp.float32
 _CENTER_CHOICES = (True, False, "global", "classes", "none")
@@ -32,7 +32,7 @@ _CENTER_CHOICES = (True, False, "global", "classes", "none")
 
 def normalize_center(center) -> str:
   if isinstance(center, str):
-    _checks.check_choice(center, "center", ("global", "classes", "none"))
+    checks.check_choice(center, "center", ("global", "classes", "none"))
     return center
   if isinstance(center, (bool, np.bool_)):
     return "global" if center else "none"
@@ -49,8 +49,8 @@ def prepare_features(features, axis_name, name="features", rank=2,
                      layout="float[N, D]", min_rows=1):
   """Checks rank, dtype and size; returns a float32 array."""
   features = as_array(features)
-  _checks.check_rank(features, rank, name, layout)
-  _checks.check_float(features, name)
+  checks.check_rank(features, rank, name, layout)
+  checks.check_float(features, name)
   n = np.shape(features)[0]
   # Per device (axis_name) a shard may be small; the global N is checked
   # where the caller's batch is known, i.e. without axis_name.
@@ -69,16 +69,16 @@ def prepare(features, labels, num_classes, axis_name, name="features",
   n = z.shape[0]
   # Shape and dtype first, so a float or misshaped label vector gets the
   # precise message rather than a failure while inferring num_classes.
-  _checks.check_labels(labels, n, "labels")
-  c = _checks.infer_num_classes(labels, num_classes)
-  _checks.check_labels(labels, n, "labels", c)
+  checks.check_labels(labels, n, "labels")
+  c = checks.infer_num_classes(labels, num_classes)
+  checks.check_labels(labels, n, "labels", c)
   return z, jnp.asarray(labels).astype(jnp.int32), c
 
 
 def check_weights(weights, num_classes, dim):
   weights = as_array(weights)
-  _checks.check_rank(weights, 2, "weights", "float[C, D]")
-  _checks.check_float(weights, "weights")
+  checks.check_rank(weights, 2, "weights", "float[C, D]")
+  checks.check_float(weights, "weights")
   c, d = np.shape(weights)
   if d != dim:
     raise ValueError(
@@ -108,13 +108,13 @@ def _guarded(fn, static, n_batch, *args, axis_name):
 
   The labels are the last batch array when ``num_classes`` is static; the
   count of bad ids is psum'd over ``axis_name`` like every statistic, so all
-  devices agree (``_checks.nan_if_labels_out_of_range``).
+  devices agree (``checks.nan_if_labels_out_of_range``).
   """
   static = dict(static)
   out = fn(*args, axis_name=axis_name, **static)
   if static.get("num_classes") is None:
     return out
-  return _checks.nan_if_labels_out_of_range(
+  return checks.nan_if_labels_out_of_range(
       out, args[n_batch - 1], num_classes=static["num_classes"],
       axis_name=axis_name)
 
@@ -146,7 +146,7 @@ def run(fn, batch, params=(), *, axis_name=None, **static):
   """Runs per-device ``fn(*batch, *params, axis_name=..., **static)``.
 
   Whatever the path, the result is NaN (integers -1) when a traced label
-  lies outside ``[0, num_classes)``; see ``cljax._checks``.
+  lies outside ``[0, num_classes)``; see ``cljax._src.checks``.
 
   Args:
     fn: the per-device metric (a module-level function, hashable).

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cljax import _class_stats as cs
+from cljax._src import class_stats as cs
 
 
 def matmul(a, b, xp):

@@ -17,9 +17,9 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 import numpy as np
 
-from cljax import _checks
-from cljax import _class_stats as cs
-from cljax import _docs
+from cljax._src import checks
+from cljax._src import class_stats as cs
+from cljax._src import docs
 from cljax.geometry import _dispatch as dp
 from cljax.geometry import _formulas as fm
 
@@ -60,10 +60,10 @@ def class_counts(labels: ArrayLike, *, num_classes: int | None = None,
     [1, 0, 2, 0]
   """
   labels = dp.as_array(labels)
-  _checks.check_rank(labels, 1, "labels", "int[N]")
-  _checks.check_labels(labels, np.shape(labels)[0], "labels")
-  c = _checks.infer_num_classes(labels, num_classes)
-  _checks.check_labels(labels, np.shape(labels)[0], "labels", c)
+  checks.check_rank(labels, 1, "labels", "int[N]")
+  checks.check_labels(labels, np.shape(labels)[0], "labels")
+  c = checks.infer_num_classes(labels, num_classes)
+  checks.check_labels(labels, np.shape(labels)[0], "labels", c)
   labels = jnp.asarray(labels).astype(jnp.int32)
   return dp.run(_class_counts_local, (labels,), axis_name=axis_name,
                 num_classes=c)
@@ -73,7 +73,7 @@ def _class_means_local(z, labels, *, axis_name, num_classes):
   return dp.stats(z, labels, num_classes, axis_name)[1]
 
 
-@_docs.fill_geometry
+@docs.fill_geometry
 def class_means(features: ArrayLike, labels: ArrayLike, *,
                 num_classes: int | None = None,
                 axis_name: Any = None) -> jax.Array:
@@ -116,7 +116,7 @@ def _nc1_local(z, labels, rcond, *, axis_name, num_classes):
   return fm.nc1_from(means, counts, present, sigma_w, rcond, jnp)
 
 
-@_docs.fill_geometry
+@docs.fill_geometry
 def nc1(features: ArrayLike, labels: ArrayLike, *,
         num_classes: int | None = None, rcond: float = 1e-6,
         axis_name: Any = None) -> jax.Array:
@@ -160,7 +160,7 @@ def nc1(features: ArrayLike, labels: ArrayLike, *,
     0.0625
   """
   z, labels, c = dp.prepare(features, labels, num_classes, axis_name)
-  _checks.check_positive(rcond, "rcond", allow_zero=True)
+  checks.check_positive(rcond, "rcond", allow_zero=True)
   return dp.run(_nc1_local, (z, labels), (rcond,), axis_name=axis_name,
                 num_classes=c)
 
@@ -203,7 +203,7 @@ def _as_metric(stub: Callable[..., Any], fn: Callable[..., Any]):
   fn.__name__ = fn.__qualname__ = stub.__name__
   fn.__doc__ = stub.__doc__
   fn.__annotations__["return"] = stub.__annotations__.get("return", Any)
-  return _docs.fill_geometry(fn)
+  return docs.fill_geometry(fn)
 
 
 def _centred_means_metric(stub: Callable[[], Any]) -> Callable[..., Any]:
@@ -544,7 +544,7 @@ def nc4_ncc_agreement(features: ArrayLike, labels: ArrayLike,
       raise ValueError(
           f"`bias` must have shape [{c}] (one entry per class); got "
           f"{tuple(np.shape(bias))}.")
-    _checks.check_float(bias, "bias")
+    checks.check_float(bias, "bias")
     b = jnp.asarray(bias).astype(F32)
   return dp.run(_nc4_local, (z, labels), (w, b), axis_name=axis_name,
                 num_classes=c)

@@ -12,7 +12,7 @@ from typing import Any
 from jax.typing import ArrayLike
 import numpy as np
 
-from cljax import _checks
+from cljax._src import checks
 from cljax.geometry import _dispatch as dp
 from cljax.geometry import jiang
 from cljax.geometry.streaming import metrics_from_moments
@@ -103,13 +103,13 @@ class FeatureStatistics:
     """
     features = np.asarray(features)
     labels = np.asarray(labels)
-    _checks.check_rank(features, 2, "features", f"float[B, {self.dim}]")
-    _checks.check_float(features, "features")
+    checks.check_rank(features, 2, "features", f"float[B, {self.dim}]")
+    checks.check_float(features, "features")
     if features.shape[1] != self.dim:
       raise ValueError(
           f"`features` must have {self.dim} columns (the `dim` this "
           f"accumulator was built with); got shape {features.shape}.")
-    _checks.check_labels(labels, features.shape[0], "labels",
+    checks.check_labels(labels, features.shape[0], "labels",
                          self.num_classes)
     if features.shape[0] == 0:
       return self
@@ -194,14 +194,14 @@ class FeatureStatistics:
     n = self.num_samples
     if n == 0:
       raise ValueError("No samples accumulated; call `update` first.")
-    _checks.check_positive(rcond, "rcond", allow_zero=True)
-    _checks.check_positive(eps, "eps", allow_zero=True)
+    checks.check_positive(rcond, "rcond", allow_zero=True)
+    checks.check_positive(eps, "eps", allow_zero=True)
     center = dp.normalize_center(center)
     w = None
     if weights is not None:
       w = np.asarray(weights)
-      _checks.check_rank(w, 2, "weights", "float[C, D]")
-      _checks.check_float(w, "weights")
+      checks.check_rank(w, 2, "weights", "float[C, D]")
+      checks.check_float(w, "weights")
       if w.shape != (self.num_classes, self.dim):
         raise ValueError(
             f"`weights` must have shape {(self.num_classes, self.dim)}; got "

@@ -8,8 +8,8 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from cljax import _checks
-from cljax import _class_stats as cs
+from cljax._src import checks
+from cljax._src import class_stats as cs
 from cljax.geometry import _dispatch as dp
 from cljax.geometry import _formulas as fm
 
@@ -57,7 +57,7 @@ def alignment(z: ArrayLike, *, alpha: float = 2.0,
     raise ValueError(
         f"`z` must hold K >= 2 views per sample (layout float[N, K, D]); got "
         f"shape {tuple(x.shape)}.")
-  _checks.check_positive(alpha, "alpha")
+  checks.check_positive(alpha, "alpha")
   return dp.run(_alignment_local, (x,), (alpha,), axis_name=axis_name)
 
 
@@ -122,5 +122,5 @@ def uniformity(features: ArrayLike, *, t: float = 2.0,
   """
   x = dp.prepare_features(features, axis_name, min_rows=2,
                           layout="float[N, D] with N >= 2 (pairs i != j)")
-  _checks.check_positive(t, "t")
+  checks.check_positive(t, "t")
   return dp.run(_uniformity_local, (x,), (t,), axis_name=axis_name)

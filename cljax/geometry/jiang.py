@@ -13,8 +13,8 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from cljax import _class_stats as cs
-from cljax import _docs
+from cljax._src import class_stats as cs
+from cljax._src import docs
 from cljax.geometry import _dispatch as dp
 from cljax.geometry import _formulas as fm
 from cljax.geometry import collapse
@@ -117,7 +117,7 @@ def _within_class_distance_local(z, labels, *, axis_name, num_classes):
   return fm.masked_mean(dist / jnp.maximum(counts, 1.0), present, jnp)
 
 
-@_docs.fill_geometry
+@docs.fill_geometry
 def within_class_distance(features: ArrayLike, labels: ArrayLike, *,
                           num_classes: int | None = None,
                           axis_name: Any = None) -> jax.Array:

@@ -13,8 +13,8 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from cljax import _checks
-from cljax import _class_stats as cs
+from cljax._src import checks
+from cljax._src import class_stats as cs
 from cljax.geometry import _dispatch as dp
 from cljax.geometry import _formulas as fm
 from cljax.geometry import collapse
@@ -98,7 +98,7 @@ def effective_rank(x: ArrayLike, *, center: bool = True, eps: float = 1e-7,
     >>> round(float(effective_rank(jnp.eye(3), center=False)), 4)
     3.0
   """
-  _checks.check_positive(eps, "eps", allow_zero=True)
+  checks.check_positive(eps, "eps", allow_zero=True)
   x = dp.prepare_features(x, axis_name, "x")
   return dp.run(_effective_rank_local, (x,), (eps,), axis_name=axis_name,
                 center=bool(center))

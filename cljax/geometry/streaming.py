@@ -23,8 +23,8 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 import numpy as np
 
-from cljax import _checks
-from cljax import _class_stats as cs
+from cljax._src import checks
+from cljax._src import class_stats as cs
 from cljax.geometry import _dispatch as dp
 from cljax.geometry import _formulas as fm
 from cljax.geometry import jiang
@@ -211,7 +211,7 @@ def update(stats: Statistics, features: ArrayLike, labels: ArrayLike, *,
         f"`features` must have {d} columns (the `dim` of the accumulator); "
         f"got shape {tuple(z.shape)}.")
   labels = dp.as_array(labels)
-  _checks.check_labels(labels, z.shape[0], "labels", c)
+  checks.check_labels(labels, z.shape[0], "labels", c)
   labels = jnp.asarray(labels).astype(jnp.int32)
   if axis_name is not None:
     cs.check_axis_name(axis_name)
@@ -233,7 +233,7 @@ def update(stats: Statistics, features: ArrayLike, labels: ArrayLike, *,
   new = Statistics(stats.counts + batch.counts, sums, sums_c, sqn, sqn_c,
                    mom, mom_c, stats.shift)
   # A bad batch poisons the accumulator for good: every later metric is NaN.
-  return _checks.nan_if_labels_out_of_range(new, labels, num_classes=c,
+  return checks.nan_if_labels_out_of_range(new, labels, num_classes=c,
                                             axis_name=axis_name)
 
 

@@ -15,9 +15,9 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from cljax import _checks
-from cljax import _class_stats as cs
-from cljax import _docs
+from cljax._src import checks
+from cljax._src import class_stats as cs
+from cljax._src import docs
 from cljax.geometry import _dispatch as dp
 from cljax.geometry import _formulas as fm
 
@@ -31,7 +31,7 @@ def _cdnv_local(z, labels, *, axis_name, num_classes, convention):
   return fm.cdnv_from(var_sums, counts, present, means, convention, jnp)
 
 
-@_docs.fill_geometry
+@docs.fill_geometry
 def cdnv(features: ArrayLike, labels: ArrayLike, *,
          num_classes: int | None = None, convention: str = "galanti",
          axis_name: Any = None) -> jax.Array:
@@ -71,7 +71,7 @@ def cdnv(features: ArrayLike, labels: ArrayLike, *,
     >>> float(cdnv(z, jnp.array([0, 0, 1, 1])))  # (1 + 1) / (2 * 16)
     0.0625
   """
-  _checks.check_choice(convention, "convention", _CDNV_CONVENTIONS)
+  checks.check_choice(convention, "convention", _CDNV_CONVENTIONS)
   z, labels, c = dp.prepare(features, labels, num_classes, axis_name)
   return dp.run(_cdnv_local, (z, labels), axis_name=axis_name,
                 num_classes=c, convention=convention)
@@ -91,7 +91,7 @@ def _directional_cdnv_local(z, labels, *, axis_name, num_classes):
   return fm.directional_cdnv_from(q, var_sums, counts, present, means, jnp)
 
 
-@_docs.fill_geometry
+@docs.fill_geometry
 def directional_cdnv(features: ArrayLike, labels: ArrayLike, *,
                      num_classes: int | None = None,
                      axis_name: Any = None) -> jax.Array:
@@ -149,7 +149,7 @@ def _augmentation_local(z, *labels, axis_name, num_classes):
   return out
 
 
-@_docs.fill_geometry
+@docs.fill_geometry
 def augmentation_collapse(z: ArrayLike, labels: ArrayLike | None = None, *,
                           num_classes: int | None = None,
                           axis_name: Any = None) -> dict[str, jax.Array]:

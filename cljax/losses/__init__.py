@@ -4,7 +4,7 @@ One module per family: ``infonce`` (ntxent, dcl), ``supervised`` (nscl,
 supcon), ``hard`` (hard_contrastive, debiased_contrastive), ``hscl_2022``
 (the 2022 H-SCL estimator), ``combined`` (all_losses, cl_nscl),
 ``classifier`` (cross_entropy, simplex_classifier) and ``registry``
-(``LossSpec``, ``get``); all on the private engine ``cljax._engine``.
+(``LossSpec``, ``get``); all on the private engine ``cljax._src.engine``.
 
 Every loss takes embeddings ``z: float[N, K, D]`` (N samples, K views of each)
 and, where it needs them, integer ``labels: int[N]``, and returns a scalar.
@@ -60,7 +60,7 @@ All logits are float32 (bfloat16 inputs are normalised in float32 and
 multiplied with float32 accumulation); every log-sum-exp subtracts its max.
 """
 
-from cljax import _engine
+from cljax._src import engine
 from cljax.losses._common import AnchorCounts
 from cljax.losses.classifier import cross_entropy
 from cljax.losses.classifier import simplex_classifier
@@ -81,5 +81,5 @@ from cljax.losses.supervised import nscl
 from cljax.losses.supervised import supcon
 from cljax.losses.supervised import SUPCON_VARIANTS
 
-DEFAULT_BLOCK_SIZE = _engine.DEFAULT_BLOCK_SIZE
-TILED_MIN_ENTRIES = _engine.TILED_MIN_ENTRIES
+DEFAULT_BLOCK_SIZE = engine.DEFAULT_BLOCK_SIZE
+TILED_MIN_ENTRIES = engine.TILED_MIN_ENTRIES

@@ -10,8 +10,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cljax import _checks
-from cljax import _engine
+from cljax._src import checks
+from cljax._src import engine
 
 
 ArrayLike = jax.typing.ArrayLike
@@ -38,16 +38,16 @@ def check_scalar(value, name, allow_zero=False):
   if jnp.issubdtype(dtype, jnp.bool_) or jnp.issubdtype(
       dtype, jnp.complexfloating):
     raise ValueError(f"`{name}` must be a real number; got dtype {dtype}.")
-  _checks.check_positive(value, name, allow_zero=allow_zero)
+  checks.check_positive(value, name, allow_zero=allow_zero)
 
 
 def check_common(temperature, reduction):
   check_scalar(temperature, "temperature")
-  _checks.check_choice(reduction, "reduction", _engine.REDUCTIONS)
+  checks.check_choice(reduction, "reduction", engine.REDUCTIONS)
 
 
 def finish(per_anchor, valid, views, reduction, return_counts, weight=None):
-  loss, num_valid, num_anchors = _engine.reduce_anchors(
+  loss, num_valid, num_anchors = engine.reduce_anchors(
       per_anchor, valid, reduction, views.axis_name, weight=weight)
   if reduction == "none":
     n, k = views.anchors.shape[:2]
@@ -84,6 +84,6 @@ def finite(x):
 
 def mean_over(axis):
   def mean(per_anchor, valid, weight=None):
-    return _engine.reduce_anchors(per_anchor, valid, "mean", axis,
+    return engine.reduce_anchors(per_anchor, valid, "mean", axis,
                                   weight=weight)[0]
   return mean

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from cljax import _checks
+from cljax._src import checks
 from cljax import theory
 from cljax.losses._common import ArrayLike
 
@@ -39,11 +39,11 @@ def cross_entropy(logits: ArrayLike, labels: ArrayLike, *,
     0.1269
   """
   logits = jnp.asarray(logits)
-  _checks.check_rank(logits, 2, "logits", "[N, C]")
-  _checks.check_float(logits, "logits")
-  _checks.check_labels(labels, logits.shape[0], "labels",
+  checks.check_rank(logits, 2, "logits", "[N, C]")
+  checks.check_float(logits, "logits")
+  checks.check_labels(labels, logits.shape[0], "labels",
                        num_classes=logits.shape[1])
-  _checks.check_choice(reduction, "reduction", ("mean", "sum", "none"))
+  checks.check_choice(reduction, "reduction", ("mean", "sum", "none"))
   if logits.shape[0] == 0 and reduction == "mean":
     raise ValueError(
         "`logits` has N=0 rows: the mean cross-entropy of no sample is "

@@ -10,7 +10,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from cljax import _engine
+from cljax._src import engine
 from cljax.losses._common import ArrayLike
 from cljax.losses._common import check_scalar
 from cljax.losses._common import code_form
@@ -22,9 +22,9 @@ from cljax.losses._common import own_mean
 def _luthra_entries(views, s_own, lse_all, lse_other, lse_diff, *,
                     temperature, include_self_pairs, mean):
   """CL, DCL, NSCL, the gap and its bound from the three log-sum-exps."""
-  valid_all = _engine.nonempty(lse_all)
-  valid_other = _engine.nonempty(lse_other)
-  valid_diff = _engine.nonempty(lse_diff)
+  valid_all = engine.nonempty(lse_all)
+  valid_other = engine.nonempty(lse_other)
+  valid_diff = engine.nonempty(lse_diff)
   pos_pair = own_mean(s_own, False)
   pos_dn = own_mean(s_own, True) if include_self_pairs else pos_pair
   out = {}
@@ -44,12 +44,12 @@ def _luthra_entries(views, s_own, lse_all, lse_other, lse_diff, *,
   # Per-anchor Theorem-1 bound: log(1 + e^{2/tau} (b_y - 1) / (B - b_y)) with
   # b_y the anchor's class count in the batch
   # (docs/conventions.md#gap-bound-batch).
-  b_y = _engine.row_count(views, "same_label") / views.num_views
+  b_y = engine.row_count(views, "same_label") / views.num_views
   b_total = float(views.num_samples)
   bound = jnp.log1p(jnp.exp(2.0 / temperature) * (b_y - 1.0) /
                     jnp.maximum(b_total - b_y, 1.0))
   out["gap_bound"] = mean(bound, both)
-  out["nscl_valid"] = _engine.reduce_anchors(lse_diff, valid_diff, "sum",
+  out["nscl_valid"] = engine.reduce_anchors(lse_diff, valid_diff, "sum",
                                              views.axis_name)[1]
   return out
 
@@ -61,7 +61,7 @@ def cl_nscl(z: ArrayLike, labels: ArrayLike, *, temperature: float = 1.0,
   """Luthra et al.'s CL and NSCL losses and their gap, in one sweep.
 
   The subset of ``all_losses`` that Theorem 1 is about, at a third of its
-  cost: three log-sum-exps per anchor. ``cljax.evaluate`` uses it for the
+  cost: three log-sum-exps per anchor. ``cljax.analysis.evaluate`` uses it for the
   exact whole-dataset losses (with tiles, any N).
 
   Args:
@@ -82,16 +82,16 @@ def cl_nscl(z: ArrayLike, labels: ArrayLike, *, temperature: float = 1.0,
     True
   """
   check_scalar(temperature, "temperature")
-  views = _engine.prepare(z, labels, normalize_mode=normalize,
+  views = engine.prepare(z, labels, normalize_mode=normalize,
                           axis_name=axis_name,
                           min_views=1 if include_self_pairs else 2)
-  bound = _engine.logit_bound(normalize, temperature)
-  lse_all, lse_other, lse_diff = _engine.row_reductions(views, temperature, [
-      _engine.Term("lse", "not_self", bound=bound),
-      _engine.Term("lse", "other_sample", bound=bound),
-      _engine.Term("lse", "diff_label", bound=bound)], block_size=block_size)
+  bound = engine.logit_bound(normalize, temperature)
+  lse_all, lse_other, lse_diff = engine.row_reductions(views, temperature, [
+      engine.Term("lse", "not_self", bound=bound),
+      engine.Term("lse", "other_sample", bound=bound),
+      engine.Term("lse", "diff_label", bound=bound)], block_size=block_size)
   return _luthra_entries(
-      views, _engine.own_sample_logits(views, temperature), lse_all, lse_other,
+      views, engine.own_sample_logits(views, temperature), lse_all, lse_other,
       lse_diff, temperature=temperature,
       include_self_pairs=include_self_pairs,
       mean=mean_over(views.axis_name))
@@ -140,42 +140,42 @@ def all_losses(z: ArrayLike, labels: ArrayLike, *, temperature: float,
   check_scalar(temperature, "temperature")
   if beta is not None:
     check_scalar(beta, "beta", allow_zero=True)
-  views = _engine.prepare(z, labels, normalize_mode=normalize,
+  views = engine.prepare(z, labels, normalize_mode=normalize,
                           axis_name=axis_name,
                           min_views=1 if include_self_pairs else 2)
-  lse_bound = _engine.logit_bound(normalize, temperature)
+  lse_bound = engine.logit_bound(normalize, temperature)
   mean = mean_over(views.axis_name)
 
-  s_own = _engine.own_sample_logits(views, temperature)
+  s_own = engine.own_sample_logits(views, temperature)
   s_self = jnp.diagonal(s_own, axis1=1, axis2=2).reshape(-1)
   # Label counts per anchor: same-label views (incl. itself) and positives.
-  hard_num = _engine.row_count(views, "same_label")
+  hard_num = engine.row_count(views, "same_label")
   num_cols = views.keys.shape[0]
 
-  terms = [_engine.Term("lse", "not_self", bound=lse_bound),
-           _engine.Term("lse", "other_sample", bound=lse_bound),
-           _engine.Term("lse", "diff_label", bound=lse_bound),
-           _engine.Term("sum", "positive"),
-           _engine.Term("lse", "positive", bound=lse_bound)]
+  terms = [engine.Term("lse", "not_self", bound=lse_bound),
+           engine.Term("lse", "other_sample", bound=lse_bound),
+           engine.Term("lse", "diff_label", bound=lse_bound),
+           engine.Term("sum", "positive"),
+           engine.Term("lse", "positive", bound=lse_bound)]
   if beta is not None:
     for pool in ("diff_label", "all"):
-      terms += [_engine.Term("lse", pool, alpha=1.0 + beta, grad_scale=1.0,
+      terms += [engine.Term("lse", pool, alpha=1.0 + beta, grad_scale=1.0,
                              bound=lse_bound),
-                _engine.Term("lse", pool, alpha=beta, grad_scale=0.0,
+                engine.Term("lse", pool, alpha=beta, grad_scale=0.0,
                              bound=lse_bound)]
   num_hard = 2 if beta is None else 4
-  terms += [_engine.Term("softplus", "same_label")] * num_hard
+  terms += [engine.Term("softplus", "same_label")] * num_hard
   combine = functools.partial(_all_log_expectations, num_cols=num_cols)
   aux = (hard_num, s_self)
-  outs = _engine.row_reductions(views, temperature, terms, combine=combine,
+  outs = engine.row_reductions(views, temperature, terms, combine=combine,
                                 aux=aux, block_size=block_size)
   lse_all, lse_other, lse_diff, pos_sum, lse_pos = outs[:5]
   pair_sums = outs[-num_hard:]
   out = _luthra_entries(views, s_own, lse_all, lse_other, lse_diff,
                         temperature=temperature,
                         include_self_pairs=include_self_pairs, mean=mean)
-  valid_all = _engine.nonempty(lse_all)
-  valid_diff = _engine.nonempty(lse_diff)
+  valid_all = engine.nonempty(lse_all)
+  valid_diff = engine.nonempty(lse_diff)
 
   num_pos = hard_num - 1.0
   has_pos = num_pos > 0

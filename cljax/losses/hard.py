@@ -10,8 +10,8 @@ import math
 import jax
 import jax.numpy as jnp
 
-from cljax import _checks
-from cljax import _engine
+from cljax._src import checks
+from cljax._src import engine
 from cljax.losses._common import ArrayLike
 from cljax.losses._common import check_common
 from cljax.losses._common import check_scalar
@@ -111,8 +111,8 @@ def hard_contrastive(z: ArrayLike, labels: ArrayLike | None = None, *,
   check_common(temperature, reduction)
   check_scalar(beta, "beta", allow_zero=True)
   if negatives is not None:
-    _checks.check_choice(negatives, "negatives", HARD_NEGATIVES)
-  _checks.check_choice(estimator, "estimator", HARD_ESTIMATORS)
+    checks.check_choice(negatives, "negatives", HARD_NEGATIVES)
+  checks.check_choice(estimator, "estimator", HARD_ESTIMATORS)
   if estimator == "debiased":
     # Robinson et al.'s estimator has sample positives and every other
     # sample's views as negatives, and draws nothing: refuse what it would
@@ -151,32 +151,32 @@ def hard_contrastive(z: ArrayLike, labels: ArrayLike | None = None, *,
           f"`num_negatives` must be an int >= 1; got {num_negatives!r}.")
     _check_dense(block_size, "estimator='sampled'",
                  "draws negatives from the dense [A, V] logits")
-  views = _engine.prepare(z, labels, normalize_mode=normalize,
+  views = engine.prepare(z, labels, normalize_mode=normalize,
                           axis_name=axis_name,
                           min_views=1 if labels is not None else 2)
-  bound = _engine.logit_bound(normalize, temperature)
+  bound = engine.logit_bound(normalize, temperature)
   pool = "diff_label" if negatives == "different_class" else "all"
   if labels is None:
     positive = "same_sample" if include_self_positive else "other_views"
   else:
     positive = "same_label" if include_self_positive else "positive"
-  num_pos = _engine.row_count(views, positive).astype(jnp.float32)
+  num_pos = engine.row_count(views, positive).astype(jnp.float32)
   if estimator == "expectation":
     terms, combine, aux = _tilted_terms(views, pool, beta, bound)
-    *base, pair_sum = _engine.row_reductions(
-        views, temperature, terms + [_engine.Term("softplus", positive)],
+    *base, pair_sum = engine.row_reductions(
+        views, temperature, terms + [engine.Term("softplus", positive)],
         combine=combine, aux=aux, block_size=block_size)
     # The last base term is the pool's (tilt-normalising) log-sum-exp.
-    has_pool = _engine.nonempty(base[-1])
+    has_pool = engine.nonempty(base[-1])
   elif estimator == "expectation_outside":
     pair_sum, has_pool = _outside_pair_sums(views, temperature, pool,
                                             positive, beta)
   else:
-    s = _engine.logits(views, temperature)
+    s = engine.logits(views, temperature)
     log_e, has_pool = _sampled_log_expectation(s, views, pool, beta,
                                                num_negatives, key)
-    mask = _engine.build_mask(positive, views.num_views,
-                              _engine.mask_ids(views), s.shape[-1])
+    mask = engine.build_mask(positive, views.num_views,
+                              engine.mask_ids(views), s.shape[-1])
     pairs = jax.nn.softplus(jnp.where(has_pool, log_e, 0.0)[:, None] - s)
     pair_sum = jnp.sum(jnp.where(mask, pairs, 0.0), axis=-1)
   valid = has_pool & (num_pos > 0)
@@ -185,7 +185,7 @@ def hard_contrastive(z: ArrayLike, labels: ArrayLike | None = None, *,
 
 
 def _check_dense(block_size, what, why):
-  _engine.check_block_size(block_size)
+  engine.check_block_size(block_size)
   if block_size != "auto" and block_size != "dense":
     raise ValueError(
         f"`{what}` {why} and cannot be tiled; drop `block_size`, or use "
@@ -195,17 +195,17 @@ def _check_dense(block_size, what, why):
 def _outside_pair_sums(views, temperature, pool, positive, beta):
   """(float[A] sum over positives p of E_{b ~ q_a} softplus(s_ab - s_ap),
   bool[A] whether the pool is nonempty), one anchor row at a time."""
-  s = _engine.logits(views, temperature)
-  ids = _engine.mask_ids(views)
+  s = engine.logits(views, temperature)
+  ids = engine.mask_ids(views)
   num_cols = s.shape[-1]
-  pool_mask = _engine.build_mask(pool, views.num_views, ids, num_cols)
-  pos_mask = _engine.build_mask(positive, views.num_views, ids, num_cols)
+  pool_mask = engine.build_mask(pool, views.num_views, ids, num_cols)
+  pos_mask = engine.build_mask(positive, views.num_views, ids, num_cols)
   full = jnp.ones(s.shape, bool)
   pool_mask = full if pool_mask is None else pool_mask
   pos_mask = full if pos_mask is None else pos_mask
   tilt = jnp.where(pool_mask, beta * jax.lax.stop_gradient(s), -jnp.inf)
   log_norm = jax.nn.logsumexp(tilt, axis=-1, keepdims=True)
-  has_pool = _engine.nonempty(log_norm[:, 0])
+  has_pool = engine.nonempty(log_norm[:, 0])
   # The tilt weights are detached, as in Jiang et al.'s code.
   q = jnp.exp(tilt - jnp.where(has_pool[:, None], log_norm, 0.0))
 
@@ -237,12 +237,12 @@ def _tilted_log_expectation(outs, aux):
 def _tilted_terms(views, pool, beta, bound):
   """Terms, combine function and aux for E_a of Jiang et al.'s estimator."""
   if isinstance(beta, (int, float)) and beta == 0:
-    count = _engine.row_count(views, pool).astype(jnp.float32)
-    return ([_engine.Term("lse", pool, bound=bound)], _uniform_log_expectation,
+    count = engine.row_count(views, pool).astype(jnp.float32)
+    return ([engine.Term("lse", pool, bound=bound)], _uniform_log_expectation,
             (count,))
-  return ([_engine.Term("lse", pool, alpha=1.0 + beta, grad_scale=1.0,
+  return ([engine.Term("lse", pool, alpha=1.0 + beta, grad_scale=1.0,
                         bound=bound),
-           _engine.Term("lse", pool, alpha=beta, grad_scale=0.0, bound=bound)],
+           engine.Term("lse", pool, alpha=beta, grad_scale=0.0, bound=bound)],
           _tilted_log_expectation, ())
 
 
@@ -256,13 +256,13 @@ def _sample_negatives(s, views, pool, beta, num_negatives, key):
   ``has_pool`` False.
   """
   s = jax.lax.stop_gradient(s)
-  pool_mask = _engine.build_mask(pool, views.num_views, _engine.mask_ids(views),
+  pool_mask = engine.build_mask(pool, views.num_views, engine.mask_ids(views),
                                  s.shape[-1])
   tilt = beta * s
   if pool_mask is not None:
     tilt = jnp.where(pool_mask, tilt, -jnp.inf)
   log_norm = jax.nn.logsumexp(tilt, axis=-1)
-  has_pool = _engine.nonempty(log_norm)
+  has_pool = engine.nonempty(log_norm)
   prob = jnp.exp(tilt - jnp.where(has_pool, log_norm, 0.0)[:, None])
   pool = pool_mask
   cdf = jnp.cumsum(prob, axis=-1)
@@ -356,20 +356,20 @@ def debiased_contrastive(z: ArrayLike, *, beta: float = 0.0,
   check_scalar(tau_plus, "tau_plus", allow_zero=True)
   if not 0 <= float(tau_plus) < 1:
     raise ValueError(f"`tau_plus` must lie in [0, 1); got {tau_plus}.")
-  views = _engine.prepare(z, None, normalize_mode=normalize,
+  views = engine.prepare(z, None, normalize_mode=normalize,
                           axis_name=axis_name, min_views=2)
-  bound = _engine.logit_bound(normalize, temperature)
+  bound = engine.logit_bound(normalize, temperature)
   num_neg = (views.num_samples - 1) * views.num_views
   # log E_q exp(s), q ∝ exp(beta s) over the other samples' views; Robinson
   # et al. keep the gradient through the weights.
-  tilted, norm = _engine.row_reductions(views, temperature, [
-      _engine.Term("lse", "other_sample", alpha=1.0 + beta, bound=bound),
-      _engine.Term("lse", "other_sample", alpha=beta, bound=bound)],
+  tilted, norm = engine.row_reductions(views, temperature, [
+      engine.Term("lse", "other_sample", alpha=1.0 + beta, bound=bound),
+      engine.Term("lse", "other_sample", alpha=beta, bound=bound)],
                                     block_size=block_size)
   log_e = tilted - norm
-  has_neg = _engine.nonempty(norm)
+  has_neg = engine.nonempty(norm)
   log_e = jnp.where(has_neg, log_e, 0.0)
-  s_own = _engine.own_sample_logits(views, temperature)        # [n, K, K]
+  s_own = engine.own_sample_logits(views, temperature)        # [n, K, K]
   n, k, _ = s_own.shape
   log_e = log_e.reshape(n, k, 1)
   # Everything relative to m = max(log E, s_ap) so no exp overflows.

@@ -14,7 +14,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from cljax import _engine
+from cljax._src import engine
 from cljax.losses._common import ArrayLike
 from cljax.losses._common import check_common
 from cljax.losses._common import check_scalar
@@ -98,9 +98,9 @@ def hscl_2022(z: ArrayLike, labels: ArrayLike, *, beta: float = 1.0,
     raise ValueError(
         "`labels` are required: H-SCL's positives and negatives come from "
         "the class ids; pass int[N] labels.")
-  views = _engine.prepare(z, labels, normalize_mode=normalize,
+  views = engine.prepare(z, labels, normalize_mode=normalize,
                           axis_name=axis_name, min_views=2)
-  s = _engine.logits(views, temperature)                         # [A, V]
+  s = engine.logits(views, temperature)                         # [A, V]
   col = jnp.arange(s.shape[-1])
   same = views.anchor_label[:, None] == views.key_label[None, :]
   neg = ~same

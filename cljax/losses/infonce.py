@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import jax
 
-from cljax import _engine
+from cljax._src import engine
 from cljax import theory
 from cljax.losses._common import AnchorCounts
 from cljax.losses._common import ArrayLike
@@ -58,14 +58,14 @@ def ntxent(z: ArrayLike, *, temperature: float, normalize: str = "sphere",
     True
   """
   check_common(temperature, reduction)
-  views = _engine.prepare(z, None, normalize_mode=normalize,
+  views = engine.prepare(z, None, normalize_mode=normalize,
                           axis_name=axis_name, min_views=2)
-  s_own = _engine.own_sample_logits(views, temperature)
-  (lse,) = _engine.row_reductions(views, temperature, [
-      _engine.Term("lse", "not_self",
-                   bound=_engine.logit_bound(normalize, temperature))],
+  s_own = engine.own_sample_logits(views, temperature)
+  (lse,) = engine.row_reductions(views, temperature, [
+      engine.Term("lse", "not_self",
+                   bound=engine.logit_bound(normalize, temperature))],
                               block_size=block_size)
-  valid = _engine.nonempty(lse)
+  valid = engine.nonempty(lse)
   if double_count_positive:
     per_anchor = code_form(s_own, False, lse, valid)
   else:
@@ -113,14 +113,14 @@ def dcl(z: ArrayLike, *, temperature: float = 1.0,
     True
   """
   check_common(temperature, reduction)
-  views = _engine.prepare(z, None, normalize_mode=normalize,
+  views = engine.prepare(z, None, normalize_mode=normalize,
                           axis_name=axis_name,
                           min_views=1 if include_self_pairs else 2)
-  pos_mean = own_mean(_engine.own_sample_logits(views, temperature),
+  pos_mean = own_mean(engine.own_sample_logits(views, temperature),
                        include_self_pairs)
-  (lse,) = _engine.row_reductions(views, temperature, [
-      _engine.Term("lse", "other_sample",
-                   bound=_engine.logit_bound(normalize, temperature))],
+  (lse,) = engine.row_reductions(views, temperature, [
+      engine.Term("lse", "other_sample",
+                   bound=engine.logit_bound(normalize, temperature))],
                               block_size=block_size)
-  valid = _engine.nonempty(lse)
+  valid = engine.nonempty(lse)
   return finish(lse - pos_mean, valid, views, reduction, return_counts)

@@ -7,8 +7,8 @@ from __future__ import annotations
 import jax  # noqa: F401  (the examples)
 import jax.numpy as jnp
 
-from cljax import _checks
-from cljax import _engine
+from cljax._src import checks
+from cljax._src import engine
 from cljax.losses._common import ArrayLike
 from cljax.losses._common import check_common
 from cljax.losses._common import check_scalar
@@ -64,15 +64,15 @@ def nscl(z: ArrayLike, labels: ArrayLike, *, temperature: float = 1.0,
     (16, 16)
   """
   check_common(temperature, reduction)
-  views = _engine.prepare(z, labels, normalize_mode=normalize,
+  views = engine.prepare(z, labels, normalize_mode=normalize,
                           axis_name=axis_name,
                           min_views=1 if include_self_pairs else 2)
-  (lse,) = _engine.row_reductions(views, temperature, [
-      _engine.Term("lse", "diff_label",
-                   bound=_engine.logit_bound(normalize, temperature))],
+  (lse,) = engine.row_reductions(views, temperature, [
+      engine.Term("lse", "diff_label",
+                   bound=engine.logit_bound(normalize, temperature))],
                                   block_size=block_size)
-  valid = _engine.nonempty(lse)
-  s_own = _engine.own_sample_logits(views, temperature)
+  valid = engine.nonempty(lse)
+  s_own = engine.own_sample_logits(views, temperature)
   if not positive_in_denominator:
     per_anchor = lse - own_mean(s_own, include_self_pairs)
   else:
@@ -131,22 +131,22 @@ def supcon(z: ArrayLike, labels: ArrayLike, *, temperature: float = 0.1,
     True
   """
   check_common(temperature, reduction)
-  _checks.check_choice(variant, "variant", SUPCON_VARIANTS)
+  checks.check_choice(variant, "variant", SUPCON_VARIANTS)
   check_scalar(same_class_weight, "same_class_weight", allow_zero=True)
-  views = _engine.prepare(z, labels, normalize_mode=normalize,
+  views = engine.prepare(z, labels, normalize_mode=normalize,
                           axis_name=axis_name)
-  bound = _engine.logit_bound(normalize, temperature)
-  positive_term = (_engine.Term("sum", "positive") if variant == "out" else
-                   _engine.Term("lse", "positive", bound=bound))
-  lse_den, pos = _engine.row_reductions(views, temperature, [
-      _engine.Term("lse", "not_self", bound=bound, weight=same_class_weight),
+  bound = engine.logit_bound(normalize, temperature)
+  positive_term = (engine.Term("sum", "positive") if variant == "out" else
+                   engine.Term("lse", "positive", bound=bound))
+  lse_den, pos = engine.row_reductions(views, temperature, [
+      engine.Term("lse", "not_self", bound=bound, weight=same_class_weight),
       positive_term], block_size=block_size)
-  num_pos = _engine.row_count(views, "positive")
+  num_pos = engine.row_count(views, "positive")
   has_pos = num_pos > 0
   safe_num = jnp.maximum(num_pos, 1).astype(jnp.float32)
   if variant == "out":
     pos_term = pos / safe_num
   else:
     pos_term = jnp.where(has_pos, pos - jnp.log(safe_num), 0.0)
-  valid = has_pos & _engine.nonempty(lse_den)
+  valid = has_pos & engine.nonempty(lse_den)
   return finish(lse_den - pos_term, valid, views, reduction, return_counts)

@@ -35,6 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from cljax import losses
 from cljax.models import _layers
 
 
@@ -225,7 +226,6 @@ class ClassifierHead(nn.Module):
 
   def weights(self, dim: int) -> jax.Array:
     """The frozen simplex ``float32[num_classes, dim]`` of CE-fix."""
-    from cljax import losses  # The pure core; imported lazily, no cycle.
     w = losses.simplex_classifier(self.num_classes, dim, radius=self.radius)
     if self.rotation_seed is None:
       return w

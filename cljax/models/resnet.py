@@ -24,7 +24,7 @@ asymmetrically). The output is the globally average-pooled feature vector
 ``h``; there is no classifier layer.
 
 Parameter counts of the head-less trunks (``params`` only; the BN running
-statistics live in ``batch_stats``), checked in ``tests/test_models.py``:
+statistics live in ``batch_stats``), checked in ``tests/models/test_models.py``:
 
 =======================  ============  ====================================
 encoder                  params        reference

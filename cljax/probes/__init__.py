@@ -36,7 +36,7 @@ Conventions shared by all functions:
   ``knn_predict``, ``knn_accuracy``) take ``axis_name``: called per device
   inside ``jax.shard_map`` or ``jax.pmap``, they return the global-batch
   value from psum'd counts.
-* Validation follows :mod:`cljax._checks`: shapes, dtypes and Python
+* Validation follows :mod:`cljax._src.checks`: shapes, dtypes and Python
   hyper-parameters are checked at trace time. Labels outside
   ``[0, num_classes)`` raise a ``ValueError`` when concrete; when traced
   (``jit``, sharded ``jit``, per device with ``axis_name``) the whole result

@@ -1,9 +1,9 @@
 """Argument checks and small helpers shared by the probes (private).
 
-Thin wrappers over :mod:`cljax._checks`: shapes, dtypes and Python
+Thin wrappers over :mod:`cljax._src.checks`: shapes, dtypes and Python
 hyper-parameters are checked at trace time; label ranges raise when the labels
 are concrete and make the probe's result NaN when they are traced
-(``_checks.nan_if_labels_out_of_range``).
+(``checks.nan_if_labels_out_of_range``).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec
 from jax.typing import ArrayLike
 
-from cljax import _checks
+from cljax._src import checks
 
 HIGHEST = jax.lax.Precision.HIGHEST
 
@@ -51,8 +51,8 @@ def replicated(x: jax.Array) -> jax.Array:
 
 
 def check_features(x: ArrayLike, name: str) -> None:
-  _checks.check_rank(x, 2, name, "[N, D]")
-  _checks.check_float(x, name)
+  checks.check_rank(x, 2, name, "[N, D]")
+  checks.check_float(x, name)
 
 
 def check_same_dim(a: ArrayLike, b: ArrayLike, name_a: str,
@@ -86,7 +86,7 @@ def check_class_mask(class_mask: Optional[ArrayLike], num_classes: int
     raise ValueError(
         f"`class_mask` must be a boolean vector of shape [{num_classes}] (one "
         f"flag per centre); got shape {tuple(np.shape(class_mask))}.")
-  if _checks.is_concrete(class_mask) and not np.any(np.asarray(class_mask)):
+  if checks.is_concrete(class_mask) and not np.any(np.asarray(class_mask)):
     raise ValueError(
         "`class_mask` excludes every class; at least one class must be "
         "predictable.")
@@ -103,7 +103,7 @@ def check_hyper(value: Any, name: str, allow_zero: bool = False) -> None:
     raise ValueError(
         f"`{name}` must be a scalar; got shape {tuple(np.shape(value))}. "
         f"Run one probe per value to sweep it.")
-  _checks.check_positive(value, name, allow_zero=allow_zero)
+  checks.check_positive(value, name, allow_zero=allow_zero)
 
 
 def check_top_k(top_k, num_classes: int) -> int:
@@ -161,7 +161,7 @@ def check_test_set(features, features_name, test_features, test_labels,
     check_features(test_features, "test_features")
     check_nonempty(test_features, "test_features")
     check_same_dim(features, test_features, features_name, "test_features")
-    _checks.check_labels(test_labels, np.shape(test_features)[0],
+    checks.check_labels(test_labels, np.shape(test_features)[0],
                          "test_labels", num_classes)
 
 
@@ -185,9 +185,9 @@ def classifier_inputs(train_features, train_labels, test_features,
   check_features(train_features, "train_features")
   check_nonempty(train_features, "train_features")
   n = np.shape(train_features)[0]
-  num_classes = _checks.infer_num_classes(train_labels, num_classes,
+  num_classes = checks.infer_num_classes(train_labels, num_classes,
                                           "train_labels")
-  _checks.check_labels(train_labels, n, "train_labels", num_classes)
+  checks.check_labels(train_labels, n, "train_labels", num_classes)
   check_num_classes_for_classifier(num_classes)
   check_test_set(train_features, "train_features", test_features,
                  test_labels, num_classes)

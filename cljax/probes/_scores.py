@@ -1,6 +1,6 @@
 """Class sums and the centre-based classifiers' scores (private).
 
-:func:`ncc_scores` is :func:`cljax._class_stats.ncc_scores`, the one
+:func:`ncc_scores` is :func:`cljax._src.class_stats.ncc_scores`, the one
 nearest-class-centre scoring function of geometry (NC4), the probes and the
 few-shot episodes, so that every NCC number shares its float32 centre shift.
 """
@@ -15,7 +15,7 @@ import jax.numpy as jnp
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec
 
-from cljax._class_stats import ncc_scores  # noqa: F401  (re-exported)
+from cljax._src.class_stats import ncc_scores  # noqa: F401  (re-exported)
 from cljax.probes._common import HIGHEST
 from cljax.probes._common import acc_dtype
 from cljax.probes._common import explicit_batch_mesh

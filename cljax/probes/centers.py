@@ -22,7 +22,7 @@ import numpy as np
 import optax
 from jax.typing import ArrayLike
 
-from cljax import _checks
+from cljax._src import checks
 from cljax.probes import _common
 from cljax.probes import _scores
 
@@ -63,19 +63,19 @@ def class_centers(features: ArrayLike, labels: ArrayLike, *,
   _common.check_features(features, "features")
   _common.check_axis_name(axis_name)
   n = np.shape(features)[0]
-  num_classes = _checks.infer_num_classes(labels, num_classes)
-  _checks.check_labels(labels, n, "labels", num_classes)
+  num_classes = checks.infer_num_classes(labels, num_classes)
+  checks.check_labels(labels, n, "labels", num_classes)
   sums, counts = _scores.class_sums(jnp.asarray(features), jnp.asarray(labels),
                                     num_classes, axis_name)
-  return _checks.nan_if_labels_out_of_range(
+  return checks.nan_if_labels_out_of_range(
       sums / jnp.maximum(counts, 1.0)[:, None], labels,
       num_classes=num_classes, axis_name=axis_name)
 
 
 def _check_centers_args(features, centers, class_mask) -> None:
   _common.check_features(features, "features")
-  _checks.check_rank(centers, 2, "centers", "[C, D]")
-  _checks.check_float(centers, "centers")
+  checks.check_rank(centers, 2, "centers", "[C, D]")
+  checks.check_float(centers, "centers")
   _common.check_same_dim(features, centers, "features", "centers")
   _common.check_class_mask(class_mask, np.shape(centers)[0])
 
@@ -179,13 +179,13 @@ def mean_classifier_loss(features: ArrayLike, labels: ArrayLike,
     0.3133
   """
   _check_centers_args(features, centers, None)
-  _checks.check_labels(labels, np.shape(features)[0], "labels",
+  checks.check_labels(labels, np.shape(features)[0], "labels",
                        np.shape(centers)[0])
   _common.check_nonempty(features, "features")
   logits = _scores.mean_scores(jnp.asarray(features), jnp.asarray(centers))
   loss = jnp.mean(optax.losses.softmax_cross_entropy_with_integer_labels(
       logits, jnp.asarray(labels)))
-  return _checks.nan_if_labels_out_of_range(
+  return checks.nan_if_labels_out_of_range(
       loss, labels, num_classes=np.shape(centers)[0])
 
 
@@ -222,7 +222,7 @@ def accuracy(predictions: ArrayLike, labels: ArrayLike, *,
     raise ValueError(
         f"`predictions` must hold integer class ids; got dtype "
         f"{jnp.result_type(predictions)}. Take `argmax` of scores first.")
-  _checks.check_labels(labels, n, "labels")
+  checks.check_labels(labels, n, "labels")
   _common.check_nonempty(labels, "labels")
   _common.check_axis_name(axis_name)
   p = jnp.asarray(predictions)
@@ -242,11 +242,11 @@ def _centre_classifier_accuracy(score_fn, train_features, train_labels,
   _common.check_same_dim(train_features, test_features, "train_features",
                          "test_features")
   _common.check_axis_name(axis_name)
-  num_classes = _checks.infer_num_classes(train_labels, num_classes,
+  num_classes = checks.infer_num_classes(train_labels, num_classes,
                                           "train_labels")
-  _checks.check_labels(train_labels, np.shape(train_features)[0],
+  checks.check_labels(train_labels, np.shape(train_features)[0],
                        "train_labels", num_classes)
-  _checks.check_labels(test_labels, np.shape(test_features)[0],
+  checks.check_labels(test_labels, np.shape(test_features)[0],
                        "test_labels", num_classes)
   top_k = _common.check_top_k(top_k, num_classes)
   sums, counts = _scores.class_sums(jnp.asarray(train_features),
@@ -259,7 +259,7 @@ def _centre_classifier_accuracy(score_fn, train_features, train_labels,
   # A masked class (score -inf) can fill a top-k slot when fewer than k
   # classes are valid; it must not count as a hit.
   hit = (pred == jnp.asarray(test_labels)[:, None]) & (top_scores > -jnp.inf)
-  return _checks.nan_if_labels_out_of_range(
+  return checks.nan_if_labels_out_of_range(
       _scores.hit_rate(jnp.any(hit, axis=-1), axis_name), train_labels,
       test_labels, num_classes=num_classes, axis_name=axis_name)
 

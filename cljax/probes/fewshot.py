@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from cljax import _checks
+from cljax._src import checks
 from cljax.probes import _common
 from cljax.probes import _scores
 from cljax.probes import linear
@@ -272,7 +272,7 @@ def fewshot_episodes(features: ArrayLike, labels: ArrayLike, *, shots: int,
   if removed:
     raise TypeError(f"fewshot_episodes() got unexpected keyword arguments "
                     f"{sorted(removed)}.")
-  _checks.check_choice(classifier, "classifier", _CLASSIFIERS)
+  checks.check_choice(classifier, "classifier", _CLASSIFIERS)
   _common.check_hyper(ridge_l2_reg, "ridge_l2_reg")
   _common.check_features(features, "features")
   n, d = np.shape(features)
@@ -283,12 +283,12 @@ def fewshot_episodes(features: ArrayLike, labels: ArrayLike, *, shots: int,
   if queries_per_class is not None:
     queries_per_class = _common.check_int(queries_per_class,
                                           "queries_per_class", 1)
-  if not _checks.is_concrete(labels):
+  if not checks.is_concrete(labels):
     raise ValueError(
         "`labels` must be concrete (call fewshot_episodes outside jit): the "
         "episode shapes depend on the class sizes.")
-  num_classes = _checks.infer_num_classes(labels, num_classes)
-  _checks.check_labels(labels, n, "labels", num_classes)
+  num_classes = checks.infer_num_classes(labels, num_classes)
+  checks.check_labels(labels, n, "labels", num_classes)
   _common.check_test_set(features, "features", test_features, test_labels,
                          num_classes)
   linear.check_probe_hparams(
@@ -356,5 +356,5 @@ def fewshot_episodes(features: ArrayLike, labels: ArrayLike, *, shots: int,
       mean_ncc_accuracy=jnp.mean(out["ncc"]),
       mean_linear_probe_accuracy=jnp.mean(out["lp"]), key=key)
   # `labels` are concrete (checked above); traced test labels may not be.
-  return _checks.nan_if_labels_out_of_range(result, test_labels,
+  return checks.nan_if_labels_out_of_range(result, test_labels,
                                             num_classes=num_classes)

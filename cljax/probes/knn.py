@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from cljax import _checks
+from cljax._src import checks
 from cljax.probes import _common
 from cljax.probes import _scores
 
@@ -147,15 +147,15 @@ def _check_knn_args(train_features, train_labels, test_features, k,
   _common.check_nonempty(train_features, "train_features")
   _common.check_axis_name(axis_name)
   n = np.shape(train_features)[0]
-  num_classes = _checks.infer_num_classes(train_labels, num_classes,
+  num_classes = checks.infer_num_classes(train_labels, num_classes,
                                           "train_labels")
-  _checks.check_labels(train_labels, n, "train_labels", num_classes)
+  checks.check_labels(train_labels, n, "train_labels", num_classes)
   k = _common.check_int(k, "k", 1)
   bank = n if axis_name is None else n * jax.lax.axis_size(axis_name)
   if k > bank:
     raise ValueError(
         f"`k` must be <= the number of training samples ({bank}); got {k}.")
-  _checks.check_choice(metric, "metric", _METRICS)
+  checks.check_choice(metric, "metric", _METRICS)
   chunk_size = _common.check_int(chunk_size, "chunk_size", 1)
   return k, num_classes, chunk_size
 
@@ -227,7 +227,7 @@ def knn_predict(train_features: ArrayLike, train_labels: ArrayLike,
     pred = _knn_predict_impl(
         jnp.asarray(train_features), jnp.asarray(train_labels),
         jnp.asarray(test_features), **kwargs)
-  return _checks.nan_if_labels_out_of_range(
+  return checks.nan_if_labels_out_of_range(
       pred, train_labels, num_classes=num_classes, axis_name=axis_name)
 
 
@@ -268,16 +268,16 @@ def knn_accuracy(train_features: ArrayLike, train_labels: ArrayLike,
     >>> probes.knn_accuracy(x, y, x, y, k=1).item()
     1.0
   """
-  num_classes = _checks.infer_num_classes(train_labels, num_classes,
+  num_classes = checks.infer_num_classes(train_labels, num_classes,
                                           "train_labels")
-  _checks.check_rank(test_features, 2, "test_features", "[M, D]")
-  _checks.check_labels(test_labels, np.shape(test_features)[0], "test_labels",
+  checks.check_rank(test_features, 2, "test_features", "[M, D]")
+  checks.check_labels(test_labels, np.shape(test_features)[0], "test_labels",
                        num_classes)
   _common.check_nonempty(test_features, "test_features")
   pred = knn_predict(train_features, train_labels, test_features, k=k,
                      num_classes=num_classes, metric=metric,
                      chunk_size=chunk_size, axis_name=axis_name)
-  return _checks.nan_if_labels_out_of_range(
+  return checks.nan_if_labels_out_of_range(
       _scores.hit_rate(pred == jnp.asarray(test_labels), axis_name),
       train_labels, test_labels, num_classes=num_classes,
       axis_name=axis_name)

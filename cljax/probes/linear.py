@@ -16,7 +16,7 @@ import numpy as np
 import optax
 from jax.typing import ArrayLike
 
-from cljax import _checks
+from cljax._src import checks
 from cljax.probes import _common
 
 _OPTIMIZERS = ("adam", "sgd")
@@ -163,7 +163,7 @@ def check_probe_hparams(steps, epochs, learning_rate, batch_size,
     _common.check_int(steps, prefix + "steps", 1)
   else:
     _common.check_int(epochs, prefix + "epochs", 1)
-  _checks.check_choice(optimizer, prefix + "optimizer", _OPTIMIZERS)
+  checks.check_choice(optimizer, prefix + "optimizer", _OPTIMIZERS)
 
 
 def probe_steps(n: int, batch_size: int, steps: int,
@@ -258,7 +258,7 @@ def linear_probe(train_features: ArrayLike, train_labels: ArrayLike,
   result = LinearProbeResult(
       weights=params["w"], bias=params.get("b"), train_accuracy=train_acc,
       test_accuracy=test_acc, final_loss=final_loss, loss_history=history)
-  return _checks.nan_if_labels_out_of_range(result, train_labels, test_labels,
+  return checks.nan_if_labels_out_of_range(result, train_labels, test_labels,
                                             num_classes=num_classes)
 
 
@@ -289,7 +289,7 @@ def linear_probe_predict(features: ArrayLike, weights: ArrayLike,
     [0, 1]
   """
   _common.check_features(features, "features")
-  _checks.check_rank(weights, 2, "weights", "[C, D]")
+  checks.check_rank(weights, 2, "weights", "[C, D]")
   if np.shape(weights)[1] != np.shape(features)[1]:
     raise ValueError(
         f"`weights` must have shape [C, D] with D = {np.shape(features)[1]} "

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from cljax import _checks
+from cljax._src import checks
 from cljax.probes import _common
 
 # big_vision's `BIAS_CONSTANT` and its few-shot configs' `l2_reg = 2 ** 10`.
@@ -138,5 +138,5 @@ def ridge_probe(train_features: ArrayLike, train_labels: ArrayLike,
       x, y, xt, yt, jnp.asarray(l2_reg, x.dtype), num_classes=num_classes)
   result = RidgeProbeResult(weights=weights, bias=bias,
                             train_accuracy=train_acc, test_accuracy=test_acc)
-  return _checks.nan_if_labels_out_of_range(result, train_labels, test_labels,
+  return checks.nan_if_labels_out_of_range(result, train_labels, test_labels,
                                             num_classes=num_classes)

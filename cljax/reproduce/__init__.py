@@ -16,7 +16,7 @@ console gets one line per sweep, then the claims with their verdicts and
 the files written.
 
 Provenance: every run records the code that trained it
-(``<workdir>/provenance.json``, ``cljax.provenance``), and the JSON records
+(``<workdir>/provenance.json``, ``cljax.training.provenance``), and the JSON records
 the commit it was rendered at (and whether the tree was dirty), the cljax
 and JAX versions, and each run's work dir (relative to ``--runs_dir``),
 config hash and commit; the markdown shows the commits. Runs trained by

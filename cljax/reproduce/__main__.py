@@ -7,9 +7,9 @@ naming the valid values, as ``cljax.main`` does.
 import argparse
 import sys
 
-from cljax import compile_cache
-from cljax import errors
-from cljax import main as main_lib
+from cljax.training import compile_cache
+from cljax.training import errors
+from cljax.training import cli
 from cljax.reproduce import _base
 from cljax.reproduce import _driver
 from cljax.reproduce import _run
@@ -18,7 +18,7 @@ from cljax.reproduce import _run
 class _Parser(argparse.ArgumentParser):
 
   def error(self, message):
-    main_lib.fail(f"{message} (python -m cljax.reproduce PAPER --scale=SCALE; "
+    cli.fail(f"{message} (python -m cljax.reproduce PAPER --scale=SCALE; "
                   f"PAPER in {', '.join(_driver.PAPERS)}, SCALE in "
                   f"{', '.join(_base.SCALES)})", errors.EXIT_CONFIG)
 
@@ -49,9 +49,9 @@ def main(argv=None) -> None:
                    out=args.out, print_only=args.print_only,
                    allow_stale=args.allow_stale)
   except ValueError as e:
-    if main_lib.debugging():
+    if cli.debugging():
       raise
-    main_lib.fail(str(e), errors.EXIT_CONFIG)
+    cli.fail(str(e), errors.EXIT_CONFIG)
 
 
 if __name__ == "__main__":

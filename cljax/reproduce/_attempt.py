@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import json
 
-from cljax import _sweep_read
-from cljax import stats
+from cljax.analysis import sweeps
+from cljax.analysis import stats
 
 
 def runs(sweep_dir: str, where: dict | None = None) -> list[dict]:
@@ -36,11 +36,11 @@ def runs(sweep_dir: str, where: dict | None = None) -> list[dict]:
   Raises:
     ValueError / FileNotFoundError: a run of the sweep has not finished, or
       the runs' configs differ beyond the swept fields
-      (``cljax.sweep.aggregate``'s check).
+      (``cljax.analysis.sweeps.aggregate``'s check).
   """
   return [{"seed": int(run["seed"]), **{k: run[k] for k in (
               "workdir", "overrides", "summary")}}
-          for run in _sweep_read._runs(  # pylint: disable=protected-access
+          for run in sweeps._runs(  # pylint: disable=protected-access
               sweep_dir, arm=next(iter(where or {}), None))
           if all(run["overrides"].get(k) == v for k, v in (where or {}).items())]
 

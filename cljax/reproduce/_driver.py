@@ -24,9 +24,10 @@ import shlex
 import sys
 from typing import Any
 
-from cljax import _sweep_read
-from cljax import colab
-from cljax import provenance
+from cljax import sweep as sweep_lib
+from cljax.analysis import sweeps
+from cljax.analysis import colab
+from cljax.training import provenance
 from cljax.reproduce import _base
 from cljax.reproduce import _render
 
@@ -127,7 +128,6 @@ def load_config(sweep: _base.Sweep):
   ``file.py:preset`` calls the file's ``get_config(preset)``, as
   ``--config`` of ``cljax.main`` does.
   """
-  from cljax import sweep as sweep_lib  # The launcher, only when running.
   path, colon, preset = sweep.config.partition(":")
   full = os.path.join(root(), path)
   if root() not in sys.path:  # Configs import their siblings as experiments.*
@@ -157,7 +157,6 @@ def run_sweeps(sweeps: dict[str, tuple[_base.Sweep, str]]) -> dict[str, str]:
   JSON) is appended to ``log_file(dir)``, not the console: the console gets
   one line per sweep, and the log's path if the sweep stops.
   """
-  from cljax import sweep as sweep_lib
   for sweep, directory in sweeps.values():
     log = log_file(directory)
     print(f"== sweep {sweep.name}: {directory} (output: {log})", flush=True)
@@ -191,7 +190,7 @@ def run_records(dirs: dict[str, str], runs_dir: str) -> list[dict]:
   """
   out = []
   for name, directory in dirs.items():
-    for entry in _sweep_read.read_sweep(directory):
+    for entry in sweeps.read_sweep(directory):
       out.append({"sweep": name, **provenance.run_record(entry["workdir"],
                                                           runs_dir)})
   return out

@@ -1,6 +1,6 @@
 """Markdown pieces and interval verdicts shared by the paper modules.
 
-Intervals are the dicts of ``cljax.stats.as_dict`` (mean, low, high, n,
+Intervals are the dicts of ``cljax.analysis.stats.as_dict`` (mean, low, high, n,
 confidence), as the colabs write them.
 
 >>> iv = {"mean": 0.5, "low": 0.2, "high": 0.8, "n": 5, "confidence": 0.95}
@@ -11,7 +11,7 @@ confidence), as the colabs write them.
 
 A quantity that cannot leave a range (a distance or a rank is >= 0, an
 accuracy in [0, 1]) has its interval clipped to it (:func:`bounded`,
-``cljax.stats.clip``), and a clipped cell says so:
+``cljax.analysis.stats.clip``), and a clipped cell says so:
 
 >>> cell({"mean": 0.01, "low": 0.0, "high": 0.03, "n": 2,
 ...       "clipped": ["low"]}, ".2f")
@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from cljax import stats
+from cljax.analysis import stats
 from cljax.reproduce import _base
 
 NONNEGATIVE = (0.0, None)
@@ -65,7 +65,7 @@ def bounded(summary: dict, spec) -> dict:
 
   The colabs write plain Student-t intervals; a paper module declares which
   of its quantities cannot leave a range (``BOUNDS``) and this intersects
-  their intervals with it (``cljax.stats.clip``: same coverage, the clipped
+  their intervals with it (``cljax.analysis.stats.clip``: same coverage, the clipped
   ends recorded). Missing paths are skipped (a summary of a smaller scale
   lacks some sections); clipping twice changes nothing.
 
@@ -179,7 +179,7 @@ def header(title: str, *, scale: str, seeds: str) -> str:
           f"for the larger-budget attempts, the driver) wrote from the runs "
           f"(none is typed in). Each value is the mean over seeds "
           f"with its two-sided 95 % Student-t interval `[low, high]` "
-          f"(`cljax.stats.mean_interval`); {seeds}. A verdict is 'yes' or "
+          f"(`cljax.analysis.stats.mean_interval`); {seeds}. A verdict is 'yes' or "
           f"'no' only when the whole interval lies on one side of the "
           f"claim's threshold, else 'undecided'. {BOUNDED_NOTE} "
           f"{tiny_note(scale)}".rstrip() + "\n")
@@ -188,7 +188,7 @@ def header(title: str, *, scale: str, seeds: str) -> str:
 BOUNDED_NOTE = (
     "The interval of a quantity that cannot leave a range (a distance or a "
     "rank is never negative, an accuracy lies in [0, 1]) is the Student-t "
-    "interval intersected with that range (`cljax.stats.clip`: the same "
+    "interval intersected with that range (`cljax.analysis.stats.clip`: the same "
     "coverage), and a cell whose end was cut back says so.")
 
 

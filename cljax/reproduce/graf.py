@@ -42,7 +42,7 @@ instead of 1 437: does memorisation then grow about linearly with p?).
 
 from __future__ import annotations
 
-from cljax import stats
+from cljax.analysis import stats
 from cljax.reproduce import _attempt
 from cljax.reproduce import _base
 from cljax.reproduce import _render
@@ -84,7 +84,7 @@ BOUNDS = [
 ]
 # The same for the sections the colab writes since the nulls (geometry
 # against random means, the slow regime). Kept apart from BOUNDS, whose
-# every path must reach the committed JSON (tests/test_reproduce.py), until
+# every path must reach the committed JSON (tests/reproduce/test_reproduce.py), until
 # that JSON is rerun with them; ``claims`` and ``render`` apply both.
 NEW_BOUNDS = [
     (("geometry", "*", "models", "*", "*"), _N),
@@ -586,9 +586,9 @@ def _growth_section(summary: dict) -> list[str]:
     parts += ["\n## Growth of the iterations to fit: linear, power law or "
               "saturating\n",
               "Fitted on every (p, fit step) point of the fitted seeds "
-              "(`cljax.stats.growth_models`; AICc minus the best's, < 2 is "
+              "(`cljax.analysis.stats.growth_models`; AICc minus the best's, < 2 is "
               "weak evidence); k of a + b p^k fitted freely per seed "
-              "(`cljax.stats.power_law_fit`, searched over [1e-3, 1e3]):\n",
+              "(`cljax.analysis.stats.power_law_fit`, searched over [1e-3, 1e3]):\n",
               _render.table(["regime", "model", "points", "best",
                              *[f"Δ {m}" for m in stats.GROWTH_MODELS],
                              "k per seed", "seeds at the search bound"],

@@ -59,7 +59,7 @@ BOUNDS = [((prefix + "groups", "*", "metrics", key), bounds)
           for prefix in ("", "digits_") for key, _, _, bounds in METRICS]
 # The ranges of the sections the committed JSON predates (MNIST, the
 # sampled estimator, the nulls); claims and render clip them too. Merge
-# them into BOUNDS once the committed JSON has them (tests/test_reproduce.py
+# them into BOUNDS once the committed JSON has them (tests/reproduce/test_reproduce.py
 # checks that every BOUNDS path reaches the committed summary).
 NEW_BOUNDS = ([((prefix + "groups", "*", "metrics", key), bounds)
                for prefix in ("mnist_", "sampled_")

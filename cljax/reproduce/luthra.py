@@ -49,6 +49,15 @@ from __future__ import annotations
 import os
 import shlex
 
+import jax
+import numpy as np
+
+from cljax import data
+from cljax import geometry
+from cljax import probes
+from cljax import theory
+from cljax.analysis import checkpoints
+from cljax.reproduce import _attempt
 from cljax.reproduce import _base
 from cljax.reproduce import _render
 
@@ -131,7 +140,7 @@ BOUNDS = [
       for key in ("bound", "ratio", "cdnv", "directional_cdnv")],
 ]
 # Paths the colab writes since the nulls: kept apart from BOUNDS, whose every
-# path must reach the committed JSON (tests/test_reproduce.py), until that
+# path must reach the committed JSON (tests/reproduce/test_reproduce.py), until that
 # JSON is rerun with them; ``claims`` and ``render`` apply both.
 NEW_BOUNDS = [(("attempts", "fewshot", "floor_ratio"), _N)]
 _GAP_GRID = {"tiny": "[2,5]", "cpu": "[2,5,10,20,50]",
@@ -240,10 +249,7 @@ def _fewshot_point(workdir: str, *, shots: int, episodes: int) -> dict:
 
   The colab's (f) measurement (same key per ``shots``), for one run.
   """
-  import jax  # The analysis stack, only when measuring.
-  import numpy as np
-  from cljax import checkpoint, data, geometry, probes, theory
-  run = checkpoint.load(workdir)
+  run = checkpoints.load(workdir)
   x, y = data.load_split(run.config.data, "test", normalize=False)
   h, _ = run.features(x)
   num_classes = int(np.unique(y).size)
@@ -265,7 +271,6 @@ def _fewshot_point(workdir: str, *, shots: int, episodes: int) -> dict:
 
 def attempt_summary(dirs: dict[str, str], *, scale: str) -> dict:
   """Claim (f) after 8x training beside the cpu runs (tiny: cpu runs twice)."""
-  from cljax.reproduce import _attempt
   shots, episodes = _FEWSHOT_MEASURE[scale]
   where = {"loss.name": "dcl"}
   base = _attempt.runs_by_seed(dirs["cl_vs_nscl"], where)
@@ -775,8 +780,8 @@ def render(summary: dict, *, scale: str, commands: list[str],
       f"colab `{COLAB}` (and, for the attempt, the driver) wrote from the "
       f"runs; none is typed in. Each value is "
       f"the mean over seeds with its two-sided 95 % Student-t interval "
-      f"`[low, high]` (`cljax.stats.mean_interval`); differences between "
-      f"losses are paired by seed (`cljax.stats.paired_difference`): "
+      f"`[low, high]` (`cljax.analysis.stats.mean_interval`); differences between "
+      f"losses are paired by seed (`cljax.analysis.stats.paired_difference`): "
       f"{seeds_note}. A verdict is 'yes' or 'no' only when the whole "
       f"interval lies on one side of the claim's threshold, else "
       f"'undecided'. {_render.BOUNDED_NOTE} {_render.tiny_note(scale)}"

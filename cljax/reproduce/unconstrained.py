@@ -46,7 +46,7 @@ BOUNDS = [((sweep, "*", key), _render.NONNEGATIVE)
           for key in keys]
 # The ranges of the nulls and norms the committed JSON predates; claims and
 # render clip them too. Merge them into BOUNDS once the committed JSON has
-# them (tests/test_reproduce.py checks that every BOUNDS path reaches it).
+# them (tests/reproduce/test_reproduce.py checks that every BOUNDS path reaches it).
 NEW_BOUNDS = [((sweep, "*", key), _render.NONNEGATIVE)
               for sweep, keys in (
                   ("luthra_thm2", ("etf_distance_init",

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from cljax import _checks
+from cljax._src import checks
 
 
 
@@ -45,14 +45,14 @@ def as_float(value: Any, name: str, allow_zero: bool = False) -> float:
     raise ValueError(
         f"`{name}` must be a real number; got {value!r} of type "
         f"{type(value).__name__}.") from None
-  _checks.check_positive(as_float, name, allow_zero=allow_zero)
+  checks.check_positive(as_float, name, allow_zero=allow_zero)
   return as_float
 
 
 def as_counts(class_counts: Any, name: str = "class_counts") -> np.ndarray:
   """Validates a vector of non-negative integer class counts (int64)."""
   counts = np.asarray(class_counts)
-  _checks.check_rank(counts, 1, name, "[num_classes]")
+  checks.check_rank(counts, 1, name, "[num_classes]")
   if counts.size == 0:
     raise ValueError(f"`{name}` is empty; pass one count per class.")
   if not np.issubdtype(counts.dtype, np.integer):

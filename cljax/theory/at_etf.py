@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from cljax import _docs
+from cljax._src import docs
 from cljax.theory._numerics import (as_float, as_int, etf_args,
                                     log_a_plus_b_exp, log_or_neg_inf,
                                     logsumexp, neg_logit_gap, softplus)
@@ -67,7 +67,7 @@ def nscl_at_etf(num_classes: int, samples_per_class: int,
   return math.log(k * (c * n - n)) + log_e
 
 
-@_docs.fill_theory
+@docs.fill_theory
 def dcl_at_etf(num_classes: int, samples_per_class: int,
                num_views: int, *,
                temperature: float = 1.0,
@@ -106,7 +106,7 @@ def dcl_at_etf(num_classes: int, samples_per_class: int,
                            neg_logit_gap(c, tau))
 
 
-@_docs.fill_theory
+@docs.fill_theory
 def ntxent_at_etf(num_classes: int, samples_per_class: int,
                   num_views: int, *,
                   temperature: float = 1.0) -> float:
@@ -180,7 +180,7 @@ def supcon_at_etf(num_classes: int, samples_per_class: int,
   return _every_view_but_anchor(c, n, k, tau)
 
 
-@_docs.fill_theory
+@docs.fill_theory
 def cross_entropy_at_simplex(num_classes: int, *,
                              feature_radius: float = 1.0,
                              weight_radius: float = 1.0) -> float:
@@ -214,7 +214,7 @@ def cross_entropy_at_simplex(num_classes: int, *,
   return log_a_plus_b_exp(1.0, c - 1, -rho * r_w * c / (c - 1))
 
 
-@_docs.fill_theory
+@docs.fill_theory
 def scl_at_etf(num_classes: int, *, temperature: float = 1.0) -> float:
   """P3 code's SCL/HSCL pair loss at neural collapse: ``log(1 + e)``.
 

@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from cljax import _checks
+from cljax._src import checks
 from cljax.theory._numerics import as_float, as_int
 
 # Relative cubic residual above which `fewshot_bound` refuses its root.
@@ -116,7 +116,7 @@ def fewshot_bound(directional_cdnv: float, cdnv: float, shots: float, *,
   if m < 1:
     raise ValueError(f"`shots` must be >= 1 (samples per class); got {m}.")
   ways = as_int(ways, "ways", 2)
-  _checks.check_choice(variant, "variant", ("published", "v1"))
+  checks.check_choice(variant, "variant", ("published", "v1"))
 
   big_a = 2.0 + 2.0**1.5 / m
   if variant == "published":

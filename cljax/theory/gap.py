@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from cljax import _checks
-from cljax import _docs
+from cljax._src import checks
+from cljax._src import docs
 from cljax.theory._numerics import (as_counts, as_float, as_int, etf_args,
                                     softplus)
 
@@ -164,7 +164,7 @@ def batch_gap_bound_from_labels(labels: Any, *, temperature: float = 1.0,
     1.546398
   """
   labels = np.asarray(labels)
-  _checks.check_labels(labels, int(np.size(labels)), "labels", num_classes)
+  checks.check_labels(labels, int(np.size(labels)), "labels", num_classes)
   if labels.size == 0:
     raise ValueError("`labels` is empty; pass at least one label.")
   if np.min(labels) < 0:
@@ -173,7 +173,7 @@ def batch_gap_bound_from_labels(labels: Any, *, temperature: float = 1.0,
                          temperature=temperature)
 
 
-@_docs.fill_theory
+@docs.fill_theory
 def double_counted_gap_bound(num_classes: int, samples_per_class: int,
                              num_views: int, *,
                              temperature: float = 1.0) -> float:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 
-from cljax import _checks
-from cljax import _docs
+from cljax._src import checks
+from cljax._src import docs
 from cljax.theory._numerics import as_float, as_int, log_a_plus_b_exp
 
 
@@ -20,7 +20,7 @@ def _multiset_coeff(n: int, k: int) -> int:
   return math.comb(n + k - 1, k)
 
 
-@_docs.fill_theory
+@docs.fill_theory
 def supcon_multiset_counts(num_classes: int, samples_per_class: int,
                            batch_size: int) -> dict[int, int]:
   """Exact counts ``M_l = C ((n l)) ((N - n b - l))`` of P2's SupCon bound.
@@ -57,7 +57,7 @@ def supcon_multiset_counts(num_classes: int, samples_per_class: int,
           for l in range(b + 1)}
 
 
-@_docs.fill_theory
+@docs.fill_theory
 def supcon_multiset_bound(num_classes: int, samples_per_class: int,
                           batch_size: int, *, temperature: float = 0.1,
                           radius: float = 1.0,
@@ -103,7 +103,7 @@ def supcon_multiset_bound(num_classes: int, samples_per_class: int,
   c, b = int(num_classes), int(batch_size)
   tau = as_float(temperature, "temperature")
   rho = as_float(radius, "radius")
-  _checks.check_choice(reduction, "reduction", ("sum", "mean"))
+  checks.check_choice(reduction, "reduction", ("sum", "mean"))
   log_e = -c * rho * rho / ((c - 1) * tau)
   n_batches = _multiset_coeff(c * int(samples_per_class), b)
   total = 0.0

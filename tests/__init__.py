@@ -1,0 +1,1 @@
+"""cljax's tests: tests/<package>/ mirrors cljax/<package>/ (see conftest.py)."""
