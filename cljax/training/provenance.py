@@ -45,6 +45,9 @@ FILE = "provenance.json"
 MODULES = ("losses", "models", "data")
 # The cljax package folder (this module is cljax/training/provenance.py).
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# What ``python -m cljax.reproduce`` writes into the checkout (its results
+# and figures): not code, so not part of "the tree is dirty".
+OUTPUTS = ("experiments/results",)
 
 
 def modules_hash(package: str = _PACKAGE) -> str:
@@ -90,7 +93,10 @@ def git_state(package: str = _PACKAGE) -> tuple[str | None, bool | None]:
   """``(commit, dirty)`` of the checkout holding ``package``.
 
   ``(None, None)`` when ``package`` is not in a git checkout of cljax (a
-  pip-installed copy) or git is not installed.
+  pip-installed copy) or git is not installed. ``dirty`` ignores
+  :data:`OUTPUTS`: a reproduction writes its results there, so without the
+  exclusion the second paper reproduced in one checkout would be recorded as
+  trained by uncommitted code.
   """
   root = os.path.dirname(package)
   if not os.path.exists(os.path.join(root, ".git")):
@@ -98,7 +104,8 @@ def git_state(package: str = _PACKAGE) -> tuple[str | None, bool | None]:
   head = _git(root, "rev-parse", "HEAD")
   if head is None:
     return None, None
-  status = _git(root, "status", "--porcelain", "--untracked-files=no")
+  status = _git(root, "status", "--porcelain", "--untracked-files=no", "--",
+                ".", *(f":(exclude){path}" for path in OUTPUTS))
   return head.strip(), (None if status is None else bool(status.strip()))
 
 

@@ -95,11 +95,40 @@ def test_modules_hash_covers_the_loss_model_and_data_files(tmp_path):
 def test_git_state_is_the_checkouts_and_none_without_one(tmp_path):
   commit, dirty = provenance.git_state()
   assert commit == _git("rev-parse", "HEAD")
-  assert dirty == bool(_git("status", "--porcelain", "--untracked-files=no"))
+  assert isinstance(dirty, bool)
   # A copy outside a checkout (as pip installs it): no commit, no flag.
   package = tmp_path / "site-packages" / "cljax"
   package.mkdir(parents=True)
   assert provenance.git_state(str(package)) == (None, None)
+
+
+def test_dirty_means_edited_code_not_a_reproductions_results(tmp_path):
+  # A checkout of its own: a package, a results file; committed, clean.
+  root = tmp_path / "checkout"
+  (root / "cljax" / "losses").mkdir(parents=True)
+  (root / "experiments" / "results").mkdir(parents=True)
+  (root / "cljax" / "losses" / "a.py").write_text("X = 1\n")
+  (root / "experiments" / "results" / "p.json").write_text("{}\n")
+
+  def git(*args):
+    subprocess.run(["git", "-C", str(root), "-c", "user.name=t", "-c",
+                    "user.email=t@t", *args], check=True, capture_output=True)
+
+  git("init", "-q")
+  git("add", "-A")
+  git("commit", "-qm", "start")
+  package = str(root / "cljax")
+  commit, dirty = provenance.git_state(package)
+  assert len(commit) == 40 and dirty is False
+  # A reproduction rewrote its committed results: still the same code.
+  (root / "experiments" / "results" / "p.json").write_text('{"a": 1}\n')
+  assert provenance.git_state(package) == (commit, False)
+  # An untracked file is not code of this commit either.
+  (root / "notes.txt").write_text("x\n")
+  assert provenance.git_state(package) == (commit, False)
+  # Edited code is.
+  (root / "cljax" / "losses" / "a.py").write_text("X = 2\n")
+  assert provenance.git_state(package) == (commit, True)
 
 
 def test_record_appends_one_session_per_start(tmp_path):
