@@ -15,13 +15,13 @@ each reference (forward + backward w.r.t. z, ``block_until_ready``).
 Ratios are medians over rounds of case_i / reference_i from the same child:
 
 * ``dense floor``: normalise + [V, V] matmul + row log-sum-exp, forward and
-  backward (the floor of benchmarks/losses.py; only where [V, V] fits);
+  backward (the dense floor; only where [V, V] fits);
 * ``matmul``: the bare similarity product of the same size, computed tile by
   tile (256 x 256) and reduced to a scalar so that it fits at any V: the
   cache-resident rate of one of the four products a tiled fwd+bwd does.
 
 Results go to ``benchmarks/TILED.md`` (and raw records to
-``benchmarks/tiled.json``); benchmarks/RESULTS.md links them.
+``benchmarks/tiled.json``); benchmarks/README.md indexes them.
 """
 
 from __future__ import annotations
