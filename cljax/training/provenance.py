@@ -45,9 +45,10 @@ FILE = "provenance.json"
 MODULES = ("losses", "models", "data")
 # The cljax package folder (this module is cljax/training/provenance.py).
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# What ``python -m cljax.reproduce`` writes into the checkout (its results
-# and figures): not code, so not part of "the tree is dirty".
-OUTPUTS = ("experiments/results",)
+# What ``python -m cljax.reproduce`` writes into the checkout (the claims
+# table, each paper's results and figures): not code, so not part of "the
+# tree is dirty".
+OUTPUTS = ("experiments/RESULTS.md", "experiments/results")
 
 
 def modules_hash(package: str = _PACKAGE) -> str:
