@@ -9,16 +9,16 @@ product of all grids. ``--zip`` fields (same syntax, lists of one length)
 vary together as one more axis of that product, e.g. a loss temperature and
 the monitor temperature that must match it:
 
-  python -m cljax.sweep --config=experiments/luthra_temperature.py:cpu \
+  python -m cljax.sweep --config=experiments/luthra/temperature.py:cpu \
       --sweep_dir=runs/temperature \
       --zip='loss.kwargs.temperature=[0.1,1.0]' \
       --zip='monitor.temperature=[0.1,1.0]' --grid='seed=[0,1]'
 
 ``--seeds=5`` (seeds 0..4) or ``--seeds=3,7,11`` is the same as a ``seed``
 grid, the last axis of the product, so every point x seed gets its own work
-dir (``.../loss.name=dcl,seed=3``). :func:`aggregate` then reports, per
+dir (``.../loss.name=dcl,seed=3``). :func:`cljax.analysis.sweeps.aggregate` then reports, per
 group of runs that differ only in the seed, each final metric's mean and
-Student-t 95 % interval over seeds; :func:`paired` reports the per-seed
+Student-t 95 % interval over seeds; :func:`cljax.analysis.sweeps.paired` reports the per-seed
 difference between two values of one field (e.g. ``loss.name``), which
 shares each seed's randomness (the same batches and initialization), with
 its interval. Both refuse runs whose configs differ beyond the swept fields.
@@ -32,12 +32,13 @@ sweep prints one ``python -m cljax.main`` command per point for a cluster.
 Several workers may share one sweep dir: start the same command more than
 once (on one machine, or on several that share the file system) and each
 runs the points no other process holds. A point whose work dir another
-process holds (its ``.cljax.lock``, see ``cljax.training._lock``) is skipped, not
-waited for; a worker that skipped any says so at the end, naming them and
-their holders, and exits with status 6 (``cljax.training.errors.EXIT_LOCKED``: not
-every point was finished by it) instead of 0. Rerun the command once the
-other workers have ended to run what they left unfinished (finished points
-are skipped). Exit 0 means this worker saw every point finished or ran it.
+process holds (its ``.cljax.lock``, see ``cljax.training._lock``) is
+skipped, not waited for; a worker that skipped any says so at the end,
+naming them and their holders, and exits with status 6
+(``cljax.training.errors.EXIT_LOCKED``: not every point was finished by it)
+instead of 0. Rerun the command once the other workers have ended to run
+what they left unfinished (finished points are skipped). Exit 0 means this
+worker saw every point finished or ran it.
 
 ``<sweep_dir>/sweep.json`` indexes every point ever run there (the union of
 all grids, in the order they were first indexed): its swept ``overrides``,
@@ -50,7 +51,8 @@ points. A sweep dir holds one base config: a grid whose ``--config`` file or
 ``--config.*`` overrides differ from the recorded ones (or that names a
 recorded point dir with other overrides) is refused before anything runs
 (exit 2), with the difference and the fix; vary a field with ``--grid``
-instead. :func:`read_sweep` reads the index back, which is what the colabs
+instead. ``cljax.training.sweep_index`` writes the index;
+``cljax.analysis.sweeps.read_sweep`` reads it back, which is what the colabs
 do; indexes of older versions are converted on read.
 """
 
@@ -65,7 +67,6 @@ import json
 import os
 import shlex
 import sys
-import tempfile
 from typing import Any
 
 from absl import app
@@ -77,9 +78,9 @@ from cljax.training import _lock
 from cljax.training import compile_cache
 from cljax.training import errors
 from cljax.training import cli
-from cljax.analysis.sweeps import INDEX_VERSION
+from cljax.training import sweep_index
+from cljax.training.sweep_index import SweepConflictError
 from cljax.analysis.sweeps import point_name as _point_name
-from cljax.analysis.sweeps import read_index
 
 _SWEEP_DIR = flags.DEFINE_string("sweep_dir", None, "Root of the sweep.")
 _GRID = flags.DEFINE_multi_string(
@@ -231,162 +232,6 @@ def points(config, grid, sweep_dir: str, zipped=None):
     yield point, cfg, os.path.join(sweep_dir, _point_name(point) or "base")
 
 
-class SweepConflictError(errors.ConfigError):
-  """A grid that does not fit the sweep dir's index (names the fix)."""
-
-
-def _jsonable(value: Any) -> Any:
-  """``value`` as sweep.json stores it (tuples as lists, dicts as dicts)."""
-  if hasattr(value, "to_dict"):  # A ConfigDict override of a whole node.
-    value = value.to_dict()
-  return json.loads(json.dumps(value, default=repr))
-
-
-def fixed_overrides(config, base_flags) -> dict[str, Any]:
-  """The ``--config.<field>`` flags as ``{field: value in config}``.
-
-  Args:
-    config: the config the flags were applied to.
-    base_flags: ``--config.a.b=v`` strings (or ``--config.a.b`` whose value
-      is the next argument); ``--config=...`` itself is not among them.
-
-  Returns:
-    ``{"a.b": v}`` with ``v`` read from ``config`` (so ``--config.steps=4``
-    gives the int 4), in flag order; a later flag of one field wins.
-  """
-  fixed = {}
-  for flag in base_flags:
-    field, _, text = flag.removeprefix("--config.").partition("=")
-    node = config
-    try:
-      for name in field.split("."):
-        node = node[name]
-    except (KeyError, TypeError, AttributeError):
-      node = text  # Not a path of the config: recorded as written.
-    fixed.pop(field, None)
-    fixed[field] = _jsonable(node)
-  return fixed
-
-
-def _config_file(config_arg: str) -> tuple[str, str]:
-  path, _, preset = config_arg.partition(":")
-  return os.path.normpath(path), preset
-
-
-def _same_config(recorded: str, given: str) -> bool:
-  """Two ``--config`` arguments name one file and preset ('' is unknown)."""
-  if not recorded or not given:
-    return True
-  (a, preset_a), (b, preset_b) = _config_file(recorded), _config_file(given)
-  if preset_a != preset_b:
-    return False
-  if a == b:
-    return True
-  # Another spelling of the same file (relative vs absolute, a symlink).
-  return os.path.exists(a) and os.path.exists(b) and os.path.samefile(a, b)
-
-
-def _flags(fixed: dict[str, Any]) -> str:
-  return " ".join(f"--config.{k}={json.dumps(v)}" for k, v in fixed.items()
-                  ) or "no --config.* flags"
-
-
-def _check_fits(index: dict, sweep_dir: str, config_arg: str,
-                fixed: dict[str, Any], entries: list[dict]) -> None:
-  """Raises SweepConflictError if the new points do not fit ``index``."""
-  path = os.path.join(sweep_dir, "sweep.json")
-  if not _same_config(index["config"], config_arg):
-    raise SweepConflictError(
-        f"{path} indexes runs of --config={index['config']}; this sweep has "
-        f"--config={config_arg}. Pass --config={index['config']} to add "
-        f"points to that sweep, or choose another --sweep_dir.")
-  recorded = index["fixed"]
-  if recorded is not None and recorded != fixed:
-    def shown(overrides, field):
-      return (json.dumps(overrides[field]) if field in overrides
-              else "not overridden")
-    changed = [f"{field}: recorded {shown(recorded, field)}, now "
-               f"{shown(fixed, field)}"
-               for field in dict.fromkeys([*recorded, *fixed])
-               if shown(recorded, field) != shown(fixed, field)]
-    raise SweepConflictError(
-        f"{path} indexes runs with the overrides {_flags(recorded)}; this "
-        f"sweep's differ ({'; '.join(changed)}). One sweep dir holds one base "
-        f"config: pass the recorded --config.* flags to add points to it, "
-        f"sweep a field with --grid to vary it, or choose another "
-        f"--sweep_dir.")
-  known = {p["dir"]: p for p in index["points"] if p["dir"] is not None}
-  for entry in entries:
-    point = known.get(entry["dir"])
-    if point is not None and point["overrides"] != entry["overrides"]:
-      # Two values that name one work dir ('a/b' and 'a_b').
-      raise SweepConflictError(
-          f"{path} indexes {entry['dir']!r} with the overrides "
-          f"{json.dumps(point['overrides'])}; this sweep gives that work dir "
-          f"{json.dumps(entry['overrides'])}. Choose another --sweep_dir.")
-
-
-def _write_json_atomic(path: str, obj: Any) -> None:
-  """Writes ``obj`` to ``path`` via a temporary file and ``os.replace``."""
-  fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".",
-                             prefix=".sweep.json.", suffix=".tmp")
-  try:
-    with os.fdopen(fd, "w") as f:
-      json.dump(obj, f, indent=2)
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(tmp, path)   # Readers see the old index or the new, whole.
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
-
-
-def _write_index(sweep_dir, config_arg, grid, zipped, entries,
-                 seeds=None, fixed=None) -> dict:
-  """Adds ``entries`` to ``<sweep_dir>/sweep.json`` (the union); the index.
-
-  Under ``<sweep_dir>/.sweep.lock``: read the index, refuse a conflicting
-  grid, add the points it lacks, write it atomically (only if it changed).
-
-  Args:
-    sweep_dir: the sweep's root (exists).
-    config_arg: the ``--config`` argument ('' if unknown).
-    grid, zipped, seeds: this command's axes (``zipped``: ``--zip``).
-    entries: ``[{"overrides": {field: value}, "workdir": path}]``.
-    fixed: the ``--config.*`` overrides (:func:`fixed_overrides`); None: {}.
-
-  Returns:
-    The index as written (``cljax.analysis.sweeps.read_index``'s layout).
-
-  Raises:
-    SweepConflictError: another config file or other fixed overrides than
-      the recorded ones, or a recorded point dir with other overrides.
-  """
-  fixed = _jsonable(dict(fixed or {}))
-  latest = _jsonable({"grid": dict(grid), "zip": dict(zipped or []),
-                      "seeds": seeds})
-  new = [{"overrides": _jsonable(e["overrides"]), "fixed": fixed,
-          "dir": os.path.relpath(e["workdir"], sweep_dir),
-          "workdir": e["workdir"]} for e in entries]
-  with _lock.exclusive(os.path.join(sweep_dir, ".sweep.lock")):
-    old = read_index(sweep_dir)
-    if old is None:
-      old = {"version": INDEX_VERSION, "config": config_arg, "fixed": fixed,
-             **latest, "sweeps": [], "points": []}
-    _check_fits(old, sweep_dir, config_arg, fixed, new)
-    known = {p["dir"] for p in old["points"]}
-    index = {
-        "version": INDEX_VERSION, "config": old["config"] or config_arg,
-        "fixed": fixed, **latest,
-        "sweeps": old["sweeps"] + [latest] * (latest not in old["sweeps"]),
-        "points": old["points"] + [p for p in new if p["dir"] not in known]}
-    if index != old or not os.path.exists(
-        os.path.join(sweep_dir, "sweep.json")):
-      _write_json_atomic(os.path.join(sweep_dir, "sweep.json"), index)
-  return index
-
-
 def _finished(workdir: str, config) -> bool:
   """A free-feature run of ``config`` has finished in ``workdir``.
 
@@ -472,8 +317,9 @@ def run_sweep(config, grid, sweep_dir: str, *, zipped=None, seeds=None,
   if not print_only:  # Printing the commands writes nothing.
     os.makedirs(sweep_dir, exist_ok=True)
     # Indexed before anything runs: an interrupted sweep stays readable.
-    _write_index(sweep_dir, config_arg, grid, zipped, entries, seeds,
-                 fixed=fixed_overrides(config, base_flags))
+    sweep_index.write_index(
+        sweep_dir, config_arg, grid, zipped, entries, seeds,
+        fixed=sweep_index.fixed_overrides(config, base_flags))
   held = []  # (workdir, holder) of the points another process held.
   for point, cfg, workdir in planned:
     if print_only:

@@ -15,6 +15,7 @@ here on every module-level import of every module:
 ``config.mode`` names ``cljax.unconstrained.run`` beside the train loop; the
 command line is the one place that knows both drivers). No function-local
 import of cljax exists, so none can hide a cycle, and there is no cycle.
+No module has more than ``MAX_LINES`` (500) lines: one module, one job.
 """
 
 import ast
@@ -33,6 +34,8 @@ LOOSE = {"__init__.py", "main.py", "sweep.py"}
 RANK = {"_src": 0, "losses": 1, "geometry": 1, "probes": 1, "theory": 1,
         "models": 2, "data": 2, "analysis": 3, "training": 4,
         "unconstrained": 5, "sweep": 6, "main": 6, "reproduce": 7}
+# Lines a module may have (issue 25): one module, one job.
+MAX_LINES = 500
 ENGINE_ORDER = ["views", "reduce", "masks", "terms", "dense", "tiled",
                 "dispatch"]
 # The training modules analysis may read: the exit statuses, the metrics
@@ -113,6 +116,13 @@ def test_imports_run_downward(name):
 @pytest.mark.parametrize("name", sorted(MODULES))
 def test_no_function_local_import(name):
   assert not _imports(name)[1], name
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_no_module_over_500_lines(name):
+  # A module that grows past this does more than one job: split it.
+  lines = len(MODULES[name].read_text().splitlines())
+  assert lines <= MAX_LINES, f"{name}: {lines} lines > {MAX_LINES}"
 
 
 def test_the_package_root_imports_only_the_science():

@@ -11,6 +11,7 @@ from scipy import stats as scipy_stats
 
 from cljax.analysis import checkpoints
 from cljax.training import errors
+from cljax.training import sweep_index
 from cljax import sweep
 from cljax.analysis import sweeps
 from experiments import default
@@ -112,7 +113,7 @@ def test_read_sweep_resolves_work_dirs_of_a_moved_sweep(tmp_path, capsys):
   # The index run_sweep writes before any point runs (--print_only writes
   # nothing, so the index is written here directly).
   os.makedirs(old)
-  sweep._write_index(str(old), "", grid, None, [
+  sweep_index.write_index(str(old), "", grid, None, [
       {"overrides": point, "workdir": workdir}
       for point, _, workdir in sweep.points(config, grid, str(old))])
   new = tmp_path / "moved"
@@ -239,7 +240,7 @@ def _fake_sweep(sweep_dir, runs):
     json.dump(config, open(os.path.join(workdir, "config.json"), "w"))
     json.dump(summary, open(os.path.join(workdir, "summary.json"), "w"))
     entries.append({"overrides": overrides, "workdir": workdir})
-  sweep._write_index(sweep_dir, "", [], None, entries)
+  sweep_index.write_index(sweep_dir, "", [], None, entries)
 
 
 def _cfg(seed, name="dcl", lr=0.1, steps=2):
@@ -357,7 +358,7 @@ def _sweep_cli(sweep_dir, *args):
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   return subprocess.run(
       [sys.executable, "-m", "cljax.sweep",
-       "--config=experiments/unconstrained.py:smoke",
+       "--config=experiments/unconstrained/luthra_thm2.py:smoke",
        f"--sweep_dir={sweep_dir}", *args], cwd=root,
       env=dict(os.environ, JAX_NUM_CPU_DEVICES="1"), capture_output=True,
       text=True, timeout=600)
@@ -370,7 +371,7 @@ def _ran(stdout):
 
 
 def _free_features_config(steps=4):
-  from experiments import unconstrained as free_features
+  from experiments.unconstrained import luthra_thm2 as free_features
   config = free_features.get_config("smoke")
   config.steps, config.log_every = steps, 2
   return config
@@ -420,14 +421,14 @@ def test_two_workers_share_a_sweep_dir_and_the_index_is_the_union(tmp_path):
           for seed, name in enumerate(names)]
   index, got = indexed()
   assert got == want
-  assert index["config"] == "experiments/unconstrained.py:smoke"
+  assert index["config"] == "experiments/unconstrained/luthra_thm2.py:smoke"
   assert index["fixed"] == {"steps": 4, "log_every": 2}
 
   # A later, smaller grid keeps the other point in the index (seed=1 has
   # finished: nothing runs).
   sweep.run_sweep(_free_features_config(), sweep.parse_grid(["seed=[1]"]),
                   str(sweep_dir),
-                  config_arg="experiments/unconstrained.py:smoke",
+                  config_arg="experiments/unconstrained/luthra_thm2.py:smoke",
                   base_flags=fixed, verbose=False)
   assert os.stat(done).st_mtime_ns == stamp
   assert indexed()[1] == want
@@ -440,18 +441,18 @@ def test_two_workers_share_a_sweep_dir_and_the_index_is_the_union(tmp_path):
   assert "steps: recorded 4, now 8" in refused.stderr
   assert "pass the recorded --config.* flags" in refused.stderr
   with pytest.raises(sweep.SweepConflictError, match=(
-      r"--config=experiments/unconstrained.py:smoke; this sweep has "
-      r"--config=experiments/unconstrained_graf_ce.py:smoke.*another "
+      r"--config=experiments/unconstrained/luthra_thm2.py:smoke; this sweep has "
+      r"--config=experiments/unconstrained/graf_ce.py:smoke.*another "
       r"--sweep_dir")):
     sweep.run_sweep(_free_features_config(), sweep.parse_grid(["seed=[3]"]),
                     str(sweep_dir),
-                    config_arg="experiments/unconstrained_graf_ce.py:smoke",
+                    config_arg="experiments/unconstrained/graf_ce.py:smoke",
                     base_flags=fixed, verbose=False)
   with pytest.raises(sweep.SweepConflictError,
                      match=r"log_every: recorded 2, now not overridden"):
     sweep.run_sweep(_free_features_config(), sweep.parse_grid(["seed=[3]"]),
                     str(sweep_dir),
-                    config_arg="experiments/unconstrained.py:smoke",
+                    config_arg="experiments/unconstrained/luthra_thm2.py:smoke",
                     base_flags=fixed[:1], verbose=False)
   assert open(sweep_dir / "sweep.json").read() == before
   assert not os.path.exists(sweep_dir / "seed=2")
@@ -476,10 +477,10 @@ def test_an_index_of_an_older_version_is_read_and_extended(tmp_path):
           for e in sweeps.read_sweep(str(tmp_path))] == [
               ({"seed": s}, None, str(tmp_path / f"seed={s}"), s)
               for s in (0, 1)]
-  sweep._write_index(str(tmp_path), "x.py:smoke", [("seed", [1, 2])], None,
-                     [{"overrides": {"seed": s},
-                       "workdir": str(tmp_path / f"seed={s}")}
-                      for s in (1, 2)], fixed={"steps": 3})
+  sweep_index.write_index(str(tmp_path), "x.py:smoke", [("seed", [1, 2])],
+                          None, [{"overrides": {"seed": s},
+                                  "workdir": str(tmp_path / f"seed={s}")}
+                                 for s in (1, 2)], fixed={"steps": 3})
   index = json.load(open(tmp_path / "sweep.json"))
   assert [(p["dir"], p["fixed"]) for p in index["points"]] == [
       ("seed=0", None), ("seed=1", None), ("seed=2", {"steps": 3})]
@@ -500,9 +501,9 @@ def test_index_writes_wait_for_the_lock_and_keep_every_writer(tmp_path):
   import threading
   from cljax.training import _lock
   sweep_dir = str(tmp_path)
-  sweep._write_index(sweep_dir, "", [("seed", [0])], None,
-                     _entries(sweep_dir, [0]))
-  writers = [threading.Thread(target=sweep._write_index, args=(
+  sweep_index.write_index(sweep_dir, "", [("seed", [0])], None,
+                          _entries(sweep_dir, [0]))
+  writers = [threading.Thread(target=sweep_index.write_index, args=(
       sweep_dir, "", [("seed", [s])], None, _entries(sweep_dir, [s])))
              for s in (1, 2, 3)]
   # While another worker holds the index lock, no writer may touch it.
@@ -522,8 +523,8 @@ def test_index_writes_wait_for_the_lock_and_keep_every_writer(tmp_path):
 
 def test_a_failed_index_write_leaves_the_old_index(tmp_path, monkeypatch):
   sweep_dir = str(tmp_path)
-  sweep._write_index(sweep_dir, "", [("seed", [0])], None,
-                     _entries(sweep_dir, [0]))
+  sweep_index.write_index(sweep_dir, "", [("seed", [0])], None,
+                          _entries(sweep_dir, [0]))
   before = open(tmp_path / "sweep.json").read()
 
   def disk_full(obj, f, **kwargs):
@@ -531,8 +532,8 @@ def test_a_failed_index_write_leaves_the_old_index(tmp_path, monkeypatch):
     raise OSError(28, "No space left on device")
   monkeypatch.setattr(json, "dump", disk_full)
   with pytest.raises(OSError, match="No space"):
-    sweep._write_index(sweep_dir, "", [("seed", [1])], None,
-                       _entries(sweep_dir, [1]))
+    sweep_index.write_index(sweep_dir, "", [("seed", [1])], None,
+                            _entries(sweep_dir, [1]))
   monkeypatch.undo()
   assert open(tmp_path / "sweep.json").read() == before
   assert sorted(os.listdir(tmp_path)) == [".sweep.lock", "sweep.json"]

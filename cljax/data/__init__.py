@@ -31,7 +31,8 @@ Typical use in the train loop::
   x_eval, y_eval = cljax.data.load_split(config.data, "test")    # numpy
 
 Modules: :mod:`~cljax.data.config` (schema), :mod:`~cljax.data.sources`
-(names -> records and arrays), :mod:`~cljax.data.transforms` (class subsets,
+(names -> records and arrays; the raw records and their fast decoding in
+:mod:`~cljax.data._records`), :mod:`~cljax.data.transforms` (class subsets,
 label noise), :mod:`~cljax.data.samplers`, :mod:`~cljax.data.pipeline` (the
 iterator, streaming through grain as in :mod:`~cljax.data._stream`),
 :mod:`~cljax.data.augment` (JAX views), and the builders

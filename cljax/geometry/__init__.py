@@ -69,6 +69,8 @@ References:
   "RankMe", ICML 2023.
 """
 
+from cljax.geometry.classifier import nc3_self_duality
+from cljax.geometry.classifier import nc4_ncc_agreement
 from cljax.geometry.collapse import class_counts
 from cljax.geometry.collapse import class_mean_gram
 from cljax.geometry.collapse import class_means
@@ -77,8 +79,6 @@ from cljax.geometry.collapse import equinorm
 from cljax.geometry.collapse import etf_distance
 from cljax.geometry.collapse import max_angle
 from cljax.geometry.collapse import nc1
-from cljax.geometry.collapse import nc3_self_duality
-from cljax.geometry.collapse import nc4_ncc_agreement
 from cljax.geometry.collapse import orthogonal_frame_distance
 from cljax.geometry.host import FeatureStatistics
 from cljax.geometry.hypersphere import alignment

@@ -12,9 +12,9 @@ Per step it logs the optimised loss, every loss of ``losses.all_losses`` on
 the same batch (at ``config.monitor.temperature``; Luthra et al. evaluate the
 gap at tau = 1) with the CL-NSCL gap next to its bound, the learning rate,
 gradient and parameter norms, and throughput. The evaluators named in
-``config.evals`` (``cljax.training.evaluators``: geometry, probes, few-shot, simplex,
-P2's fit detector, P1's whole-split gap) run every ``every`` steps and at the
-end, on clean (unaugmented) inputs embedded once per step.
+``config.evals`` (``cljax.training.evaluators``: geometry, probes, few-shot,
+simplex, P2's fit detector, P1's whole-split gap) run every ``every`` steps
+and at the end, on clean (unaugmented) inputs embedded once per step.
 
 Cross-entropy (Graf et al.'s CE, CE on the sphere, CE-fix) runs in the same
 loop: ``loss.name="cross_entropy"`` gives the model a bias-free linear
@@ -40,13 +40,15 @@ Steps run asynchronously: nothing is copied to the host on a step that
 neither logs nor checkpoints. Whether the step's loss, gradient and
 parameters are finite is tracked on device and read where the loop logs or
 saves, so no checkpoint holds a non-finite value. The faults a run ends with
-(``cljax.training.errors``) each have a documented exit status in ``cljax.main``.
+(``cljax.training.errors``) each have a documented exit status in
+``cljax.main``. What a run is built from before its first step (the mesh,
+data, model, optimiser, evaluators and the initial or restored state) is
+``cljax.training.startup``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
 import json
 import os
@@ -58,7 +60,6 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -66,39 +67,14 @@ from cljax.training import _interrupt
 from cljax.training import _lock
 from cljax.analysis import checkpoints
 from cljax.training import checkpoint as ckpt_lib
-from cljax import data as data_lib
 from cljax.training import errors
-from cljax.training import evaluators
 from cljax import losses
 from cljax.training import metric_writer
-from cljax import models
 from cljax.analysis import plots
-from cljax.training import provenance
 from cljax.training import run_identity
+from cljax.training import startup
 from cljax.training.errors import NonFiniteError
-from cljax.training.evaluators import with_classifier
-from cljax.training.optim import make_optimizer
 from cljax.training.train_step import checked_step
-
-
-def total_steps(config, data) -> int:
-  """``config.steps``, or ``config.epochs`` passes over the training data."""
-  epochs = config.get("epochs", None)
-  if epochs is None:
-    return int(config.steps)
-  return max(1, int(round(epochs * data.steps_per_epoch)))
-
-
-def make_mesh(num_devices: int | None = None) -> jax.sharding.Mesh:
-  """A 1-D ("data",) Explicit mesh over the first ``num_devices`` devices."""
-  devices = jax.devices()
-  n = len(devices) if num_devices is None else int(num_devices)
-  if not 1 <= n <= len(devices):
-    raise ValueError(f"config.num_devices={num_devices} but {len(devices)} "
-                     f"devices are available; set it to at most "
-                     f"{len(devices)}, or leave it unset for all of them.")
-  return jax.make_mesh((n,), ("data",), devices=devices[:n],
-                       axis_types=(jax.sharding.AxisType.Explicit,))
 
 
 # The loop enters this around the work of every step (fetching the batch,
@@ -153,7 +129,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
       trained nothing); the checkpoints already written are kept.
   """
   try:
-    mesh = make_mesh(config.get("num_devices", None))
+    mesh = startup.make_mesh(config.get("num_devices", None))
     # Everything checkable without data or a trace, before anything is
     # written: a mistake leaves the work dir as it was.
     run_identity.check_start(config, workdir, mesh.devices.size)
@@ -173,22 +149,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
       lock.release()
 
 
-
-def _key_data(seed: int, index: int) -> np.ndarray:
-  """Host key data of ``split(key(seed))[index]`` (0: init, 1: steps).
-
-  Given to jitted constructors as an argument: a key closed over would be a
-  constant of the program, and every seed would compile its own.
-  """
-  return np.asarray(jax.random.key_data(
-      jax.random.split(jax.random.key(seed))[index]))
-
-
-def _say(verbose, message):
-  if verbose and jax.process_index() == 0:
-    print(message, flush=True)
-
-
 def show_progress(progress: bool | None) -> bool:
   """Whether to draw progress bars: ``progress``, or if None, whether stderr
   is a terminal (or this is a Jupyter kernel)."""
@@ -204,18 +164,19 @@ def show_progress(progress: bool | None) -> bool:
 def _train_locked(config, workdir, mesh, *, verbose, rerun_final_eval,
                   progress=None):
   """``train_and_evaluate`` once the work dir is locked, phase by phase."""
-  run = _set_up(config, workdir, mesh)
+  run = startup.set_up(config, workdir, mesh)
   run_identity.check_resume(workdir, run.config)
   finished = run_identity.finished_summary(workdir, run.config, run.num_steps)
   if finished is not None and not rerun_final_eval:
-    _say(verbose, f"{workdir} has already finished (step {finished['step']}"
-         f" of {run.num_steps}); nothing to do. Pass --rerun_final_eval to "
-         f"evaluate it again, or use a new --workdir.")
+    startup.say(verbose, f"{workdir} has already finished (step "
+                f"{finished['step']} of {run.num_steps}); nothing to do. Pass "
+                f"--rerun_final_eval to evaluate it again, or use a new "
+                f"--workdir.")
     if verbose and jax.process_index() == 0:
       _print_summary(finished, workdir)
     return finished
   # Validated: from here on the work dir is this run's.
-  _write_config(workdir, run.config)
+  startup.write_config(workdir, run.config)
   loop = _Loop(run, workdir, mesh, verbose=verbose)
   try:
     loop.train(rerun_final_eval=rerun_final_eval,
@@ -228,56 +189,6 @@ def _train_locked(config, workdir, mesh, *, verbose, rerun_final_eval,
       loop.interrupts.restore()
 
 
-@dataclasses.dataclass
-class _Run:
-  """What a run is built from: the config completed by its data."""
-  config: ml_collections.ConfigDict
-  data: Any
-  num_steps: int
-  tx: optax.GradientTransformation
-  schedule: Any
-  model: Any
-  evals: evaluators.Runner
-
-
-def _set_up(config, workdir, mesh) -> _Run:
-  """Data, optimiser, model and evaluators; ValueErrors are config errors."""
-  try:
-    data = data_lib.build(config.data, seed=config.seed,
-                          process_index=jax.process_index(),
-                          process_count=jax.process_count())
-    config = with_classifier(config, data.num_classes)
-    num_steps = total_steps(config, data)
-    tx, schedule = make_optimizer(config.optim, num_steps)
-    model = models.build(config.model)
-    evals = evaluators.build(config, data=data, model=model, workdir=workdir,
-                             mesh=mesh,
-                             batch_size=config.get("eval_batch_size",
-                                                    evaluators.EVAL_BATCH_SIZE))
-    # What only the data tells (its classes), before config.json.
-    mistake = run_identity.anchor_mistake(config, data.labels)
-    if mistake:
-      data.close()
-      raise ValueError(mistake)
-  except (ValueError, data_lib.DatasetNotPreparedError) as e:
-    raise run_identity.setup_error(e) from None
-  return _Run(config=config, data=data, num_steps=num_steps, tx=tx,
-              schedule=schedule, model=model, evals=evals)
-
-
-def _write_config(workdir, config) -> None:
-  if jax.process_index() != 0:
-    return
-  path = os.path.join(workdir, "config.json")
-  try:
-    with open(path, "w") as f:
-      f.write(run_identity.config_json(config))
-    path = os.path.join(workdir, provenance.FILE)
-    provenance.record(workdir)  # The code of this session, for reproduce.
-  except OSError as e:
-    raise errors.write_error(path, e) from e
-
-
 class _Loop:
   """The state of a run on device and the steps that advance it.
 
@@ -287,7 +198,7 @@ class _Loop:
   logged row), ``interrupted`` and ``writer.rows`` describe the run.
   """
 
-  def __init__(self, run: _Run, workdir: str, mesh, *, verbose: bool):
+  def __init__(self, run: startup.Run, workdir: str, mesh, *, verbose: bool):
     self.run, self.verbose = run, verbose
     self.primary = jax.process_index() == 0
     self.replicated = NamedSharding(mesh, P())
@@ -297,7 +208,9 @@ class _Loop:
     self.manager = ckpt_lib.Manager(
         workdir, every=run.config.checkpoint.every,
         keep=run.config.checkpoint.get("keep", 3))
-    self.state, self.start = self._init_or_restore(workdir)
+    self.state, self.start = startup.initial_state(
+        run, self.manager, self.replicated, num_devices=self.num_devices,
+        workdir=workdir, verbose=verbose)
     self.step_fn = jax.jit(functools.partial(
         checked_step, model=run.model, tx=run.tx, schedule=run.schedule,
         config=run.config, data=run.data), donate_argnums=(0, 2))
@@ -307,7 +220,7 @@ class _Loop:
     # data, not a constant, so runs of other seeds reuse the program.
     self.base_key, self.first_bad = jax.jit(
         lambda data: (jax.random.wrap_key_data(data), jnp.int32(-1)),
-        out_shardings=self.replicated)(_key_data(run.config.seed, 1))
+        out_shardings=self.replicated)(startup.key_data(run.config.seed, 1))
     self.writer = metric_writer.MetricWriter(workdir, self.start)
     # Evaluators keep what they track across steps (the fit step) from the
     # rows a resumed run replays.
@@ -324,48 +237,11 @@ class _Loop:
     self.step, self.last, self.interrupted = self.start, {}, False
     self.interrupts = None
 
-  def _init_or_restore(self, workdir):
-    run = self.run
-
-    @functools.partial(jax.jit, out_shardings=self.replicated)
-    def init_state(key_data):
-      dummy = jnp.zeros((2,) + tuple(run.data.input_shape), jnp.float32)
-      variables = run.model.init(jax.random.wrap_key_data(key_data), dummy,
-                                 train=False)
-      params = variables["params"]
-      return {"params": params,
-              "batch_stats": variables.get("batch_stats", {}),
-              "opt_state": run.tx.init(params),
-              "step": jnp.zeros((), jnp.int32)}
-
-    state = init_state(_key_data(run.config.seed, 0))
-    if self.manager.partial:
-      _say(self.verbose, f"Ignoring partial (unfinished) checkpoints: "
-           f"{self.manager.partial}")
-    start, restored = self.manager.restore_latest(
-        model=_variables(state),
-        opt={"opt_state": state["opt_state"], "step": state["step"]},
-        log=lambda msg: _say(True, msg))
-    if start is not None:
-      state = {**restored["model"], **restored["opt"]}
-      run.data.restore(restored["data"])
-      _say(self.verbose, f"Resumed from the checkpoint of step {start} in "
-           f"{workdir}.")
-      saved = restored["meta"].get("num_devices")  # None: an older run.
-      if saved is not None and saved != self.num_devices:
-        # Said even when quiet: the README's "bit for bit" no longer holds.
-        _say(True, f"The checkpoint of step {start} was written on {saved} "
-             f"devices and this run has {self.num_devices}: from here on "
-             f"the results match the original run to float rounding, not bit "
-             f"for bit (the batch's sums are split and added in another "
-             f"order).")
-    return state, int(start or 0)
-
   def save(self, metrics) -> None:
     # Always forced: orbax's own interval check would ask the preemption
     # service a second time for this step.
     self.manager.save(
-        self.step, force=True, model=_variables(self.state),
+        self.step, force=True, model=startup.variables(self.state),
         opt={"opt_state": self.state["opt_state"],
              "step": self.state["step"]},
         data=self.run.data.state(),
@@ -450,11 +326,11 @@ class _Loop:
     try:
       self._steps(batches, bar)
       if rerun_final_eval and self.step == self.start:
-        _say(self.verbose, f"Re-running the final evaluation of step "
-             f"{self.step}.")
+        startup.say(self.verbose, f"Re-running the final evaluation of step "
+                    f"{self.step}.")
         self.last = {
             **(self.writer.rows[-1] if self.writer.rows else {}),
-            **run.evals.run(self.step, _variables(self.state),
+            **run.evals.run(self.step, startup.variables(self.state),
                             last=True).metrics}
       manager.close()
     except errors.WriteError as e:
@@ -489,7 +365,8 @@ class _Loop:
       checked = run.evals.due(step, last=is_last)
       if checked:
         self.check_finite(metrics)
-      evaluation = run.evals.run(step, _variables(self.state), last=is_last)
+      evaluation = run.evals.run(step, startup.variables(self.state),
+                                 last=is_last)
       is_last = is_last or evaluation.stop
       logs = (step % config.log_every == 0 or is_last or
               bool(evaluation.metrics) or self.interrupted)
@@ -534,16 +411,13 @@ def _finish(loop: _Loop, workdir: str, *, verbose: bool) -> dict[str, Any]:
     except ImportError:
       pass
   if loop.interrupted:
-    _say(True, f"{loop.interrupts.signal}: saved step {loop.step} of "
-         f"{loop.run.num_steps} in {loop.manager.directory}; rerun the same "
-         f"command to resume (exit status {errors.EXIT_INTERRUPTED}).")
+    startup.say(True, f"{loop.interrupts.signal}: saved step {loop.step} of "
+                f"{loop.run.num_steps} in {loop.manager.directory}; rerun the "
+                f"same command to resume (exit status "
+                f"{errors.EXIT_INTERRUPTED}).")
   elif verbose and loop.primary:
     _print_summary(summary, workdir)
   return summary
-
-
-def _variables(state) -> dict:
-  return {"params": state["params"], "batch_stats": state["batch_stats"]}
 
 
 def _last_good(manager) -> int | None:

@@ -17,6 +17,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from cljax import data
+from cljax.data import _records
 from cljax.data import sources
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -186,7 +187,7 @@ def test_reader_decodes_numeric_inputs_like_tfds(digits_dir):
 def _example(entries, packed=True) -> bytes:
   """A serialized tf.train.Example with its map entries in the given order."""
   from tensorflow_datasets.core import example_parser
-  varint = sources._varint
+  varint = _records.varint
   body = b""
   for key, values in entries:
     one = example_parser.tf_example_pb2.Example()
@@ -219,7 +220,7 @@ def test_numeric_parser_reads_what_protobuf_reads(layout):
                           ("image", image)],
              "unpacked": [("image", image)]}[layout]
   raw = _example(entries, packed=layout != "unpacked")
-  parse = sources._NumericParser("image", (2, 3), np.float32)
+  parse = _records.NumericParser("image", (2, 3), np.float32)
   want = np.asarray(example_parser.tf_example_pb2.Example.FromString(
       raw).features.feature["image"].float_list.value, np.float32)
   np.testing.assert_array_equal(want, image.astype(np.float32))
@@ -234,7 +235,7 @@ def test_raw_records_route_rows_to_their_shards(digits_dir):
   import pickle
   reader = sources.Reader("cljax_digits", "train", data_dir=digits_dir)
   shard = reader._raw._shards[0][0]
-  raw = sources._RawRecords([(shard, 100, 50), (shard, 0, 30)])
+  raw = _records.RawRecords([(shard, 100, 50), (shard, 0, 30)])
   rows = [79, 0, 49, 50, 3, 60]
   want = reader.source.data_source.__getitems__([29, 100, 149, 0, 103, 10])
   assert raw(rows) == want
