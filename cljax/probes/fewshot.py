@@ -4,6 +4,12 @@ Per episode, NCC with the support means as centres and a linear classifier
 trained on the support set (the Adam probe of P1, or the closed-form ridge
 probe of big_vision), with a fresh subset per episode drawn from
 ``jax.random.fold_in(key, episode)``.
+
+``fewshot_episodes`` checks its arguments and runs, under one ``jit``, the
+episode sampler (``_draw_episode``: the classes, support and queries of an
+episode, from the table of eligible classes built on the host by
+``_class_table``) and the classifiers on the drawn episode (``_classify``:
+NCC and the probe chosen by ``classifier``).
 """
 
 from __future__ import annotations
@@ -89,70 +95,165 @@ def _masked_mean(hit: jax.Array, mask: jax.Array) -> jax.Array:
           / jnp.sum(mask.astype(jnp.float32)))
 
 
-@functools.partial(jax.jit, static_argnames=(
-    "shots", "ways", "num_query_slots", "episode_batch_size", "classifier",
-    "probe_batch_size", "probe_steps", "probe_optimizer"))
-def _fewshot_impl(features, members, counts, eligible, test_features,
-                  test_labels, keys, hyper, *, shots, ways, num_query_slots,
-                  episode_batch_size, classifier, probe_batch_size,
-                  probe_steps, probe_optimizer):
-  n_max = members.shape[1]
+class _ClassTable(NamedTuple):
+  """The samples episodes are drawn from (host side: its shapes are static).
+
+  Attributes:
+    members: int32[K, n_max], row k: the indices of the samples of class
+      ``eligible[k]`` in index order, padded with 0.
+    counts: int32[K], the real entries of each row.
+    eligible: int32[K], the classes with enough samples for an episode.
+    num_query_slots: Q, the query slots per class of every episode.
+  """
+  members: np.ndarray
+  counts: np.ndarray
+  eligible: np.ndarray
+  num_query_slots: int
+
+
+def _class_table(labels, num_classes: int, *, shots: int, ways: int,
+                 queries_per_class: Optional[int]) -> _ClassTable:
+  """The eligible classes and their members; checks that ``ways`` fit."""
+  y = np.asarray(labels).astype(np.int64)
+  counts = np.bincount(y, minlength=num_classes)
+  need = shots + (1 if queries_per_class is None else queries_per_class)
+  eligible = np.flatnonzero(counts >= need)
+  if ways > eligible.size:
+    what = ("shots + 1" if queries_per_class is None
+            else "shots + queries_per_class")
+    raise ValueError(
+        f"`ways`={ways} exceeds the number of eligible classes "
+        f"({eligible.size} of {num_classes} have at least {what} = {need} "
+        f"samples). Lower `ways`, `shots` or `queries_per_class`.")
+  n_max = int(counts[eligible].max())
+  order = np.argsort(y, kind="stable")
+  starts = np.concatenate([[0], np.cumsum(counts)])
+  members = np.zeros((eligible.size, n_max), np.int32)
+  for row, c in enumerate(eligible):
+    members[row, :counts[c]] = order[starts[c]:starts[c + 1]]
+  num_query_slots = (n_max - shots if queries_per_class is None
+                     else queries_per_class)
+  return _ClassTable(members, counts[eligible].astype(np.int32),
+                     eligible.astype(np.int32), num_query_slots)
+
+
+class _Episode(NamedTuple):
+  """One episode's draw: indices into the features (traced)."""
+  rows: jax.Array      # int[ways], rows of the class table (local class j)
+  support: jax.Array   # int32[ways, shots]
+  query: jax.Array     # int32[ways, Q]; padded slots hold a valid index
+  query_mask: jax.Array  # bool[ways, Q], True for real queries
+
+
+def _draw_episode(k_cls, k_perm, members, counts, *, shots: int, ways: int,
+                  num_query_slots: int) -> _Episode:
+  """The episode sampler: ``ways`` classes, then their support and queries.
+
+  The classes are uniform among the table's rows (``k_cls``); each class's
+  members are put in a uniformly random order (``k_perm``), whose first
+  ``shots`` are the support and the next ``num_query_slots`` the queries, so
+  the two are disjoint and drawn without replacement.
+  """
+  slot = jnp.arange(members.shape[1])
+  rows = jax.random.choice(k_cls, members.shape[0], (ways,), replace=False)
+  cnt = counts[rows]  # [ways]
+  # A uniformly random order of each class's members: sort i.i.d. uniforms,
+  # with the padded slots pushed to the end (their key 2 > any uniform).
+  u = jax.random.uniform(k_perm, (ways, members.shape[1]))
+  u = jnp.where(slot[None, :] < cnt[:, None], u, 2.0)
+  shuffled = jnp.take_along_axis(members[rows], jnp.argsort(u, axis=-1),
+                                 axis=-1)
   q = num_query_slots
-  slot = jnp.arange(n_max)
+  return _Episode(
+      rows=rows, support=shuffled[:, :shots],
+      query=shuffled[:, shots:shots + q],
+      query_mask=(shots + jnp.arange(q))[None, :] < cnt[:, None])
+
+
+class _Probe(NamedTuple):
+  """The linear classifier fitted to each support set (static under jit)."""
+  classifier: Optional[str]   # "linear_probe", "ridge" or None
+  batch_size: int
+  steps: int
+  optimizer: str
+
+
+def _fit_classifier(probe: _Probe, zs, local_support, key, hyper, *,
+                    ways: int):
+  """The predictor (features -> local class) fitted to a support set."""
+  if probe.classifier == "ridge":
+    w, b = ridge.fit_ridge(zs, local_support, hyper[-1], num_classes=ways)
+    return lambda f: jnp.argmax(ridge.ridge_logits(w, b, f), -1)
+  params, _ = linear.fit_linear(
+      zs, local_support, key, hyper[:4], num_classes=ways,
+      batch_size=probe.batch_size, total_steps=probe.steps, use_bias=False,
+      optimizer=probe.optimizer)
+  return functools.partial(linear.predict_linear, params)
+
+
+def _classify(features, episode: _Episode, classes, test_features,
+              test_labels, key, hyper, *, shots: int, ways: int,
+              probe: _Probe) -> dict[str, jax.Array]:
+  """NCC and the probe on one episode: their query and test accuracies."""
+  q = episode.query.shape[1]
   local_support = jnp.repeat(jnp.arange(ways), shots)
   local_query = jnp.repeat(jnp.arange(ways), q)
   nan = jnp.array(jnp.nan, jnp.float32)
+  zs = features[episode.support.reshape(-1)]  # [ways * shots, D]
+  zq = features[episode.query.reshape(-1)]  # [ways * Q, D]
+  qm = episode.query_mask.reshape(-1)
+  centres = jnp.mean(zs.reshape(ways, shots, -1), axis=1)
+  ncc_hit = jnp.argmax(_scores.ncc_scores(zq, centres), -1) == local_query
+  out = {"ncc": _masked_mean(ncc_hit, qm), "lp": nan, "test_ncc": nan,
+         "test_lp": nan}
+  if test_features is not None:
+    member = test_labels[:, None] == classes[None, :]  # [M, ways]
+    in_episode = jnp.any(member, axis=-1)
+    test_local = jnp.argmax(member, axis=-1)
+    test_pred = jnp.argmax(_scores.ncc_scores(test_features, centres), -1)
+    out["test_ncc"] = _masked_mean(test_pred == test_local, in_episode)
+  if probe.classifier is not None:
+    predict = _fit_classifier(probe, zs, local_support, key, hyper,
+                              ways=ways)
+    out["lp"] = _masked_mean(predict(zq) == local_query, qm)
+    if test_features is not None:
+      out["test_lp"] = _masked_mean(predict(test_features) == test_local,
+                                    in_episode)
+  return out
 
+
+@functools.partial(jax.jit, static_argnames=(
+    "shots", "ways", "num_query_slots", "episode_batch_size", "probe"))
+def _fewshot_impl(features, members, counts, eligible, test_features,
+                  test_labels, keys, hyper, *, shots, ways, num_query_slots,
+                  episode_batch_size, probe):
   def episode(ek):
     k_cls, k_perm, k_probe = jax.random.split(ek, 3)
-    rows = jax.random.choice(k_cls, eligible.shape[0], (ways,), replace=False)
-    cnt = counts[rows]  # [ways]
-    # A uniformly random order of each class's members: sort i.i.d. uniforms,
-    # with the padded slots pushed to the end (their key 2 > any uniform).
-    u = jax.random.uniform(k_perm, (ways, n_max))
-    u = jnp.where(slot[None, :] < cnt[:, None], u, 2.0)
-    shuffled = jnp.take_along_axis(members[rows], jnp.argsort(u, axis=-1),
-                                   axis=-1)
-    support = shuffled[:, :shots]  # without replacement by construction
-    query = shuffled[:, shots:shots + q]
-    qmask = (shots + jnp.arange(q))[None, :] < cnt[:, None]
-
-    zs = features[support.reshape(-1)]  # [ways * shots, D]
-    zq = features[query.reshape(-1)]  # [ways * Q, D]
-    qm = qmask.reshape(-1)
-    centres = jnp.mean(zs.reshape(ways, shots, -1), axis=1)
-    ncc_hit = jnp.argmax(_scores.ncc_scores(zq, centres), -1) == local_query
-    out = {
-        "classes": eligible[rows],
-        "support": support,
-        "query": jnp.where(qmask, query, -1),
-        "qmask": qmask,
-        "ncc": _masked_mean(ncc_hit, qm),
-        "lp": nan, "test_ncc": nan, "test_lp": nan,
+    drawn = _draw_episode(k_cls, k_perm, members, counts, shots=shots,
+                          ways=ways, num_query_slots=num_query_slots)
+    classes = eligible[drawn.rows]
+    return {
+        "classes": classes,
+        "support": drawn.support,
+        "query": jnp.where(drawn.query_mask, drawn.query, -1),
+        "qmask": drawn.query_mask,
+        **_classify(features, drawn, classes, test_features, test_labels,
+                    k_probe, hyper, shots=shots, ways=ways, probe=probe),
     }
-    if test_features is not None:
-      member = test_labels[:, None] == eligible[rows][None, :]  # [M, ways]
-      in_episode = jnp.any(member, axis=-1)
-      test_local = jnp.argmax(member, axis=-1)
-      test_pred = jnp.argmax(_scores.ncc_scores(test_features, centres), -1)
-      out["test_ncc"] = _masked_mean(test_pred == test_local, in_episode)
-    if classifier is not None:
-      if classifier == "ridge":
-        w, b = ridge.fit_ridge(zs, local_support, hyper[-1], num_classes=ways)
-        predict = lambda f: jnp.argmax(ridge.ridge_logits(w, b, f), -1)
-      else:
-        params, _ = linear.fit_linear(
-            zs, local_support, k_probe, hyper[:4], num_classes=ways,
-            batch_size=probe_batch_size, total_steps=probe_steps,
-            use_bias=False, optimizer=probe_optimizer)
-        predict = functools.partial(linear.predict_linear, params)
-      out["lp"] = _masked_mean(predict(zq) == local_query, qm)
-      if test_features is not None:
-        out["test_lp"] = _masked_mean(predict(test_features) == test_local,
-                                      in_episode)
-    return out
 
   return jax.lax.map(episode, keys, batch_size=episode_batch_size)
+
+
+def _episode_batch_size(requested: Optional[int], num_episodes: int, *,
+                        ways: int, table: _ClassTable, dim: int,
+                        num_test: int) -> int:
+  # About 128 MiB of float32 per block: the query features and the member
+  # table of each episode, and its test-set membership.
+  if requested is None:
+    per_episode = (ways * (table.num_query_slots * dim
+                           + table.members.shape[1]) + num_test * ways)
+    requested = max(1, (1 << 25) // max(per_episode, 1))
+  return min(requested, num_episodes)
 
 
 def fewshot_episodes(features: ArrayLike, labels: ArrayLike, *, shots: int,
@@ -169,8 +270,8 @@ def fewshot_episodes(features: ArrayLike, labels: ArrayLike, *, shots: int,
                      linear_probe_batch_size: int = 256,
                      linear_probe_weight_decay: float = 0.0,
                      linear_probe_optimizer: str = "adam",
-                     episode_batch_size: Optional[int] = None,
-                     **removed) -> FewShotResult:
+                     episode_batch_size: Optional[int] = None
+                     ) -> FewShotResult:
   """Few-shot NCC and linear-probe accuracy over random ``ways``-way episodes.
 
   Episode ``e`` uses its own key ``jax.random.fold_in(key, e)`` and draws:
@@ -220,8 +321,7 @@ def fewshot_episodes(features: ArrayLike, labels: ArrayLike, *, shots: int,
       ``"linear_probe"`` (P1's bias-free Adam probe, the ``linear_probe_*``
       arguments), ``"ridge"`` (the closed-form ridge probe of
       :func:`cljax.probes.ridge_probe`, fast and key-free) or None (NCC
-      only; the linear accuracies are NaN). It replaces the former
-      ``linear_probe=`` flag, which shadowed :func:`linear_probe`.
+      only; the linear accuracies are NaN).
     ridge_l2_reg: the ridge penalty with ``classifier="ridge"``.
     linear_probe_steps: optimiser steps per episode.
     linear_probe_epochs: if given, overrides the steps with this many passes
@@ -243,7 +343,6 @@ def fewshot_episodes(features: ArrayLike, labels: ArrayLike, *, shots: int,
       eligible classes, ``num_episodes < 1``, ``queries_per_class < 1``, an
       unknown ``classifier``, bad probe hyper-parameters or a ``key`` that is
       not a PRNG key.
-    TypeError: for the removed ``linear_probe=`` flag (use ``classifier=``).
 
   References:
     P1 (Luthra et al.) section 2.6, "Evaluation protocol": 2-way NCCC and LP
@@ -262,16 +361,6 @@ def fewshot_episodes(features: ArrayLike, labels: ArrayLike, *, shots: int,
     >>> res  # doctest: +ELLIPSIS
     FewShotResult(episodes=2, ways=2, shots=1, query_slots=1, ...)
   """
-  if "linear_probe" in removed:
-    value = removed.pop("linear_probe")
-    raise TypeError(
-        f"fewshot_episodes(linear_probe={value!r}) was renamed: pass "
-        f"`classifier=\"linear_probe\"` (P1's Adam probe), "
-        f"`classifier=\"ridge\"` (closed form) or `classifier=None` (NCC "
-        f"only) instead.")
-  if removed:
-    raise TypeError(f"fewshot_episodes() got unexpected keyword arguments "
-                    f"{sorted(removed)}.")
   checks.check_choice(classifier, "classifier", _CLASSIFIERS)
   _common.check_hyper(ridge_l2_reg, "ridge_l2_reg")
   _common.check_features(features, "features")
@@ -299,28 +388,8 @@ def fewshot_episodes(features: ArrayLike, labels: ArrayLike, *, shots: int,
     episode_batch_size = _common.check_int(episode_batch_size,
                                            "episode_batch_size", 1)
 
-  # Host-side bookkeeping (shapes depend on class sizes): a padded table of
-  # the members of every eligible class, in index order.
-  y = np.asarray(labels).astype(np.int64)
-  counts = np.bincount(y, minlength=num_classes)
-  need = shots + (1 if queries_per_class is None else queries_per_class)
-  eligible = np.flatnonzero(counts >= need)
-  if ways > eligible.size:
-    what = ("shots + 1" if queries_per_class is None
-            else "shots + queries_per_class")
-    raise ValueError(
-        f"`ways`={ways} exceeds the number of eligible classes "
-        f"({eligible.size} of {num_classes} have at least {what} = {need} "
-        f"samples). Lower `ways`, `shots` or `queries_per_class`.")
-  n_max = int(counts[eligible].max())
-  order = np.argsort(y, kind="stable")
-  starts = np.concatenate([[0], np.cumsum(counts)])
-  members = np.zeros((eligible.size, n_max), np.int32)
-  for row, c in enumerate(eligible):
-    members[row, :counts[c]] = order[starts[c]:starts[c + 1]]
-  num_query_slots = (n_max - shots if queries_per_class is None
-                     else queries_per_class)
-
+  table = _class_table(labels, num_classes, shots=shots, ways=ways,
+                       queries_per_class=queries_per_class)
   dtype = _common.acc_dtype(features)
   x = jnp.asarray(features, dtype)
   xt = yt = None
@@ -330,23 +399,21 @@ def fewshot_episodes(features: ArrayLike, labels: ArrayLike, *, shots: int,
   probe_batch_size, probe_steps = linear.probe_steps(
       ways * shots, linear_probe_batch_size, linear_probe_steps,
       linear_probe_epochs)
-  if episode_batch_size is None:
-    m = 0 if xt is None else xt.shape[0]
-    per_episode = ways * (num_query_slots * d + n_max) + m * ways
-    episode_batch_size = max(1, (1 << 25) // max(per_episode, 1))
-  episode_batch_size = min(episode_batch_size, num_episodes)
+  episode_batch_size = _episode_batch_size(
+      episode_batch_size, num_episodes, ways=ways, table=table, dim=d,
+      num_test=0 if xt is None else xt.shape[0])
   keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(
       jnp.arange(num_episodes))
   hyper = tuple(jnp.asarray(v, dtype) for v in
                 (linear_probe_learning_rate, linear_probe_weight_decay,
                  0.0, 0.0, ridge_l2_reg))
   out = _fewshot_impl(
-      x, jnp.asarray(members), jnp.asarray(counts[eligible], jnp.int32),
-      jnp.asarray(eligible, jnp.int32), xt, yt, keys, hyper, shots=shots,
-      ways=ways, num_query_slots=num_query_slots,
-      episode_batch_size=episode_batch_size, classifier=classifier,
-      probe_batch_size=probe_batch_size, probe_steps=probe_steps,
-      probe_optimizer=linear_probe_optimizer)
+      x, jnp.asarray(table.members), jnp.asarray(table.counts),
+      jnp.asarray(table.eligible), xt, yt, keys, hyper, shots=shots,
+      ways=ways, num_query_slots=table.num_query_slots,
+      episode_batch_size=episode_batch_size,
+      probe=_Probe(classifier, probe_batch_size, probe_steps,
+                   linear_probe_optimizer))
   result = FewShotResult(
       classes=out["classes"], support_indices=out["support"],
       query_indices=out["query"], query_mask=out["qmask"],

@@ -30,8 +30,8 @@ from cljax.training import errors
 from cljax import losses
 from cljax.training import train_step
 from cljax.data import sources
-from cljax.training.evaluators import is_cross_entropy
-from cljax.training.evaluators import objective
+from cljax.training import objective
+from cljax.training.objective import is_cross_entropy
 from cljax.losses import registry
 
 # Fields a resumed run may change: how long it trains and how often it logs,

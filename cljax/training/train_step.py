@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import optax
 
 from cljax import losses
-from cljax.training.evaluators import is_cross_entropy
+from cljax.training.objective import is_cross_entropy
 
 
 def loss_and_monitors(h, z, labels, config, key):

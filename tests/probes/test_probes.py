@@ -797,8 +797,10 @@ def test_keys_and_degenerate_inputs_are_named(data, fewshot_data):
   typed = probes.linear_probe(xtr, ytr, num_classes=NUM_CLASSES, steps=3,
                               key=jax.random.key(4))
   np.testing.assert_array_equal(legacy.weights, typed.weights)
-  with pytest.raises(TypeError, match=r"linear_probe=False\) was renamed: "
-                     r"pass `classifier="):
+  # An unknown keyword (the former linear_probe= flag: now classifier=) is
+  # Python's own TypeError.
+  with pytest.raises(TypeError, match=r"unexpected keyword argument "
+                     r"'linear_probe'"):
     probes.fewshot_episodes(x, y, shots=1, ways=2, num_episodes=1,
                             key=jax.random.key(0), linear_probe=False)
   with pytest.raises(ValueError, match="`classifier` must be one of"):

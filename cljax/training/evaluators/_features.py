@@ -17,7 +17,7 @@ import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from cljax.training.evaluators import objective
+from cljax.training import objective
 
 # A request for every training example, in the split's order (the fit
 # measure); an int n asks for the evaluation subset, the first n rows of a

@@ -10,7 +10,7 @@ Fields: ``every``; ``threshold`` in (0, 1] (1.0); ``stop`` (False);
 ``classifier`` (see ``fit_classifier``; "auto"); ``linear_steps`` (1000,
 for ``classifier="linear"``).
 
-P2's configs (``experiments/graf_*.py``) judge "fit" for CE and SupCon by
+P2's configs (``experiments/graf/*.py``) judge "fit" for CE and SupCon by
 one rule, ``classifier="linear"`` (P2's ``retrained_linear`` on each loss's
 objective features): a CE model judged by its own head and SupCon by class
 means would time two different things. The class-mean rule is no common
@@ -25,8 +25,8 @@ import jax
 import numpy as np
 
 from cljax import probes
+from cljax.training import objective
 from cljax.training.evaluators import _features
-from cljax.training.evaluators import objective
 
 CLASSIFIERS = ("auto", "head", "mean", "linear")
 

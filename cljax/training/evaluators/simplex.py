@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from cljax import geometry
-from cljax.training.evaluators import objective
+from cljax.training import objective
 from cljax.training.evaluators import _base
 
 

@@ -4,6 +4,11 @@ Cross-entropy (Graf et al.'s CE, CE on the sphere, CE-fix) trains a bias-free
 linear classifier on the encoder features; the contrastive losses act on the
 head output. The simplex geometry and the class-mean fit classifier are
 measured on these "objective features".
+
+The train step, the run's config checks and the evaluators import this
+module, and ``CROSS_ENTROPY`` is the one definition of the loss name (the
+free-features driver, ``cljax.unconstrained``, reads it here too); it
+imports no other cljax module.
 """
 
 from __future__ import annotations
