@@ -38,14 +38,15 @@ ROWS = {
     "smoke": ("`experiments/default.py:smoke` (12 steps)",
               "python -m cljax.main --config=experiments/default.py:smoke "
               "--workdir={w}"),
-    "graf_tiny": ("`experiments/graf_supcon_vs_ce.py:tiny`",
+    "graf_tiny": ("`experiments/graf/supcon_vs_ce.py:tiny`",
                   "python -m cljax.main "
-                  "--config=experiments/graf_supcon_vs_ce.py:tiny "
+                  "--config=experiments/graf/supcon_vs_ce.py:tiny "
                   "--workdir={w}"),
-    "unconstrained": ("`experiments/unconstrained.py` (free features, 2000 "
-                      "steps)",
+    "unconstrained": ("`experiments/unconstrained/luthra_thm2.py` (free "
+                      "features, 2000 steps)",
                       "python -m cljax.main "
-                      "--config=experiments/unconstrained.py --workdir={w}"),
+                      "--config=experiments/unconstrained/luthra_thm2.py "
+                      "--workdir={w}"),
 }
 TESTS = ("the test command (`pytest -n 2`)",
          "python -m pytest -q -n 2 tests")

@@ -29,7 +29,7 @@ read at backend start and the peak RSS is the case's own):
   alternated in the same process, once per XLA flag variant (``--flags``);
   the gradients of each variant are compared with the default's.
 * ``compile``: lowering and compile time of the train step of the default
-  preset of every ``experiments/*.py`` (batch reduced, data of the real
+  preset of every ``experiments/**/*.py`` (batch reduced, data of the real
   shapes: stock TFDS datasets through ``tfds.testing.mock_data``).
 * ``main``: the README main job (``cljax.main`` on
   ``experiments/default.py``) in one process, its wall time split into
@@ -116,10 +116,9 @@ def _summary(values: list[float]) -> dict:
 
 
 def _experiment(name: str, preset: str = ""):
-  """``get_config(preset)`` of ``experiments/<name>.py``."""
-  sys.path.insert(0, str(REPO))
-  import importlib
-  module = importlib.import_module(f"experiments.{name}")
+  """``get_config(preset)`` of ``experiments/<name>.py`` (loaded by path)."""
+  from cljax._src import config_files
+  module = config_files.load(str(REPO / "experiments" / f"{name}.py"))
   return module.get_config(preset)
 
 
@@ -146,7 +145,7 @@ def _loop_config(model: str, batch: int, log_every: int, steps: int):
 class _Pieces:
   """The loop's own pieces for a config: data, model, optimiser, jitted step.
 
-  Built from the public parts of ``cljax.training.train`` the way
+  Built from the public parts of ``cljax.training.startup`` the way
   ``train_and_evaluate`` builds them (one device).
   """
 
@@ -157,13 +156,15 @@ class _Pieces:
     from jax.sharding import PartitionSpec as P
     from cljax import data as data_lib
     from cljax import models
-    from cljax.training import train
+    from cljax.training import evaluators
+    from cljax.training import optim
+    from cljax.training import startup
     from cljax.training import train_step as train_step_lib
     from cljax.data import _stream
 
     self.jax = jax
     self._to_global = _stream.to_global  # The loop's own transfer.
-    mesh = train.make_mesh(config.get("num_devices", None))
+    mesh = startup.make_mesh(config.get("num_devices", None))
     data_config = config.data
     if data_overrides:
       data_config = config.data.to_dict()
@@ -171,11 +172,11 @@ class _Pieces:
     self.data = data_lib.build(data_config, seed=config.seed,
                                process_index=jax.process_index(),
                                process_count=jax.process_count())
-    config = train.with_classifier(config, self.data.num_classes)
+    config = evaluators.with_classifier(config, self.data.num_classes)
     self.config = config
     model = models.build(config.model)
-    num_steps = train.total_steps(config, self.data)
-    tx, schedule = train.make_optimizer(config.optim, num_steps)
+    num_steps = startup.total_steps(config, self.data)
+    tx, schedule = optim.make_optimizer(config.optim, num_steps)
     init_key, base_key = jax.random.split(jax.random.key(config.seed))
     self.replicated = NamedSharding(mesh, P())
     self.batch_sharding = NamedSharding(mesh, P("data"))
@@ -952,13 +953,15 @@ def _compare_grads(rec: dict, outdir: str) -> None:
 
 
 # Paper-scale presets besides the files' defaults (P1's other datasets).
-EXTRA_COMPILE_PRESETS = (("luthra_cl_vs_nscl", "cifar10"),
-                         ("luthra_cl_vs_nscl", "mini_imagenet"))
+EXTRA_COMPILE_PRESETS = (("luthra/cl_vs_nscl", "cifar10"),
+                         ("luthra/cl_vs_nscl", "mini_imagenet"))
 
 
 def section_compile(args) -> list[dict]:
   out = []
-  names = sorted(p.stem for p in (REPO / "experiments").glob("*.py")
+  # Every config: default.py and each paper's folder (luthra/cl_vs_nscl, ...).
+  names = sorted(p.relative_to(REPO / "experiments").with_suffix("").as_posix()
+                 for p in (REPO / "experiments").rglob("*.py")
                  if p.stem != "__init__")
   cases = [(name, "") for name in names] + list(EXTRA_COMPILE_PRESETS)
   if args.compile_cases:
@@ -1306,8 +1309,8 @@ def render(results: dict, path: str) -> None:
   if sec:
     lines += ["## Compile time of each preset's train step", "",
               _env_line(sec["environment"]), "",
-              "Default preset of every `experiments/*.py` and P1's CIFAR-10 "
-              "and mini-ImageNet presets, batch reduced to "
+              "Default preset of every `experiments/**/*.py` and P1's "
+              "CIFAR-10 and mini-ImageNet presets, batch reduced to "
               f"{sec['args'].get('compile_batch')} (sampler set to shuffle: "
               "host side only), data of the real shapes (stock TFDS "
               "datasets mocked). lower = trace + lower to StableHLO.", "",

@@ -27,7 +27,15 @@ installing nothing; see ``cljax/data/mnist.py``):
 Expected (default): the NSCL loss falls, NC1 of z falls, the NCC, few-shot
 and probe accuracies of h rise (to about 0.9, 0.93 and 0.98), the measured
 gap stays below its bound.
+
+This is also the base of every network config of the papers (Flax examples
+style): ``experiments/<paper>/<config>.py`` loads this file by its path
+(``cljax._src.config_files.sibling``), starts from ``get_config()`` and
+overrides what its paper sets; so the blocks every run reads (model,
+loss, monitor, optimiser, evaluators, checkpoints) are written once, here.
 """
+
+import os
 
 import ml_collections
 
@@ -35,7 +43,33 @@ from cljax import data
 from cljax.training import evaluators
 
 
+PRESETS = ("", "smoke", "mnist")
+# The experiments/ folder: error messages name a config by its path from the
+# repository root, as a user types it after --config=.
+_FOLDER = os.path.dirname(os.path.abspath(__file__))
+
+
+def check_preset(preset: str | None, presets, config_file: str) -> str:
+  """``preset`` ('' for None) if it is one of ``presets``, else ValueError.
+
+  Args:
+    preset: the ``:preset`` of ``--config=file.py:preset`` (None: none).
+    presets: the config's valid presets ('' is its default).
+    config_file: the config's ``__file__`` (named in the error).
+  """
+  preset = preset or ""
+  if preset not in presets:
+    name = os.path.join("experiments", os.path.relpath(
+        os.path.abspath(config_file), _FOLDER))
+    example = next((p for p in presets if p), "")
+    raise ValueError(f"Unknown preset {preset!r} for {name}; use one of "
+                     f"{list(presets)} (e.g. --config={name}:{example}).")
+  return preset
+
+
 def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
+  """The default job; the base of the papers' configs (see above)."""
+  preset = check_preset(preset, PRESETS, __file__)
   config = ml_collections.ConfigDict()
   config.mode = "train"
   config.seed = 0
@@ -116,7 +150,4 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     # jitter is brightness and contrast only.
     config.data.augment.crop_scale = (0.4, 1.0)
     config.data.augment.flip_prob = 0.0
-  elif preset not in (None, ""):
-    raise ValueError(
-        f"Unknown preset {preset!r}; use '', 'smoke' or 'mnist'.")
   return config

@@ -5,7 +5,7 @@ r"""Reading a finished sweep: its index, and means and paired differences.
 each final metric's mean and Student-t 95 % interval over seeds;
 :func:`paired` the per-seed difference between two values of one swept
 field, with its interval. Both refuse runs whose configs differ beyond the
-swept fields. ``cljax.sweep`` re-exports all three.
+swept fields. ``cljax.sweep`` runs sweeps; this module reads them.
 
 >>> import tempfile
 >>> read_sweep(tempfile.mkdtemp())

@@ -4,10 +4,11 @@ Each step is a function of its inputs (the paper's module, the directories),
 so the tests drive them one by one; ``__main__`` only parses the flags.
 
 >>> from cljax.reproduce import _base
->>> sweep = _base.Sweep(name="thm2", config="experiments/unconstrained.py:smoke",
-...                     grid=("num_classes=[3,4]",), seeds=2)
+>>> sweep = _base.Sweep(
+...     name="thm2", config="experiments/unconstrained/luthra_thm2.py:smoke",
+...     grid=("num_classes=[3,4]",), seeds=2)
 >>> print(sweep_command(sweep, "runs/reproduce/unconstrained/tiny/thm2"))
-python -m cljax.sweep --config=experiments/unconstrained.py:smoke \\
+python -m cljax.sweep --config=experiments/unconstrained/luthra_thm2.py:smoke \\
     --sweep_dir=runs/reproduce/unconstrained/tiny/thm2 \\
     '--grid=num_classes=[3,4]' --seeds=2
 """
@@ -17,14 +18,13 @@ from __future__ import annotations
 import ast
 import contextlib
 import importlib
-import importlib.util
 import json
 import os
 import shlex
-import sys
 from typing import Any
 
 from cljax import sweep as sweep_lib
+from cljax._src import config_files
 from cljax.analysis import sweeps
 from cljax.analysis import colab
 from cljax.training import provenance
@@ -126,19 +126,14 @@ def load_config(sweep: _base.Sweep):
   """The locked config of ``sweep.config`` with ``sweep.overrides`` applied.
 
   ``file.py:preset`` calls the file's ``get_config(preset)``, as
-  ``--config`` of ``cljax.main`` does.
+  ``--config`` of ``cljax.main`` does: the file is loaded by its path from
+  the repository root (``cljax._src.config_files``), whatever the working
+  directory, and the configs it extends by paths relative to it.
   """
-  path, colon, preset = sweep.config.partition(":")
-  full = os.path.join(root(), path)
-  if root() not in sys.path:  # Configs import their siblings as experiments.*
-    sys.path.insert(0, root())
-  spec = importlib.util.spec_from_file_location(
-      os.path.splitext(os.path.basename(path))[0], full)
-  if spec is None or not os.path.exists(full):
+  full = os.path.join(root(), sweep.config.partition(":")[0])
+  if not os.path.isfile(full):
     raise ValueError(f"sweep {sweep.name!r}: config file {full} not found.")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config(preset) if colon else module.get_config()
+  config = config_files.get_config(os.path.join(root(), sweep.config))
   config.lock()
   for flag in sweep.overrides:
     sweep_lib.set_field(config, *_field_value(flag))

@@ -34,8 +34,8 @@ NOT_JUDGED = "not judged at tiny scale"
 
 
 def cell(interval: dict | None, spec: str = ".3g") -> str:
-  """'mean [low, high]' of an interval dict; '—' for None."""
-  if interval is None:
+  """'mean [low, high]' of an interval dict; '—' for None or {}."""
+  if not interval:
     return "—"
   if interval.get("n", 0) < 2 or "low" not in interval:
     return f"{interval['mean']:{spec}} (1 seed)"
@@ -229,6 +229,23 @@ def all_of(verdicts: list[str]) -> str:
     return "no"
   return "yes" if verdicts and all(v == "yes" for v in verdicts) else (
       "undecided")
+
+
+def combine_rows(verdicts: list[str]) -> str:
+  """One verdict from rows that are each judged against their own null.
+
+  :data:`NO_NULL` when no row had its null measured; else :func:`combine`
+  of the rows' verdicts, where a row without its null (or with any other
+  qualified verdict, 'undecided: ...') counts as 'undecided'.
+
+  >>> combine_rows([NO_NULL, NO_NULL]), combine_rows(["yes", NO_NULL])
+  ('undecided: no null', 'partly')
+  >>> combine_rows(["no", "undecided: the null passes too"])
+  'no'
+  """
+  if verdicts and all(v == NO_NULL for v in verdicts):
+    return NO_NULL
+  return combine([v.split(":")[0] for v in verdicts])
 
 
 def against_null(verdict: str, null_verdict: str | None) -> str:

@@ -3,8 +3,8 @@
 >>> import contextlib, io
 >>> with contextlib.redirect_stdout(io.StringIO()) as printed:
 ...   _ = reproduce("unconstrained", scale="tiny", print_only=True)
->>> printed.getvalue().splitlines()[0]
-'python -m cljax.sweep --config=experiments/unconstrained.py:smoke \\\\'
+>>> print(printed.getvalue().splitlines()[0])
+python -m cljax.sweep --config=experiments/unconstrained/luthra_thm2.py:smoke \\
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Jiang, Nguyen, Aeron, Ishwar 2024 (hard negatives; NC vs DC), over seeds.
 
 The beta x negatives x normalisation sweep of ``experiments/
-jiang_hardness.py`` on the Gaussian mixture and, at cpu scale, the same on
+jiang/hardness.py`` on the Gaussian mixture and, at cpu scale, the same on
 real images (preset ``cpu_digits``: scikit-learn's 8x8 digits; preset
 ``cpu_mnist``: MNIST with a small ConvNet, ball and no normalisation), and
 the mixture again trained with the paper's sampled estimator (256 negatives
@@ -80,39 +80,39 @@ def sweeps(scale: str) -> list[_base.Sweep]:
   """
   if scale == "tiny":
     return [
-        _base.Sweep("beta", "experiments/jiang_hardness.py:tiny",
+        _base.Sweep("beta", "experiments/jiang/hardness.py:tiny",
                     grid=("loss.kwargs.beta=[0.0,5.0]",), seeds=2),
-        _base.Sweep("digits", "experiments/jiang_hardness.py:cpu_digits",
+        _base.Sweep("digits", "experiments/jiang/hardness.py:cpu_digits",
                     seeds=2, overrides=(
                         "epochs=1.0", "eval_every=7", "checkpoint.every=7",
                         "evals.geometry.num_train=256",
                         "evals.fewshot.episodes=2")),
-        _base.Sweep("sampled", "experiments/jiang_hardness.py:tiny",
+        _base.Sweep("sampled", "experiments/jiang/hardness.py:tiny",
                     grid=("loss.kwargs.beta=[0.0,5.0]",), seeds=2,
                     overrides=("loss.kwargs.estimator=sampled",)),
-        _base.Sweep("mnist", "experiments/jiang_hardness.py:tiny_mnist",
+        _base.Sweep("mnist", "experiments/jiang/hardness.py:tiny_mnist",
                     seeds=2),
     ]
   preset = ":cpu" if scale == "cpu" else ""
   out = [_base.Sweep(
-      "beta", f"experiments/jiang_hardness.py{preset}",
+      "beta", f"experiments/jiang/hardness.py{preset}",
       grid=('loss.kwargs.negatives=["different_class","all"]',
             f"loss.kwargs.beta={_BETAS[scale]}",
             'loss.kwargs.normalize=["ball","sphere","none"]'), seeds=5)]
   if scale == "cpu":
     out += [
         _base.Sweep(
-            "digits", "experiments/jiang_hardness.py:cpu_digits",
+            "digits", "experiments/jiang/hardness.py:cpu_digits",
             grid=('loss.kwargs.negatives=["different_class","all"]',
                   "loss.kwargs.beta=[0,5,30]"), seeds=5),
         _base.Sweep(
-            "sampled", "experiments/jiang_hardness.py:cpu",
+            "sampled", "experiments/jiang/hardness.py:cpu",
             grid=('loss.kwargs.negatives=["different_class","all"]',
                   "loss.kwargs.beta=[0,5,30]"), seeds=5,
             overrides=("loss.kwargs.estimator=sampled",
                        "loss.kwargs.num_negatives=256")),
         _base.Sweep(
-            "mnist", "experiments/jiang_hardness.py:cpu_mnist",
+            "mnist", "experiments/jiang/hardness.py:cpu_mnist",
             grid=("loss.kwargs.beta=[0,30]",
                   'loss.kwargs.normalize=["ball","none"]'), seeds=3,
             overrides=("steps=400",)),

@@ -1,6 +1,6 @@
 """The three papers on free ("unconstrained") features, over seeds.
 
-Sweeps of ``experiments/unconstrained*.py`` (the embeddings are the
+Sweeps of ``experiments/unconstrained/*.py`` (the embeddings are the
 parameters, so the runs are the theorems' setting): P1 Theorem 2 (NSCL
 minimisers at the closed form), P2's SupCon over all multisets and CE with a
 free classifier (at the simplex), P2's single-batch minimisers (below the
@@ -77,17 +77,18 @@ def sweeps(scale: str) -> list[_base.Sweep]:
              'loss.kwargs.normalize=["sphere","ball","none"]',
              "loss.kwargs.beta=[0.0,2.0,5.0,10.0,30.0]")  # JIANG_COST
   return [
-      _base.Sweep("luthra_thm2", f"experiments/unconstrained.py{preset}",
+      _base.Sweep("luthra_thm2",
+                  f"experiments/unconstrained/luthra_thm2.py{preset}",
                   grid=luthra, seeds=seeds),
       _base.Sweep("graf_multisets",
-                  f"experiments/unconstrained_graf_multisets.py{preset}",
+                  f"experiments/unconstrained/graf_multisets.py{preset}",
                   seeds=seeds),
-      _base.Sweep("graf_ce", f"experiments/unconstrained_graf_ce.py{preset}",
+      _base.Sweep("graf_ce", f"experiments/unconstrained/graf_ce.py{preset}",
                   seeds=seeds),
       _base.Sweep("graf_batches",
-                  f"experiments/unconstrained_graf_batch.py{preset}",
+                  f"experiments/unconstrained/graf_batch.py{preset}",
                   grid=counts, seeds=seeds),
-      _base.Sweep("jiang_beta", f"experiments/unconstrained_jiang.py{preset}",
+      _base.Sweep("jiang_beta", f"experiments/unconstrained/jiang.py{preset}",
                   grid=jiang, seeds=seeds),
   ]
 

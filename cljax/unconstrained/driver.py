@@ -27,6 +27,7 @@ from cljax.training import checkpoint
 from cljax.analysis import checkpoints
 from cljax import losses
 from cljax.training import metric_writer
+from cljax.training.objective import CROSS_ENTROPY
 from cljax.training import run_identity
 # The problem and the geometry of its solutions, re-exported (the experiment
 # configs, colabs and tests use them as ``unconstrained.<name>``).
@@ -34,7 +35,6 @@ from cljax.analysis import sweeps
 from cljax.training import provenance
 from cljax.unconstrained.geometry import features_of
 from cljax.unconstrained.geometry import geometry_metrics
-from cljax.unconstrained.problem import CROSS_ENTROPY
 from cljax.unconstrained.problem import _init_params
 from cljax.unconstrained.problem import _loss_arg
 from cljax.unconstrained.problem import _normalize_mode
@@ -49,7 +49,7 @@ from cljax.unconstrained.problem import make_objective
 def default_config() -> ml_collections.ConfigDict:
   """Every field ``run`` reads, with P1 Theorem 2's NSCL set-up as values.
 
-  The experiment configs (``experiments/unconstrained*.py``) start from this,
+  The experiment configs (``experiments/unconstrained/*.py``) start from this,
   so every field exists and can be overridden from the command line or a
   ``cljax.sweep`` grid.
   """
@@ -331,7 +331,7 @@ def load(workdir: str) -> Result:
     raise FileNotFoundError(
         f"{summary_path} and a checkpoint (or features.npz) not found: is "
         f"{workdir!r} the work dir of a finished `python -m cljax.main "
-        f"--config=experiments/unconstrained*.py` run?")
+        f"--config=experiments/unconstrained/*.py` run?")
   config = checkpoints.read_config(workdir)
   if checkpoints.saved_steps(workdir):
     shapes = jax.eval_shape(

@@ -10,7 +10,7 @@ from tests import notebooks
 import pytest
 
 from cljax import sweep
-from experiments import graf_noisy_labels
+from experiments.graf import noisy_labels as graf_noisy_labels
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +20,7 @@ def sweep_dir(tmp_path_factory):
   grid = [("loss.name", ["supcon", "cross_entropy"]),
           ("data.label_noise", [0.0, 0.3])]
   sweep.run_sweep(config, grid, path,
-                  config_arg="experiments/graf_noisy_labels.py:tiny",
+                  config_arg="experiments/graf/noisy_labels.py:tiny",
                   verbose=False)
   return path
 

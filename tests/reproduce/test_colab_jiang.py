@@ -1,4 +1,4 @@
-"""colabs/jiang.ipynb executes on a tiny sweep of experiments/jiang_hardness.py.
+"""colabs/jiang.ipynb executes on a tiny sweep of experiments/jiang/hardness.py.
 
 The sweep (SCL at beta = 0 and HUCL at beta = 5 on 4 classes, 8 steps each) is
 made here;
@@ -15,7 +15,7 @@ import pytest
 from cljax.analysis import checkpoints
 from cljax import sweep
 from cljax.data import load_split
-from experiments import jiang_hardness
+from experiments.jiang import hardness as jiang_hardness
 
 
 @pytest.fixture(scope="module")

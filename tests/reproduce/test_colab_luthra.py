@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from cljax import sweep
-from experiments import luthra_cl_vs_nscl
+from experiments.luthra import cl_vs_nscl as luthra_cl_vs_nscl
 
 
 @pytest.fixture(scope="module")

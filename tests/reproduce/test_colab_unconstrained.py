@@ -16,11 +16,11 @@ from scipy import stats as scipy_stats
 from cljax.analysis import checkpoints
 from cljax import sweep
 from cljax import unconstrained
-from experiments import unconstrained as luthra
-from experiments import unconstrained_graf_batch as graf_batch
-from experiments import unconstrained_graf_ce as graf_ce
-from experiments import unconstrained_graf_multisets as graf_multisets
-from experiments import unconstrained_jiang as jiang
+from experiments.unconstrained import luthra_thm2 as luthra
+from experiments.unconstrained import graf_batch
+from experiments.unconstrained import graf_ce
+from experiments.unconstrained import graf_multisets
+from experiments.unconstrained import jiang
 
 
 @pytest.fixture(scope="module")

@@ -15,8 +15,8 @@ from cljax import models
 from cljax import probes
 from cljax import theory
 from cljax.training import train
-from experiments import graf_noisy_labels
-from experiments import graf_supcon_vs_ce
+from experiments.graf import noisy_labels as graf_noisy_labels
+from experiments.graf import supcon_vs_ce as graf_supcon_vs_ce
 
 
 def _rows(workdir):
@@ -85,7 +85,7 @@ def test_supcon_and_ce_runs_share_encoder_init_and_batches():
     config.loss.name = loss
     config.classifier.update(extra)
     data = data_lib.build(config.data, seed=config.seed)
-    config = train.with_classifier(config, data.num_classes)
+    config = evaluators.with_classifier(config, data.num_classes)
     model = models.build(config.model)
     init_key, _ = jax.random.split(jax.random.key(config.seed))
     x = jnp.zeros((2,) + data.input_shape)

@@ -1,4 +1,4 @@
-"""experiments/jiang_hardness.py: Jiang et al.'s HSCL/HUCL experiment.
+"""experiments/jiang/hardness.py: Jiang et al.'s HSCL/HUCL experiment.
 
 The presets carry the paper's set-up, the sweep grid reaches the loss and
 the monitor, the two identical views the config trains on give exactly the
@@ -20,7 +20,7 @@ from cljax import sweep
 from cljax.training import train
 from cljax.data import gaussian_mixture
 from cljax.data import load_split
-from experiments import jiang_hardness
+from experiments.jiang import hardness as jiang_hardness
 
 
 def _num_classes(data_name: str) -> int:

@@ -1,6 +1,6 @@
 """Luthra et al. configs: paired runs under shared randomness, presets.
 
-The pairing claim of ``experiments/luthra_cl_vs_nscl.py`` is that runs which
+The pairing claim of ``experiments/luthra/cl_vs_nscl.py`` is that runs which
 differ only in ``loss.name`` start from the same parameters and see the same
 batches and augmented views, because ``cljax.training.train`` derives all three from
 ``config.seed`` and ``config.data``. The tests below check it end to end
@@ -24,9 +24,9 @@ from cljax import models
 from cljax.training import run_identity
 from cljax import sweep
 from cljax.training import train
-from experiments import luthra_cl_vs_nscl
-from experiments import luthra_gap_vs_classes
-from experiments import luthra_temperature
+from experiments.luthra import cl_vs_nscl as luthra_cl_vs_nscl
+from experiments.luthra import gap_vs_classes as luthra_gap_vs_classes
+from experiments.luthra import temperature as luthra_temperature
 
 # CI pairs CL with NSCL; the slow test adds SupCon to the same comparison.
 LOSSES = ("dcl", "nscl")

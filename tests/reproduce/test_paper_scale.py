@@ -1,8 +1,8 @@
 """Paper-scale presets, run on the real datasets' shapes (issue 12 item 3).
 
-Every default preset of an ``experiments/*.py`` that trains a network on a
-real dataset runs, on CPU against ``tfds.testing.mock_data`` of that dataset
-(random examples with the real features: CIFAR-10/100 at 32x32x3,
+Every default preset of an ``experiments/<paper>/*.py`` that trains a
+network on a real dataset runs, on CPU against ``tfds.testing.mock_data`` of
+that dataset (random examples with the real features: CIFAR-10/100 at 32x32x3,
 mini-ImageNet at 84x84x3), two training steps, an evaluation, a checkpoint
 and a resume. The preset is used as it is (its ResNet, head, loss, sampler,
 augmentations, optimiser and eval settings) except for these keys:
@@ -29,18 +29,18 @@ import experiments
 from cljax.training import checkpoint
 from cljax.analysis import checkpoints
 from cljax.training import train
-from experiments import luthra_cl_vs_nscl
+from experiments.luthra import cl_vs_nscl as luthra_cl_vs_nscl
 
 # preset module -> (its real dataset, the input shape the run must see).
 PAPER_PRESETS = {
-    "graf_supcon_vs_ce": ("cifar10", (32, 32, 3)),
-    "graf_noisy_labels": ("cifar10", (32, 32, 3)),
-    "jiang_hardness": ("cifar100", (32, 32, 3)),
-    "luthra_cl_vs_nscl": ("cifar100", (32, 32, 3)),
-    "luthra_gap_vs_classes": ("cifar100", (32, 32, 3)),
-    "luthra_temperature": ("cifar100", (32, 32, 3)),
+    "graf.supcon_vs_ce": ("cifar10", (32, 32, 3)),
+    "graf.noisy_labels": ("cifar10", (32, 32, 3)),
+    "jiang.hardness": ("cifar100", (32, 32, 3)),
+    "luthra.cl_vs_nscl": ("cifar100", (32, 32, 3)),
+    "luthra.gap_vs_classes": ("cifar100", (32, 32, 3)),
+    "luthra.temperature": ("cifar100", (32, 32, 3)),
 }
-SMALLEST = "graf_supcon_vs_ce"  # ResNet-18: the default-run variant.
+SMALLEST = "graf.supcon_vs_ce"  # ResNet-18: the default-run variant.
 # Examples per mock split: enough that the preset's few-shot evaluation
 # (5 ways x 5 shots + queries) finds 5 classes with 6 examples among labels
 # drawn uniformly over 10 or 100 classes; no more, since every one goes
@@ -96,13 +96,18 @@ def _two_steps_eval_checkpoint_resume(config, tmp_path, capsys, *,
 
 
 def test_every_network_preset_is_covered():
-  """A new experiments/*.py training a network on a stock dataset joins here."""
+  """A new experiments config training a network on a stock dataset joins
+  here (every module of the experiments package and its paper folders)."""
   covered = {}
-  for info in pkgutil.iter_modules(experiments.__path__):
-    config = _preset(info.name)
+  for info in pkgutil.walk_packages(experiments.__path__,
+                                    prefix="experiments."):
+    if info.ispkg:
+      continue
+    name = info.name.removeprefix("experiments.")
+    config = _preset(name)
     if ("model" in config and "data" in config
         and not config.data.name.startswith("cljax_")):
-      covered[info.name] = config.data.name
+      covered[name] = config.data.name
   assert covered == {m: d for m, (d, _) in PAPER_PRESETS.items()}
 
 

@@ -357,7 +357,7 @@ def test_claims_table_judges_at_the_scale_the_json_records(tmp_path):
 
 
 def test_run_sweeps_keeps_the_runs_output_off_the_console(tmp_path, capsys):
-  sweep = _base.Sweep("graf_ce", "experiments/unconstrained_graf_ce.py:smoke")
+  sweep = _base.Sweep("graf_ce", "experiments/unconstrained/graf_ce.py:smoke")
   directory = str(tmp_path / "graf_ce")
   _driver.run_sweeps({"graf_ce": (sweep, directory)})
   printed = capsys.readouterr().out

@@ -19,16 +19,16 @@ from cljax import sweep as sweep_lib
 from cljax.reproduce import _base
 from cljax.reproduce import _driver
 from cljax.reproduce import luthra
-from experiments import luthra_cl_vs_nscl
-from experiments import luthra_gap_vs_classes
-from experiments import luthra_temperature
+from experiments.luthra import cl_vs_nscl as luthra_cl_vs_nscl
+from experiments.luthra import gap_vs_classes as luthra_gap_vs_classes
+from experiments.luthra import temperature as luthra_temperature
 
 # One worker runs the module: its tiny reproduction is a module fixture.
 pytestmark = pytest.mark.xdist_group("reproduce_luthra")
 
-_MODULES = {"luthra_cl_vs_nscl": luthra_cl_vs_nscl,
-            "luthra_gap_vs_classes": luthra_gap_vs_classes,
-            "luthra_temperature": luthra_temperature}
+_MODULES = {"cl_vs_nscl": luthra_cl_vs_nscl,
+            "gap_vs_classes": luthra_gap_vs_classes,
+            "temperature": luthra_temperature}
 
 
 def _config(s: _base.Sweep):
@@ -193,7 +193,7 @@ def test_tiny_colab_summary_renders_and_is_judged(driven):
       "yes", "no", "partly", "undecided") for c in claims), [
           c.holds for c in claims]
   text = (driven / "luthra.md").read_text()
-  assert "python -m cljax.sweep --config=experiments/luthra_cl_vs_nscl.py" \
+  assert "python -m cljax.sweep --config=experiments/luthra/cl_vs_nscl.py" \
       in text
   assert "(figures/luthra_d_umap.png)" in text
   # Every number of the markdown is read from the summary: here, the mean

@@ -14,10 +14,11 @@ from cljax.analysis import checkpoints
 from cljax import data as data_lib
 from cljax.training import evaluators
 from cljax import geometry
+from cljax.training import startup
 from cljax.training import train
 from cljax.training.evaluators import _features
 from experiments import default
-from experiments import graf_noisy_labels
+from experiments.graf import noisy_labels as graf_noisy_labels
 from tests import naive_losses as naive
 
 
@@ -286,12 +287,12 @@ def test_label_evaluators_on_a_dataset_without_labels_list_the_valid_ones():
                      r"\(config.evals.\1\) needs labels.*valid names "
                      r"without labels: \['spectrum'\]"):
     evaluators.build(config, data=unlabeled, model=None, workdir="",
-                     mesh=train.make_mesh(1))
+                     mesh=startup.make_mesh(1))
   # The label-free evaluator alone is accepted.
   config.evals = ml_collections.ConfigDict(
       {"spectrum": {"type": "spectrum", "every": 0}})
   runner = evaluators.build(config, data=unlabeled, model=None, workdir="",
-                            mesh=train.make_mesh(1))
+                            mesh=startup.make_mesh(1))
   assert runner.names == ["spectrum"]
   assert runner.run(10, None, last=True).metrics == {}
 

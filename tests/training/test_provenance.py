@@ -15,7 +15,7 @@ import subprocess
 import pytest
 
 from cljax.training import provenance
-from cljax.training import train
+from cljax.training import startup
 from cljax import unconstrained as unconstrained_lib
 from cljax.reproduce import __main__ as cli
 from cljax.reproduce import _driver
@@ -23,7 +23,7 @@ from cljax.reproduce import _render
 from cljax.reproduce import _run
 from cljax.reproduce import unconstrained
 from experiments import default
-from experiments import unconstrained as unconstrained_config
+from experiments.unconstrained import luthra_thm2 as unconstrained_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OTHER_CODE = "0" * 64
@@ -109,6 +109,7 @@ def test_dirty_means_edited_code_not_a_reproductions_results(tmp_path):
   (root / "experiments" / "results").mkdir(parents=True)
   (root / "cljax" / "losses" / "a.py").write_text("X = 1\n")
   (root / "experiments" / "results" / "p.json").write_text("{}\n")
+  (root / "experiments" / "RESULTS.md").write_text("table\n")
 
   def git(*args):
     subprocess.run(["git", "-C", str(root), "-c", "user.name=t", "-c",
@@ -122,6 +123,7 @@ def test_dirty_means_edited_code_not_a_reproductions_results(tmp_path):
   assert len(commit) == 40 and dirty is False
   # A reproduction rewrote its committed results: still the same code.
   (root / "experiments" / "results" / "p.json").write_text('{"a": 1}\n')
+  (root / "experiments" / "RESULTS.md").write_text("new table\n")
   assert provenance.git_state(package) == (commit, False)
   # An untracked file is not code of this commit either.
   (root / "notes.txt").write_text("x\n")
@@ -147,8 +149,7 @@ def test_both_train_loops_record_provenance(tmp_path):
   # The train loop's hook (where it writes config.json at each start; a
   # whole run would cost a compilation), and a short free-feature run.
   os.makedirs(tmp_path / "train")
-  write_config = train._write_config  # pylint: disable=protected-access
-  write_config(str(tmp_path / "train"), default.get_config("smoke"))
+  startup.write_config(str(tmp_path / "train"), default.get_config("smoke"))
   config = unconstrained_config.get_config("smoke")
   config.steps = 3
   unconstrained_lib.run(config, str(tmp_path / "free"), verbose=False)

@@ -15,11 +15,11 @@ from cljax import sweep
 from cljax import theory
 from cljax import unconstrained
 from cljax.unconstrained import problem
-from experiments import unconstrained as luthra
-from experiments import unconstrained_graf_batch as graf_batch
-from experiments import unconstrained_graf_ce as graf_ce
-from experiments import unconstrained_graf_multisets as graf_multisets
-from experiments import unconstrained_jiang as jiang
+from experiments.unconstrained import luthra_thm2 as luthra
+from experiments.unconstrained import graf_batch
+from experiments.unconstrained import graf_ce
+from experiments.unconstrained import graf_multisets
+from experiments.unconstrained import jiang
 
 
 # ----------------------------------------------------------------------------
@@ -245,7 +245,7 @@ def _main(*args, cwd):
 
 def test_main_command_smoke_preset_and_override(tmp_path):
   root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-  out = _main("--config=experiments/unconstrained.py:smoke",
+  out = _main("--config=experiments/unconstrained/luthra_thm2.py:smoke",
               f"--workdir={tmp_path}", "--config.loss.kwargs.temperature=0.2",
               cwd=root)
   assert out.returncode == 0, out.stderr
@@ -253,7 +253,7 @@ def test_main_command_smoke_preset_and_override(tmp_path):
   assert summary["closed_form_minimum"] == pytest.approx(
       theory.nscl_at_etf(4, 3, 2, temperature=0.2))
   assert unconstrained.load(str(tmp_path)).config.loss.kwargs.temperature == 0.2
-  bad = _main("--config=experiments/unconstrained.py:smoke",
+  bad = _main("--config=experiments/unconstrained/luthra_thm2.py:smoke",
               f"--workdir={tmp_path}", "--config.loss.temprature=0.2",
               cwd=root)
   assert bad.returncode != 0

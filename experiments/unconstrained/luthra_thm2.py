@@ -6,14 +6,14 @@ sphere) show augmentation collapse, within-class collapse and class means on
 a simplex ETF, with the minimum value log(K(N - n)) - C / ((C - 1) tau)
 (``cljax.theory.nscl_at_etf``). Here the N x K embeddings are the parameters.
 
-  python -m cljax.main --config=experiments/unconstrained.py \
+  python -m cljax.main --config=experiments/unconstrained/luthra_thm2.py \
       --workdir=runs/nscl_free
-  python -m cljax.main --config=experiments/unconstrained.py:smoke \
+  python -m cljax.main --config=experiments/unconstrained/luthra_thm2.py:smoke \
       --workdir=/tmp/s
 
 Over several (C, n, K, tau, dim >= C - 1), one work dir per point:
 
-  python -m cljax.sweep --config=experiments/unconstrained.py \
+  python -m cljax.sweep --config=experiments/unconstrained/luthra_thm2.py \
       --sweep_dir=runs/unconstrained/luthra_thm2 \
       --grid='num_classes=[3,10]' --grid='samples_per_class=[2,8]' \
       --grid='num_views=[2,4]' --grid='loss.kwargs.temperature=[0.2,1.0]' \
@@ -33,15 +33,18 @@ unconstrained``).
 import ml_collections
 
 from cljax import unconstrained
+from cljax._src import config_files
+
+default = config_files.sibling(__file__, "../default.py")
+PRESETS = ("", "smoke")
 
 
 def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
+  preset = default.check_preset(preset, PRESETS, __file__)
   config = unconstrained.default_config()
   if preset == "smoke":
     config.num_classes = 4
     config.samples_per_class = 3
     config.steps = 100
     config.log_every = 50
-  elif preset not in (None, ""):
-    raise ValueError(f"Unknown preset {preset!r}; use '' or 'smoke'.")
   return config

@@ -3,20 +3,20 @@ r"""Luthra et al. 2025: the CL-NSCL gap against the temperature tau.
 The bound of Theorem 1, log(1 + e^{2/tau} / (C - 1)), grows like 2/tau as
 tau falls, so the approximation of NSCL by CL is a statement about moderate
 temperatures. This config trains the CL (DCL) model of
-``luthra_cl_vs_nscl.py`` at one temperature and monitors every loss, the gap
+``cl_vs_nscl.py`` at one temperature and monitors every loss, the gap
 and its bound at that same temperature; sweep the two fields together with
 ``--zip`` (one axis, not a product):
 
 Paper scale (CIFAR-100, GPU/TPU):
 
-  python -m cljax.sweep --config=experiments/luthra_temperature.py \
+  python -m cljax.sweep --config=experiments/luthra/temperature.py \
       --sweep_dir=runs/luthra/temperature_cifar100 \
       --zip='loss.kwargs.temperature=[0.1,0.2,0.5,1.0]' \
       --zip='monitor.temperature=[0.1,0.2,0.5,1.0]'
 
 CPU scale (10-class embedded images, about a minute per tau):
 
-  python -m cljax.sweep --config=experiments/luthra_temperature.py:cpu \
+  python -m cljax.sweep --config=experiments/luthra/temperature.py:cpu \
       --sweep_dir=runs/luthra/temperature \
       --zip='loss.kwargs.temperature=[0.1,0.2,0.5,1.0]' \
       --zip='monitor.temperature=[0.1,0.2,0.5,1.0]'
@@ -32,27 +32,21 @@ experiments/results/luthra.md (``python -m cljax.reproduce luthra``).
 
 import ml_collections
 
-from experiments import luthra_cl_vs_nscl
+from cljax._src import config_files
+
+cl_vs_nscl = config_files.sibling(__file__, "cl_vs_nscl.py")
 
 PRESETS = ("", "cpu", "tiny")
 
 
 def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
   """The per-tau CL run; zip the two temperatures. ``preset`` in PRESETS."""
-  preset = preset or ""
-  if preset not in PRESETS:
-    raise ValueError(f"Unknown preset {preset!r}; use one of {PRESETS} "
-                     f"(e.g. --config=experiments/luthra_temperature.py:cpu).")
-  config = luthra_cl_vs_nscl.get_config(preset)
+  preset = cl_vs_nscl.default.check_preset(preset, PRESETS, __file__)
+  config = cl_vs_nscl.get_config(preset)
   config.loss.name = "dcl"
   config.monitor.temperature = config.loss.kwargs.temperature
   if preset != "":
     config.evals.linear_probe.every = 0
   if preset == "cpu":
-    config.steps = 300
-    config.eval_every = 300
-    config.checkpoint.every = 300
-    config.checkpoint.keep = 1
-    config.evals.dataset_gap.final_only = True
-    config.evals.dataset_gap.every = None
+    cl_vs_nscl.final_only(config, steps=300)
   return config

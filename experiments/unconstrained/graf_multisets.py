@@ -9,10 +9,10 @@ equilateral triangle on the circle). The 6 points are free parameters,
 optimised by projected gradient descent (a gradient step, then back onto the
 circle).
 
-  python -m cljax.main --config=experiments/unconstrained_graf_multisets.py \
+  python -m cljax.main --config=experiments/unconstrained/graf_multisets.py \
       --workdir=runs/unconstrained/graf_multisets
   python -m cljax.main \
-      --config=experiments/unconstrained_graf_multisets.py:smoke \
+      --config=experiments/unconstrained/graf_multisets.py:smoke \
       --workdir=/tmp/s
 
 Temperature. P2 trains with tau = 0.1, where the loss barely depends on the
@@ -31,20 +31,20 @@ apart (ETF distance ~0).
 import ml_collections
 
 from cljax import unconstrained
+from cljax._src import config_files
+
+default = config_files.sibling(__file__, "../default.py")
+graf_ce = config_files.sibling(__file__, "graf_ce.py")
+PRESETS = ("", "smoke")
 
 
 def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
+  preset = default.check_preset(preset, PRESETS, __file__)
   config = unconstrained.default_config()
-  config.num_classes = 3
+  graf_ce.p2_toy(config, learning_rate=3e-4)
   config.samples_per_class = 2
-  config.num_views = 1
-  config.dim = 2
   config.objective = "all_multisets"
   config.batch_size = 9
-  config.optimizer = "sgd"
-  config.momentum = 0.5
-  config.learning_rate = 3e-4
-  config.project = True
   config.steps = 500
   config.log_every = 50
   config.loss.name = "supcon"
@@ -53,6 +53,4 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
   if preset == "smoke":
     config.steps = 50
     config.log_every = 25
-  elif preset not in (None, ""):
-    raise ValueError(f"Unknown preset {preset!r}; use '' or 'smoke'.")
   return config

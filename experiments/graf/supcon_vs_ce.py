@@ -23,7 +23,7 @@ batch 256 i.i.d. with replacement, random crop + flip, SGD lr 0.1 momentum
 (1 - t/T)^5; use --config.data.name=cifar100 for CIFAR-100; needs a GPU and
 ``tfds build cifar10 --file_format=array_record`` once):
 
-  python -m cljax.main --config=experiments/graf_supcon_vs_ce.py \
+  python -m cljax.main --config=experiments/graf/supcon_vs_ce.py \
       --workdir=runs/graf_cifar10_supcon
 
 CPU scale (preset 'cpu': the embedded Gaussian-mixture images
@@ -33,14 +33,14 @@ crop + flip, the paper's SGD and poly-5 schedule over 1000 iterations with
 the gradient's global norm clipped at 5 (unclipped, CE can diverge); one
 to five minutes per model on 2 shared CPU cores):
 
-  python -m cljax.main --config=experiments/graf_supcon_vs_ce.py:cpu \
+  python -m cljax.main --config=experiments/graf/supcon_vs_ce.py:cpu \
       --workdir=runs/graf/supcon
-  python -m cljax.main --config=experiments/graf_supcon_vs_ce.py:cpu \
+  python -m cljax.main --config=experiments/graf/supcon_vs_ce.py:cpu \
       --workdir=runs/graf/ce --config.loss.name=cross_entropy
-  python -m cljax.main --config=experiments/graf_supcon_vs_ce.py:cpu \
+  python -m cljax.main --config=experiments/graf/supcon_vs_ce.py:cpu \
       --workdir=runs/graf/ce_sphere --config.loss.name=cross_entropy \
       --config.classifier.normalize=True
-  python -m cljax.main --config=experiments/graf_supcon_vs_ce.py:cpu \
+  python -m cljax.main --config=experiments/graf/supcon_vs_ce.py:cpu \
       --workdir=runs/graf/ce_fix --config.loss.name=cross_entropy \
       --config.classifier.fixed=simplex
 
@@ -68,8 +68,11 @@ means near 1 - arccos(-1/9)/pi = 0.4645), CE's to spread wider. Preset
 
 import ml_collections
 
-from cljax import data
+from cljax._src import config_files
 from cljax.training import evaluators
+
+default = config_files.sibling(__file__, "../default.py")
+PRESETS = ("", "cpu", "mnist", "tiny")
 
 # 10 classes of 50 (train) and 20 (test) 32-d Gaussian vectors: CI in seconds.
 TINY_DATA = ("cljax_gaussian_mixture/"
@@ -79,40 +82,27 @@ TINY_DATA = ("cljax_gaussian_mixture/"
 def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
   """Presets: '' (paper scale), 'cpu' (minutes), 'mnist' (a small ConvNet
   on MNIST, minutes), 'tiny' (seconds, CI)."""
-  if preset not in (None, "", "cpu", "mnist", "tiny"):
-    raise ValueError(
-        f"Unknown preset {preset!r}; use '' (paper scale), 'cpu', 'mnist' "
-        f"or 'tiny'.")
-  config = ml_collections.ConfigDict()
-  config.mode = "train"
-  config.seed = 0
-  config.num_devices = ml_collections.config_dict.placeholder(int)
+  preset = default.check_preset(preset, PRESETS, __file__)
+  # The default job's blocks (default.py) with P2's recipe.
+  config = default.get_config()
   config.steps = 100_000
-  config.epochs = ml_collections.config_dict.placeholder(float)
   config.log_every = 100
   config.eval_every = 10_000
 
-  config.data = data.default_config()
   config.data.name = "cifar10"
   config.data.batch_size = 256
   config.data.sampler = "iid"   # P2: batches drawn i.i.d. with replacement.
   config.data.num_views = 1     # One augmented view per sample, no pairs.
   config.data.augment.mode = "crop_flip"
 
-  config.model = ml_collections.ConfigDict({
-      "encoder": "resnet18",
-      "encoder_kwargs": {"stem": "cifar"},
-      "head": "none",
-      "head_kwargs": {},
-      "dtype": "float32",
-      "bn_axis_name": ml_collections.config_dict.placeholder(str),
-  })
-  config.loss = ml_collections.ConfigDict({
-      "name": "supcon",
-      # P2's training reduction: divide by the batch size, positive-less
-      # anchors (possible in i.i.d. batches) included.
-      "kwargs": {"temperature": 0.1, "reduction": "batch"},
-  })
+  config.model.encoder = "resnet18"
+  config.model.encoder_kwargs = {"stem": "cifar"}
+  config.model.head = "none"
+  config.model.head_kwargs = {}
+  config.loss.name = "supcon"
+  # P2's training reduction: divide by the batch size, positive-less anchors
+  # (possible in i.i.d. batches) included.
+  config.loss.kwargs = {"temperature": 0.1, "reduction": "batch"}
   # The cross-entropy variant (used when loss.name == "cross_entropy").
   config.classifier = ml_collections.ConfigDict({
       "normalize": False,   # True: CE on the sphere.
@@ -121,21 +111,14 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
       "rotation_seed": 0,
   })
   # SupCon of the features at P2's tau, tracked by every model.
-  config.monitor = ml_collections.ConfigDict({
-      "temperature": 0.1,
-      "beta": ml_collections.config_dict.placeholder(float),
-      "normalize": "sphere",
-  })
-  config.optim = ml_collections.ConfigDict({
-      "name": "sgd",
-      "learning_rate": 0.1,
-      "warmup_steps": 0,
-      "schedule": "poly",
-      "power": 5.0,
-      "weight_decay": 1e-4,
-      "momentum": 0.9,
-      "clip_norm": 0.0,
-  })
+  config.monitor.temperature = 0.1
+  # P2's SGD with the poly-5 schedule (1 - t/T)^5.
+  config.optim.name = "sgd"
+  config.optim.learning_rate = 0.1
+  config.optim.warmup_steps = 0
+  config.optim.schedule = "poly"
+  config.optim.power = 5.0
+  config.optim.weight_decay = 1e-4
   config.evals = evaluators.standard(
       num_train=10_000, shots=5, ways=5, episodes=100, linear_probe_steps=0)
   # P2's iterations to fit: train accuracy under the (noisy) labels.
@@ -150,8 +133,9 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
       "classifier": "linear",
       "linear_steps": 1000,
   })
-  config.checkpoint = ml_collections.ConfigDict({"every": 10_000, "keep": 2})
-  if preset in (None, ""):
+  config.checkpoint.every = 10_000
+  config.checkpoint.keep = 2
+  if preset == "":
     return config
 
   config.data.name = "cljax_gaussian_mixture/images_c10"

@@ -7,11 +7,11 @@ and the batch's SupCon loss (L_out, per-anchor sum) is minimised by
 projected gradient descent, for each of the 12 label configurations of a
 9-point batch (the partitions of 9 into at most 3 parts):
 
-  python -m cljax.sweep --config=experiments/unconstrained_graf_batch.py \
+  python -m cljax.sweep --config=experiments/unconstrained/graf_batch.py \
       --sweep_dir=runs/unconstrained/graf_batches --grid='class_counts=[
       (9,0,0),(8,1,0),(7,2,0),(6,3,0),(5,4,0),(7,1,1),(6,2,1),(5,3,1),
       (5,2,2),(4,4,1),(4,3,2),(3,3,3)]'
-  python -m cljax.main --config=experiments/unconstrained_graf_batch.py:smoke \
+  python -m cljax.main --config=experiments/unconstrained/graf_batch.py:smoke \
       --workdir=/tmp/s
 
 Presets: '' (counts (7, 1, 1), 600 steps, a few seconds), 'smoke' (60 steps).
@@ -24,6 +24,11 @@ of -1/2).
 import ml_collections
 
 from cljax import unconstrained
+from cljax._src import config_files
+
+default = config_files.sibling(__file__, "../default.py")
+graf_ce = config_files.sibling(__file__, "graf_ce.py")
+PRESETS = ("", "smoke")
 
 # The 12 label configurations of a 9-point batch with 3 classes.
 LABEL_CONFIGURATIONS = (
@@ -32,15 +37,10 @@ LABEL_CONFIGURATIONS = (
 
 
 def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
+  preset = default.check_preset(preset, PRESETS, __file__)
   config = unconstrained.default_config()
-  config.num_classes = 3
+  graf_ce.p2_toy(config, learning_rate=0.02)
   config.class_counts = (7, 1, 1)
-  config.num_views = 1
-  config.dim = 2
-  config.optimizer = "sgd"
-  config.momentum = 0.5
-  config.learning_rate = 0.02
-  config.project = True
   config.steps = 600
   config.log_every = 100
   config.loss.name = "supcon"
@@ -49,6 +49,4 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
   if preset == "smoke":
     config.steps = 60
     config.log_every = 30
-  elif preset not in (None, ""):
-    raise ValueError(f"Unknown preset {preset!r}; use '' or 'smoke'.")
   return config

@@ -19,21 +19,21 @@ same checkpoints feed the few-shot analysis (figures e, f) of
 
 Paper scale (GPU/TPU; CIFAR-100 prepared as TFDS array_record):
 
-  python -m cljax.sweep --config=experiments/luthra_cl_vs_nscl.py \
+  python -m cljax.sweep --config=experiments/luthra/cl_vs_nscl.py \
       --sweep_dir=runs/luthra/cl_vs_nscl_cifar100 \
       --grid='loss.name=["dcl","nscl","supcon"]'
 
 mini-ImageNet, P1's third dataset (build ``mini_imagenet`` from the local
 files once: ``cljax/data/mini_imagenet.py`` says where they go):
 
-  python -m cljax.sweep --config=experiments/luthra_cl_vs_nscl.py:mini_imagenet \
+  python -m cljax.sweep --config=experiments/luthra/cl_vs_nscl.py:mini_imagenet \
       --sweep_dir=runs/luthra/cl_vs_nscl_mini_imagenet \
       --grid='loss.name=["dcl","nscl","supcon"]'
 
 CPU scale (embedded Gaussian-mixture images, 1-5 minutes a run on 2 cores;
 ``cljax.reproduce.luthra.sweeps("cpu")`` adds ``--seeds=5``):
 
-  python -m cljax.sweep --config=experiments/luthra_cl_vs_nscl.py:cpu \
+  python -m cljax.sweep --config=experiments/luthra/cl_vs_nscl.py:cpu \
       --sweep_dir=runs/luthra/cl_vs_nscl \
       --grid='loss.name=["dcl","nscl","supcon"]'
 
@@ -66,7 +66,10 @@ per-batch bound the balanced one, log(1 + e^{2/tau} (B/C - 1) / (B - B/C)).
 import ml_collections
 
 from cljax import data
+from cljax._src import config_files
 from cljax.training import evaluators
+
+default = config_files.sibling(__file__, "../default.py")
 
 # CIFAR-100 train split size; the warm-up is 10 epochs of it.
 _CIFAR_TRAIN = 50_000
@@ -92,16 +95,12 @@ def _paper(config, *, dataset: str, batch_size: int, projection_dim: int):
   config.loss.kwargs = {"temperature": 0.5}
   config.epochs = 2500.0
   steps_per_epoch = _CIFAR_TRAIN // batch_size
-  config.optim = ml_collections.ConfigDict({
-      "name": "lars",
-      # 0.3 x B / 256 (the authors' extra world-size factor is not copied).
-      "learning_rate": 0.3 * batch_size / 256,
-      "warmup_steps": 10 * steps_per_epoch,
-      "schedule": "cosine",
-      "weight_decay": 1e-6,
-      "momentum": 0.9,
-      "clip_norm": 1.0,
-  })
+  config.optim.name = "lars"
+  # 0.3 x B / 256 (the authors' extra world-size factor is not copied).
+  config.optim.learning_rate = 0.3 * batch_size / 256
+  config.optim.warmup_steps = 10 * steps_per_epoch
+  config.optim.weight_decay = 1e-6
+  config.optim.clip_norm = 1.0
   config.log_every = 50
   config.eval_every = 50 * steps_per_epoch
   config.checkpoint.every = 10 * steps_per_epoch
@@ -186,14 +185,23 @@ def _cpu_collapsed(config):
   config.model.encoder_kwargs = {"widths": (256, 128)}
   config.loss.name = "supcon"
   config.loss.kwargs = {"temperature": 0.1}
-  config.steps = 600
-  config.checkpoint.every = 600
-  config.checkpoint.keep = 1
-  config.eval_every = 600
-  config.evals.dataset_gap.final_only = True
-  config.evals.dataset_gap.every = None
+  final_only(config, steps=600)
   config.evals.linear_probe.every = 0
   config.evals.geometry.num_train = 1438
+
+
+def final_only(config, *, steps: int):
+  """``steps`` steps, evaluated and checkpointed once, at the end.
+
+  The exact whole-split gap is then measured at the end only (the presets
+  that need no curve over training: one run per C, per tau, collapsed).
+  """
+  config.steps = steps
+  config.eval_every = steps
+  config.checkpoint.every = steps
+  config.checkpoint.keep = 1
+  config.evals.dataset_gap.final_only = True
+  config.evals.dataset_gap.every = None
 
 
 def _tiny(config):
@@ -216,53 +224,16 @@ def _tiny(config):
 
 def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
   """The paired CL/NSCL config; ``preset`` in :data:`PRESETS` (see above)."""
-  preset = preset or ""
-  if preset not in PRESETS:
-    raise ValueError(f"Unknown preset {preset!r}; use one of {PRESETS} "
-                     f"(e.g. --config=experiments/luthra_cl_vs_nscl.py:cpu).")
-  config = ml_collections.ConfigDict()
-  config.mode = "train"
-  config.seed = 0
-  config.num_devices = ml_collections.config_dict.placeholder(int)
+  preset = default.check_preset(preset, PRESETS, __file__)
+  # The default job (default.py): balanced batches of two SimCLR views (one
+  # sampler for every loss, so paired runs see the same batches) and every
+  # loss monitored at tau = 1, as P1 evaluates the gap. Each preset below
+  # sets the data and the encoder.
+  config = default.get_config()
   config.steps = 400
-  config.epochs = ml_collections.config_dict.placeholder(float)
-  config.log_every = 10
   config.eval_every = 100
-
-  config.data = data.default_config()
-  # One sampler for every loss, so paired runs see the same batches.
-  config.data.sampler = "balanced"
-  config.data.num_views = 2
-  config.data.augment.mode = "simclr"
-
-  config.model = ml_collections.ConfigDict({
-      "encoder": "convnet",
-      "encoder_kwargs": {},
-      "head": "mlp",
-      "head_kwargs": {},
-      "dtype": "float32",
-      "bn_axis_name": ml_collections.config_dict.placeholder(str),
-  })
   # The swept field: "dcl" (the paper's CL), "nscl", "supcon".
-  config.loss = ml_collections.ConfigDict({
-      "name": "dcl",
-      "kwargs": {"temperature": 0.5},
-  })
-  # P1 evaluates the gap at tau = 1.
-  config.monitor = ml_collections.ConfigDict({
-      "temperature": 1.0,
-      "beta": ml_collections.config_dict.placeholder(float),
-      "normalize": "sphere",
-  })
-  config.optim = ml_collections.ConfigDict({
-      "name": "adam",
-      "learning_rate": 2e-3,
-      "warmup_steps": 20,
-      "schedule": "cosine",
-      "weight_decay": 0.0,
-      "momentum": 0.9,
-      "clip_norm": 0.0,
-  })
+  config.loss.name = "dcl"
   config.evals = evaluators.standard(
       num_train=2000, shots=5, ways=2, episodes=100, linear_probe_steps=300,
       linear_probe_learning_rate=1e-2)
@@ -271,7 +242,6 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
       "type": "dataset_gap", "final_only": True, "split": "train",
       "every": ml_collections.config_dict.placeholder(int),
       "temperature": 1.0})
-  config.checkpoint = ml_collections.ConfigDict({"every": 100, "keep": 3})
 
   if preset == "":
     _paper(config, dataset="cifar100", batch_size=1024, projection_dim=128)

@@ -17,7 +17,7 @@ unit-ball projection, Adam 1e-3 (no decay, no schedule), batch 512, 400
 epochs. The grid of the paper (docs/conventions.md#jiang-recipe) plus the sphere
 and no-normalisation ablations:
 
-  python -m cljax.sweep --config=experiments/jiang_hardness.py \
+  python -m cljax.sweep --config=experiments/jiang/hardness.py \
       --sweep_dir=runs/jiang_cifar100 \
       --grid='loss.kwargs.negatives=["different_class","all"]' \
       --grid='loss.kwargs.beta=[0,2,5,10,30]' \
@@ -35,7 +35,7 @@ classes (64-d, 250 training samples per class, noise 3.0), an MLP encoder
 took 14 CPU-minutes (33 min of wall time on a 2-core machine shared with
 other jobs):
 
-  python -m cljax.sweep --config=experiments/jiang_hardness.py:cpu \
+  python -m cljax.sweep --config=experiments/jiang/hardness.py:cpu \
       --sweep_dir=runs/jiang_cpu \
       --grid='loss.kwargs.negatives=["different_class","all"]' \
       --grid='loss.kwargs.beta=[0,2,5,10,30]' \
@@ -76,9 +76,11 @@ four losses at tau = 1 with the run's own normalisation and beta.
 
 import ml_collections
 
-from cljax import data
-from cljax.training import evaluators
+from cljax._src import config_files
 from cljax.data import gaussian_mixture
+from cljax.training import evaluators
+
+default = config_files.sibling(__file__, "../default.py")
 
 PRESETS = ("", "gpu", "cpu", "cpu_digits", "cpu_mnist", "tiny", "tiny_mnist")
 
@@ -102,21 +104,14 @@ TINY_IMAGES = gaussian_mixture.canonical_name(
 
 def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
   """The config for ``preset``: '' / 'gpu', 'cpu', 'cpu_digits' or 'tiny'."""
-  preset = preset or ""
-  if preset not in PRESETS:
-    raise ValueError(f"Unknown preset {preset!r} for jiang_hardness.py; use "
-                     f"one of {list(PRESETS)} ('' and 'gpu' are the paper "
-                     f"scale).")
-  config = ml_collections.ConfigDict()
-  config.mode = "train"
-  config.seed = 0
-  config.num_devices = ml_collections.config_dict.placeholder(int)
+  preset = default.check_preset(preset, PRESETS, __file__)
+  # The default job's blocks (default.py) with P3's recipe.
+  config = default.get_config()
   config.epochs = 400.0
   config.steps = 400 * 97   # used only with --config.epochs=None
   config.log_every = 50
   config.eval_every = 1950   # 20 epochs of 97 steps
 
-  config.data = data.default_config()
   config.data.name = "cifar100"
   config.data.batch_size = 512
   config.data.sampler = "shuffle"
@@ -124,58 +119,47 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
   # because the train loop's per-step monitor (losses.all_losses) needs
   # K >= 2; duplicating every view changes neither the loss (every pool and
   # every (anchor, positive) pair is repeated uniformly) nor its gradient nor
-  # the BatchNorm statistics (tests/reproduce/test_jiang.py checks the loss), at twice
-  # the forward cost.
+  # the BatchNorm statistics (tests/reproduce/test_jiang.py checks the loss),
+  # at twice the forward cost.
   config.data.num_views = 2
   config.data.augment.mode = "identity"
 
-  config.model = ml_collections.ConfigDict({
-      "encoder": "resnet50",
-      "encoder_kwargs": {"stem": "cifar"},
-      "head": "mlp",
-      # Linear(2048->512, no bias) -> BN -> ReLU -> Linear(512->C-1, bias).
-      "head_kwargs": {"hidden_dims": 512, "output_dim": 99},
-      "dtype": "float32",
-      "bn_axis_name": ml_collections.config_dict.placeholder(str),
-  })
+  config.model.encoder = "resnet50"
+  config.model.encoder_kwargs = {"stem": "cifar"}
+  # Linear(2048->512, no bias) -> BN -> ReLU -> Linear(512->C-1, bias).
+  config.model.head_kwargs = {"hidden_dims": 512, "output_dim": 99}
 
-  config.loss = ml_collections.ConfigDict({
-      "name": "hard_contrastive",
-      "kwargs": {
-          "beta": 0.0,
-          "negatives": "different_class",   # "all": UCL / HUCL
-          "normalize": "ball",              # "sphere" / "none": ablations
-          # "sampled": the paper's estimator, the mean of exp(s) over
-          # num_negatives draws from the tilted pool (the train step passes
-          # it a per-step key); "expectation": their exact expectation.
-          "estimator": "expectation",
-          "num_negatives": 256,
-          "temperature": 1.0,
-      },
-  })
-  # The monitor logs SCL, UCL, HSCL and HUCL of every batch at the run's own
-  # beta and normalisation (references, so a sweep over the loss moves them).
+  config.loss.name = "hard_contrastive"
+  config.loss.kwargs = {
+      "beta": 0.0,
+      "negatives": "different_class",   # "all": UCL / HUCL
+      "normalize": "ball",              # "sphere" / "none": ablations
+      # "sampled": the paper's estimator, the mean of exp(s) over
+      # num_negatives draws from the tilted pool (the train step passes it a
+      # per-step key); "expectation": their exact expectation.
+      "estimator": "expectation",
+      "num_negatives": 256,
+      "temperature": 1.0,
+  }
+  # The monitor logs SCL, UCL, HSCL and HUCL of every batch at tau = 1 and
+  # the run's own beta and normalisation (references, so a sweep over the
+  # loss moves them).
   config.monitor = ml_collections.ConfigDict({
       "temperature": 1.0,
       "beta": config.loss.kwargs.get_ref("beta"),
       "normalize": config.loss.kwargs.get_ref("normalize"),
   })
 
-  config.optim = ml_collections.ConfigDict({
-      "name": "adam",
-      "learning_rate": 1e-3,
-      "warmup_steps": 0,
-      "schedule": "constant",
-      "weight_decay": 0.0,
-      "momentum": 0.9,
-      "clip_norm": 0.0,
-  })
+  config.optim.learning_rate = 1e-3
+  config.optim.warmup_steps = 0
+  config.optim.schedule = "constant"
 
   config.evals = evaluators.standard(
       num_train=5000, shots=5, ways=5, episodes=100, linear_probe_steps=0)
   # 21 checkpoints over the run, all kept, so the colab can redraw the
   # metrics over training (the paper stores the class means of every epoch).
-  config.checkpoint = ml_collections.ConfigDict({"every": 1950, "keep": 25})
+  config.checkpoint.every = 1950
+  config.checkpoint.keep = 25
 
   if preset in ("cpu", "cpu_digits", "tiny", "cpu_mnist", "tiny_mnist"):
     config.data.name = f"cljax_gaussian_mixture/{CPU_DATA}"

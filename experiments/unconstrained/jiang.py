@@ -11,12 +11,12 @@ The loss is ``cljax.losses.hard_contrastive`` with the exact tilted expectation
 positives by label (the anchor included), tau = 1, dim = C - 1 as in P3, and
 Adam from a small random start.
 
-  python -m cljax.sweep --config=experiments/unconstrained_jiang.py \
+  python -m cljax.sweep --config=experiments/unconstrained/jiang.py \
       --sweep_dir=runs/unconstrained/jiang_beta \
       --grid='loss.kwargs.negatives=["different_class","all"]' \
       --grid='loss.kwargs.normalize=["sphere","ball","none"]' \
       --grid='loss.kwargs.beta=[0.0,2.0,5.0,10.0,30.0]'
-  python -m cljax.main --config=experiments/unconstrained_jiang.py:smoke \
+  python -m cljax.main --config=experiments/unconstrained/jiang.py:smoke \
       --workdir=/tmp/s
 
 Presets: '' (C = 10, n = 10, dim 9, HSCL beta = 5 on the ball; seconds on 2
@@ -39,9 +39,14 @@ of optimisation), 150 runs for the grid above at 5 seeds (~13 min).
 import ml_collections
 
 from cljax import unconstrained
+from cljax._src import config_files
+
+default = config_files.sibling(__file__, "../default.py")
+PRESETS = ("", "smoke")
 
 
 def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
+  preset = default.check_preset(preset, PRESETS, __file__)
   config = unconstrained.default_config()
   config.num_classes = 10
   config.samples_per_class = 10
@@ -63,6 +68,4 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     config.dim = 3
     config.steps = 30
     config.log_every = 15
-  elif preset not in (None, ""):
-    raise ValueError(f"Unknown preset {preset!r}; use '' or 'smoke'.")
   return config

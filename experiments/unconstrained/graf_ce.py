@@ -9,9 +9,9 @@ unit circle) and the bias-free classifier W (rows in the r_W ball) are free
 parameters of projected gradient descent, in P2's toy setting: 3 classes x 2
 points, dim 2.
 
-  python -m cljax.main --config=experiments/unconstrained_graf_ce.py \
+  python -m cljax.main --config=experiments/unconstrained/graf_ce.py \
       --workdir=runs/unconstrained/graf_ce
-  python -m cljax.main --config=experiments/unconstrained_graf_ce.py:smoke \
+  python -m cljax.main --config=experiments/unconstrained/graf_ce.py:smoke \
       --workdir=/tmp/s
 
 Presets: '' (500 steps, a few seconds on 2 CPU cores), 'smoke' (50 steps).
@@ -22,18 +22,29 @@ rows of W on the same equilateral triangle (ETF distance and NC3 ~0).
 import ml_collections
 
 from cljax import unconstrained
+from cljax._src import config_files
+
+default = config_files.sibling(__file__, "../default.py")
+PRESETS = ("", "smoke")
 
 
-def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
-  config = unconstrained.default_config()
+def p2_toy(config, *, learning_rate: float) -> None:
+  """P2's toy setting: 3 classes, one view, free points on the unit circle
+  (dim 2), projected gradient descent with momentum 0.5."""
   config.num_classes = 3
-  config.samples_per_class = 2
   config.num_views = 1
   config.dim = 2
   config.optimizer = "sgd"
   config.momentum = 0.5
-  config.learning_rate = 0.5
+  config.learning_rate = learning_rate
   config.project = True
+
+
+def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
+  preset = default.check_preset(preset, PRESETS, __file__)
+  config = unconstrained.default_config()
+  p2_toy(config, learning_rate=0.5)
+  config.samples_per_class = 2
   config.weight_radius = 1.0
   config.steps = 500
   config.log_every = 50
@@ -42,6 +53,4 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
   if preset == "smoke":
     config.steps = 50
     config.log_every = 25
-  elif preset not in (None, ""):
-    raise ValueError(f"Unknown preset {preset!r}; use '' or 'smoke'.")
   return config

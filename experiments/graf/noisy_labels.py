@@ -16,7 +16,7 @@ batch 256 i.i.d. with replacement, SGD 0.1 momentum 0.9 weight decay 1e-4,
 poly-5 over 100k iterations, fit checked every 500; 11 p x 2 losses = 22
 GPU runs, run them from the printed commands):
 
-  python -m cljax.sweep --config=experiments/graf_noisy_labels.py \
+  python -m cljax.sweep --config=experiments/graf/noisy_labels.py \
       --sweep_dir=runs/graf_noisy_cifar10 --print_only \
       --grid='loss.name=["supcon","cross_entropy"]' \
       --grid='data.label_noise=[0.0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1.0]'
@@ -29,7 +29,7 @@ that the fit step measures the difficulty of the labels rather than where a
 decaying schedule ends; fit checked every 25 iterations, at most 5000; about
 six minutes for the whole grid on 2 CPU cores):
 
-  python -m cljax.sweep --config=experiments/graf_noisy_labels.py:cpu \
+  python -m cljax.sweep --config=experiments/graf/noisy_labels.py:cpu \
       --sweep_dir=runs/graf_noisy \
       --grid='loss.name=["supcon","cross_entropy"]' \
       --grid='data.label_noise=[0.0,0.2,0.4,0.6,0.8,1.0]'
@@ -50,24 +50,34 @@ the fit step grows with p for both. Preset 'tiny' (seconds) is for CI.
 
 import ml_collections
 
-from experiments import graf_supcon_vs_ce
+from cljax._src import config_files
+
+supcon_vs_ce = config_files.sibling(__file__, "supcon_vs_ce.py")
+PRESETS = ("", "cpu", "cpu_slow", "tiny")
+
+
+def _budget(config, *, steps: int, check_every: int, eval_every: int):
+  """At most ``steps`` iterations, the fit checked (and the losses logged)
+  every ``check_every``, evaluated and checkpointed every ``eval_every``."""
+  config.steps = steps
+  config.evals.fit.every = check_every
+  config.log_every = check_every
+  config.eval_every = eval_every
+  config.checkpoint.every = eval_every
 
 
 def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
   """Presets: '' (paper scale), 'cpu' (minutes), 'cpu_slow' (the cpu
   preset at a 10x smaller learning rate), 'tiny' (seconds, CI)."""
-  if preset not in (None, "", "cpu", "cpu_slow", "tiny"):
-    raise ValueError(
-        f"Unknown preset {preset!r}; use '' (paper scale), 'cpu', "
-        f"'cpu_slow' or 'tiny'.")
+  preset = supcon_vs_ce.default.check_preset(preset, PRESETS, __file__)
   slow = preset == "cpu_slow"
   preset = "cpu" if slow else preset
-  config = graf_supcon_vs_ce.get_config(preset)
+  config = supcon_vs_ce.get_config(preset)
   config.data.augment.mode = "identity"  # P2's noisy-label runs: no augment.
   config.data.label_noise = 0.0
   config.data.label_noise_mode = "different"
   config.evals.fit.stop = True
-  if preset in (None, ""):
+  if preset == "":
     config.evals.fit.every = 500
     config.eval_every = 10_000
     return config
@@ -81,37 +91,25 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
   # Unclipped, as in the paper: clipping would slow the memorisation this
   # measures, and the digits runs stay finite without it (60 runs, 5 seeds).
   config.optim.clip_norm = 0.0
-  config.steps = 5000
-  config.evals.fit.every = 25
-  config.log_every = 25
-  config.eval_every = 1000
-  config.checkpoint.every = 1000
+  _budget(config, steps=5000, check_every=25, eval_every=1000)
   config.checkpoint.keep = 1
   config.evals.geometry.num_train = 1437   # shared by the evaluators
   if slow:
     # At lr 0.1 both losses fit clean labels within 2-3 checks (50-75
     # iterations) and CE's fit step saturates from p = 0.4 on: the growth
     # law is then read off a handful of checks. At lr 0.01 neither fits
-    # At lr 0.01 neither fits instantly, so the curve has room to be linear,
+    # instantly, so the curve has room to be linear,
     # convex or saturating (measured, CE seed 0: at lr 0.03 p = 1 still fit
     # by iteration 450; at lr 0.01 p = 0.4 had 88 % fit after 1500).
     config.optim.learning_rate = 0.01
-    config.steps = 10_000
-    config.evals.fit.every = 50
-    config.log_every = 50
-    config.eval_every = 5000
-    config.checkpoint.every = 5000
+    _budget(config, steps=10_000, check_every=50, eval_every=5000)
   if preset == "tiny":
-    config.data.name = graf_supcon_vs_ce.TINY_DATA
+    config.data.name = supcon_vs_ce.TINY_DATA
     config.model.encoder_kwargs = {"widths": (64, 32),
                                    "activate_final": False, "use_bn": False}
     config.data.batch_size = 64
-    config.steps = 30
-    config.evals.fit.every = 5
-    config.evals.fit.threshold = 0.5
-    config.log_every = 5
     # One evaluation and one checkpoint, at the end: CI time is compile time.
-    config.eval_every = 1000
-    config.checkpoint.every = 1000
+    _budget(config, steps=30, check_every=5, eval_every=1000)
+    config.evals.fit.threshold = 0.5
     config.evals.geometry.num_train = 500
   return config
