@@ -1,14 +1,8 @@
 """Orbax checkpoints of training runs: the writer the train loop uses.
 
-Layout of a work dir::
-
-  <workdir>/config.json            the run's config (readable without orbax)
-  <workdir>/metrics.jsonl          one JSON object per logged step
-  <workdir>/checkpoints/<step>/    orbax Composite, finalised atomically
-      model/   {"params", "batch_stats"}   (StandardSave)
-      opt/     optimizer state              (StandardSave)
-      data/    data-iterator state          (JsonSave)
-      meta/    step, config, input normalisation, metrics at this step (Json)
+It writes the ``checkpoints/<step>/`` items of a work dir (``model``,
+``opt``, ``data``, ``meta``: the layout is described once, in
+``cljax.analysis.checkpoints``, the reader).
 
 The orbax v0 ``CheckpointManager`` writes each step to a temporary directory
 and renames it when complete, so a run killed during a save leaves the last
